@@ -1,0 +1,25 @@
+# Everything runs from the project's own virtualenv, built from nothing on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: venv test local clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml worker_image/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r worker_image/requirements.txt -e '.[dev]'
+	touch $@
+
+# The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
+test: venv
+	$(PY) -m pytest $(ARGS)
+
+# The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
+local: venv
+	$(PY) -m infra.local up $(ARGS)
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache

@@ -1,0 +1,14 @@
+"""The Pulumi program (``Pulumi.yaml``: ``main: infra/``): validate the stack config, then declare the stack."""
+
+import pulumi
+
+from infra import config, stack
+
+try:
+    cfg = config.from_pulumi()
+except config.ConfigError as err:
+    # Before any resource is declared: nothing is created, changed or deleted.
+    raise pulumi.RunError(str(err)) from None
+
+for key, value in stack.build(cfg).items():
+    pulumi.export(key, value)

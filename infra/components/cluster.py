@@ -1,0 +1,76 @@
+"""Cluster: where the tasks run and what they may do.
+
+Creates: an ECS cluster with Container Insights, one log group (retention from config), an execution role
+(pull the image, read the stack's secrets, write logs), and two task roles: ``control`` for the webserver
+and daemon (bucket + launching run tasks) and ``worker`` for workers and run tasks (bucket only).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import iam
+
+EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+
+
+@dataclass
+class ClusterArgs:
+    log_retention_days: int
+    secret_arns: list[pulumi.Input[str]]
+    bucket_arn: pulumi.Input[str]
+    run_family: str
+
+
+class Cluster(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:cluster:Cluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.cluster = aws.ecs.Cluster(
+            f"{name}-cluster", settings=[{"name": "containerInsights", "value": "enabled"}], opts=child
+        )
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
+        )
+        trust = json.dumps(iam.ECS_TASKS_TRUST)
+        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=trust, opts=child)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution",
+            role=self.execution_role.id,
+            policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
+                lambda a: json.dumps(iam.execution_policy(list(a[1:]), a[0]))
+            ),
+            opts=child,
+        )
+        self.worker_role = aws.iam.Role(f"{name}-worker", assume_role_policy=trust, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-worker",
+            role=self.worker_role.id,
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(lambda b: json.dumps(iam.worker_policy(b))),
+            opts=child,
+        )
+        self.control_role = aws.iam.Role(f"{name}-control", assume_role_policy=trust, opts=child)
+        region = aws.get_region_output().region
+        account = aws.get_caller_identity_output().account_id
+        aws.iam.RolePolicy(
+            f"{name}-control",
+            role=self.control_role.id,
+            policy=pulumi.Output.all(
+                args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn
+            ).apply(
+                lambda a: json.dumps(
+                    iam.control_policy(
+                        a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]]
+                    )
+                )
+            ),
+            opts=child,
+        )
+        self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

@@ -1,0 +1,69 @@
+"""Database: RDS PostgreSQL for Dagster's run, event-log and schedule storage.
+
+Creates: a subnet group in the private subnets, a parameter group that forces TLS, and an encrypted,
+private instance with backups, whose master password RDS generates and keeps in Secrets Manager
+(``manage_master_user_password``); containers read it only through ECS secrets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import Database as DatabaseConfig
+
+DB_NAME = "dagster"
+MASTER_USER = "dagster"
+
+
+@dataclass
+class DatabaseArgs:
+    config: DatabaseConfig
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    deletion_protection: bool
+
+
+class Database(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:database:Database", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=args.subnet_ids, opts=child)
+        major = cfg.engine_version.split(".")[0]
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params", family=f"postgres{major}", description="dagster-celery-aws: TLS only",
+            parameters=[{"name": "rds.force_ssl", "value": "1"}], opts=child,
+        )  # fmt: skip
+        protect = args.deletion_protection
+        self.instance = aws.rds.Instance(
+            f"{name}-postgres",
+            engine="postgres",
+            engine_version=cfg.engine_version,  # a major version follows minor upgrades (FACTS.md)
+            auto_minor_version_upgrade=True,
+            instance_class=cfg.instance_class,
+            allocated_storage=cfg.allocated_storage_gb,
+            max_allocated_storage=cfg.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,  # pulumi-aws defaults to False
+            db_name=DB_NAME,
+            username=MASTER_USER,
+            manage_master_user_password=True,
+            db_subnet_group_name=subnets.name,
+            parameter_group_name=parameters.name,
+            vpc_security_group_ids=[args.security_group_id],
+            publicly_accessible=False,
+            multi_az=cfg.multi_az,
+            backup_retention_period=cfg.backup_retention_days,  # pulumi-aws defaults to 0: no backups
+            copy_tags_to_snapshot=True,
+            deletion_protection=protect,
+            skip_final_snapshot=not protect,
+            final_snapshot_identifier=f"{name}-final" if protect else None,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+        self.address = self.instance.address
+        self.secret_arn = self.instance.master_user_secrets[0].secret_arn
+        self.register_outputs({"endpoint": self.instance.endpoint, "secret_arn": self.secret_arn})

@@ -1,0 +1,69 @@
+"""Image: the one code image every service runs.
+
+Creates: an ECR repository (scan on push, lifecycle keeping the last images) and the image built from
+``worker_image/Dockerfile`` with the repository root as context, pushed on ``pulumi up`` and referenced by
+digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_docker_build as docker_build
+
+from infra.config import Image as ImageConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+KEEP_IMAGES = 20
+
+LIFECYCLE_POLICY = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"keep the last {KEEP_IMAGES} images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+@dataclass
+class ImageArgs:
+    config: ImageConfig
+
+
+class Image(pulumi.ComponentResource):
+    ref: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ImageArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:image:Image", name, None, opts)
+        cfg = args.config
+        child = pulumi.ResourceOptions(parent=self)
+        if cfg.uri:
+            self.ref = pulumi.Output.from_input(cfg.uri)
+        else:
+            repo = aws.ecr.Repository(
+                f"{name}-repo", image_scanning_configuration={"scan_on_push": True}, force_delete=True, opts=child
+            )
+            aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=LIFECYCLE_POLICY, opts=child)
+            token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
+            image = docker_build.Image(
+                f"{name}-image",
+                context={"location": str(REPO_ROOT)},
+                dockerfile={"location": str(REPO_ROOT / "worker_image" / "Dockerfile")},
+                platforms=[cfg.platform],
+                push=True,
+                tags=[repo.repository_url.apply(lambda url: f"{url}:latest")],
+                registries=[{"address": repo.repository_url, "username": token.user_name, "password": token.password}],
+                opts=child,
+            )
+            # By digest: a service never picks up a different image than the one this update built.
+            self.ref = image.ref
+        self.register_outputs({"ref": self.ref})

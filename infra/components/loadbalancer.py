@@ -1,0 +1,68 @@
+"""Load balancer: the way to the Dagster UI.
+
+Creates: an Application Load Balancer (internal when ``ui.access`` is ``private``), a target group for the
+webserver tasks with a health check on Dagster's ``/server_info``, an HTTP listener (a redirect to HTTPS
+when ``ui.certificateArn`` is set) and, with a certificate, an HTTPS listener with a TLS 1.2+ policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import contract
+from infra.config import Ui, UiAccess
+
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass
+class LoadBalancerArgs:
+    ui: Ui
+    vpc_id: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:loadbalancer:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ui = args.ui
+        self.lb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=ui.access == UiAccess.PRIVATE,
+            subnets=args.subnet_ids,
+            security_groups=[args.security_group_id],
+            drop_invalid_header_fields=True,
+            opts=child,
+        )
+        self.target_group = aws.lb.TargetGroup(
+            f"{name}-webserver",
+            port=contract.WEBSERVER_PORT,
+            protocol="HTTP",
+            target_type="ip",  # Fargate tasks register by IP
+            vpc_id=args.vpc_id,
+            deregistration_delay=30,
+            health_check={"path": "/server_info", "matcher": "200", "interval": 30, "healthy_threshold": 2},
+            opts=child,
+        )
+        forward = [{"type": "forward", "target_group_arn": self.target_group.arn}]
+        if ui.certificate_arn:
+            aws.lb.Listener(
+                f"{name}-https", load_balancer_arn=self.lb.arn, port=443, protocol="HTTPS", ssl_policy=TLS_POLICY,
+                certificate_arn=ui.certificate_arn, default_actions=forward, opts=child,
+            )  # fmt: skip
+            http_actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}]
+            scheme = "https"
+        else:
+            http_actions, scheme = forward, "http"
+        aws.lb.Listener(
+            f"{name}-http", load_balancer_arn=self.lb.arn, port=80, protocol="HTTP", default_actions=http_actions,
+            opts=child,
+        )  # fmt: skip
+        self.url = pulumi.Output.concat(scheme, "://", self.lb.dns_name)
+        self.register_outputs({"url": self.url})

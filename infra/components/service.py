@@ -1,0 +1,124 @@
+"""Service: one process of the topology on Fargate -- the webserver, the daemon, the run task or a worker.
+
+Creates: a task definition from the process spec, and (for every role but ``run``, whose tasks
+EcsRunLauncher starts one per run) an ECS service; for workers, an Application Auto Scaling target with
+the queue's ``minWorkers``..``maxWorkers``. A queue is data: every worker comes from this one component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import taskdef
+from infra.topology import ProcessSpec
+
+
+@dataclass
+class ServiceArgs:
+    spec: ProcessSpec
+    family: str
+    image: pulumi.Input[str]
+    environment: Mapping[str, pulumi.Input[str]]
+    secrets: Mapping[str, pulumi.Input[str]]
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    log_group: pulumi.Input[str]
+    region: pulumi.Input[str]
+    execution_role_arn: pulumi.Input[str]
+    task_role_arn: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    security_group_ids: list[pulumi.Input[str]]
+    assign_public_ip: bool
+    cpu_architecture: str = "X86_64"
+    target_group_arn: pulumi.Input[str] | None = None
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Service(pulumi.ComponentResource):
+    service: aws.ecs.Service | None = None
+    scaling_target: aws.appautoscaling.Target | None = None
+
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:service:Service", name, None, opts)
+        spec = args.spec
+        env_names, secret_names = sorted(args.environment), sorted(args.secrets)
+        containers = pulumi.Output.all(
+            args.image, args.log_group, args.region,
+            *(args.environment[k] for k in env_names), *(args.secrets[k] for k in secret_names),
+        ).apply(
+            lambda v: taskdef.container_definitions(
+                spec, image=v[0], log_group=v[1], region=v[2],
+                environment=dict(zip(env_names, v[3 : 3 + len(env_names)])),
+                secrets=dict(zip(secret_names, v[3 + len(env_names) :])),
+            )
+        )  # fmt: skip
+        self.task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=args.family,
+            cpu=str(spec.cpu),
+            memory=str(spec.memory),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": args.cpu_architecture},
+            execution_role_arn=args.execution_role_arn,
+            task_role_arn=args.task_role_arn,
+            container_definitions=pulumi.Output.json_dumps(containers),
+            # The run task definition registers only after the daemon (and its migration) is deployed.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on if spec.role == "run" else []),
+        )
+        if spec.role == "run":
+            self.register_outputs({"task_definition_arn": self.task_definition.arn})
+            return
+        self._service(name, args)
+        self.register_outputs({"service_name": self.service.name, "task_definition_arn": self.task_definition.arn})
+
+    def _service(self, name: str, args: ServiceArgs) -> None:
+        spec = args.spec
+        extra = {}
+        if args.target_group_arn is not None:
+            extra["load_balancers"] = [
+                {"target_group_arn": args.target_group_arn, "container_name": spec.name, "container_port": spec.port}
+            ]
+            extra["health_check_grace_period_seconds"] = 120  # code location load before /server_info answers
+        if spec.role == "daemon":
+            # Never two daemons at once (both would dequeue runs); pulumi waits until the new one -- started
+            # after its task's migration succeeded -- is steady, before the other services roll.
+            extra.update(deployment_maximum_percent=100, deployment_minimum_healthy_percent=0)
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            name=spec.name,
+            cluster=args.cluster_arn,
+            task_definition=self.task_definition.arn,
+            desired_count=spec.min_count,
+            launch_type="FARGATE",
+            network_configuration={
+                "subnets": args.subnet_ids,
+                "security_groups": args.security_group_ids,
+                "assign_public_ip": args.assign_public_ip,
+            },
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            propagate_tags="SERVICE",
+            enable_ecs_managed_tags=True,
+            wait_for_steady_state=spec.role == "daemon",
+            **extra,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=args.depends_on,
+                # Autoscaling owns the worker count; `pulumi up` must not reset it (FACTS.md).
+                ignore_changes=["desiredCount"] if spec.role == "worker" else None,
+            ),
+        )
+        if spec.role == "worker":
+            self.scaling_target = aws.appautoscaling.Target(
+                f"{name}-scaling",
+                service_namespace="ecs",
+                scalable_dimension="ecs:service:DesiredCount",
+                resource_id=pulumi.Output.concat("service/", args.cluster_name, "/", self.service.name),
+                min_capacity=spec.min_count,
+                max_capacity=spec.max_count,
+                opts=pulumi.ResourceOptions(parent=self),
+            )

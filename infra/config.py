@@ -1,0 +1,352 @@
+"""Stack config: the user interface of the product, validated once, before any resource is declared.
+
+The same models serve ``pulumi up`` (values from ``pulumi.Config``) and the local runner (values from a
+``Pulumi.<stack>.yaml`` file), so both refuse the same mistakes with the same words. Every error names the
+key path (``queues[1].maxWorkers``), the value received and what would be valid.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra import fargate, limits, topology
+
+NAMESPACE = "dagster-celery-aws"
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (FACTS.md)
+
+
+class ConfigError(ValueError):
+    """Invalid stack config; ``str()`` is a message meant for the user, one line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "stack config"):
+        self.problems = problems
+        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _whole_number(value: Any) -> Any:
+    # YAML gives ints; `pulumi config set --path` may give "8". A bool or 2.5 is a mistake, not a count.
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("must be a whole number")
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_whole_number)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=False
+    )
+
+
+def _check_size(model: BaseModel) -> BaseModel:
+    problem = fargate.size_error(model.cpu, model.memory)
+    if problem:
+        raise ValueError(problem)
+    return model
+
+
+class _Sized(_Model):
+    cpu: Int = 512
+    memory: Int = 1024
+
+    _size = model_validator(mode="after")(_check_size)
+
+
+class Queue(_Sized):
+    name: str
+    min_workers: Int = Field(1, ge=0)
+    max_workers: Int = Field(2, ge=1)
+    concurrency: Int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Queue:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name):
+            raise ValueError(f"name {self.name!r} is not a queue name: use 1-64 letters, digits, '-', '_', '.'")
+        if self.max_workers < max(1, self.min_workers):
+            raise ValueError(
+                f"maxWorkers {self.max_workers} is below minWorkers {self.min_workers}: "
+                f"maxWorkers must be >= max(1, minWorkers)"
+            )
+        return self
+
+
+class Webserver(_Sized):
+    desired_count: Int = Field(1, ge=1, le=10)
+
+
+class Daemon(_Sized):
+    pass
+
+
+class Runs(_Sized):
+    max_concurrent_runs: Int = Field(10, ge=1, le=1000)
+
+
+class DeploymentMode(StrEnum):
+    SINGLE_INSTANCE = "SINGLE_INSTANCE"
+    CLUSTER_MULTI_AZ = "CLUSTER_MULTI_AZ"
+
+
+class BrokerEngine(StrEnum):
+    V3_13 = "3.13"
+    V4_2 = "4.2"
+
+
+# Amazon MQ for RabbitMQ host types (AWS Amazon MQ guide, "rabbitmq-sizing-guidelines"; FACTS.md).
+BROKER_INSTANCE_TYPES = (
+    "mq.t3.micro",
+    *(f"mq.m5.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge")),
+    *(f"mq.m7g.{s}" for s in ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge")),
+)
+
+
+class Broker(_Model):
+    engine_version: BrokerEngine = BrokerEngine.V3_13
+    instance_type: str = "mq.t3.micro"
+    deployment_mode: DeploymentMode = DeploymentMode.SINGLE_INSTANCE
+    # Must exceed the longest step: a late-acked step past it is redelivered (FACTS.md, consumer_timeout).
+    consumer_timeout_minutes: Int = Field(120, ge=1, le=7 * 24 * 60)
+
+    @model_validator(mode="after")
+    def _engine_fits_host(self) -> Broker:
+        if self.instance_type not in BROKER_INSTANCE_TYPES:
+            raise ValueError(
+                f"instanceType {self.instance_type!r} is not an Amazon MQ RabbitMQ host type; "
+                f"valid: {', '.join(BROKER_INSTANCE_TYPES)}"
+            )
+        if self.engine_version == BrokerEngine.V4_2 and not self.instance_type.startswith("mq.m7g."):
+            raise ValueError(
+                f"engineVersion 4.2 runs only on mq.m7g.* hosts, not {self.instance_type!r}; "
+                f"use instanceType mq.m7g.large (or larger) or engineVersion 3.13"
+            )
+        if self.instance_type == "mq.t3.micro" and self.deployment_mode != DeploymentMode.SINGLE_INSTANCE:
+            raise ValueError(
+                "mq.t3.micro supports only deploymentMode SINGLE_INSTANCE; use mq.m5.large or mq.m7g.large for a cluster"
+            )
+        return self
+
+
+class Database(_Model):
+    instance_class: str = "db.t4g.micro"
+    engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$")
+    allocated_storage_gb: Int = Field(20, ge=20, le=65536)
+    max_allocated_storage_gb: Int = Field(100, ge=20, le=65536)
+    multi_az: bool = False
+    backup_retention_days: Int = Field(7, ge=1, le=35)
+    # The server's max_connections when it is not the RDS default for the class (custom parameter group).
+    max_connections: Int | None = Field(None, ge=10)
+
+    @model_validator(mode="after")
+    def _storage(self) -> Database:
+        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+            raise ValueError(
+                f"maxAllocatedStorageGb {self.max_allocated_storage_gb} is below allocatedStorageGb "
+                f"{self.allocated_storage_gb}; it must be >= allocatedStorageGb"
+            )
+        if self.max_connections is None and self.instance_class not in limits.RDS_MEMORY_GIB:
+            raise ValueError(
+                f"instanceClass {self.instance_class!r} is not one this tool knows the connection limit of; "
+                f"known: {', '.join(limits.RDS_MEMORY_GIB)}; or set database.maxConnections"
+            )
+        return self
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not a CIDR block like 10.0.0.0/16 ({err})") from None
+
+
+Cidr = Annotated[str, BeforeValidator(lambda v: _cidr(v) if isinstance(v, str) else v)]
+
+
+class Network(_Model):
+    vpc_id: str | None = None
+    public_subnet_ids: tuple[str, ...] = ()
+    private_subnet_ids: tuple[str, ...] = ()
+    vpc_cidr: Cidr = "10.0.0.0/16"
+    # 0: tasks run in public subnets with a public IP (no inbound rule admits the internet; cheapest);
+    # 1: one NAT gateway; 2: one per AZ (production: an AZ outage does not cut the other AZ off).
+    nat_gateways: Int = Field(0, ge=0, le=2)
+
+    @model_validator(mode="after")
+    def _existing_vpc(self) -> Network:
+        given = bool(self.public_subnet_ids or self.private_subnet_ids)
+        if self.vpc_id is None and given:
+            raise ValueError("publicSubnetIds/privateSubnetIds are only used with an existing vpcId; set vpcId too")
+        if self.vpc_id is not None and (len(self.public_subnet_ids) < 2 or len(self.private_subnet_ids) < 2):
+            raise ValueError(
+                "an existing vpcId needs publicSubnetIds and privateSubnetIds, at least two each in different AZs "
+                "(the load balancer and the database subnet group require two AZs)"
+            )
+        return self
+
+
+class UiAccess(StrEnum):
+    PRIVATE = "private"  # internal load balancer: reach it from inside the VPC (SSM port forwarding)
+    CIDR = "cidr"  # internet-facing, admitted only from allowedCidrs
+    PUBLIC = "public"  # internet-facing, open to the world: only when the config says so
+
+
+class Ui(_Model):
+    access: UiAccess = UiAccess.PRIVATE
+    allowed_cidrs: tuple[Cidr, ...] = ()
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+
+    @model_validator(mode="after")
+    def _cidrs(self) -> Ui:
+        if self.access == UiAccess.CIDR and not self.allowed_cidrs:
+            raise ValueError("access 'cidr' needs at least one allowedCidrs entry, e.g. 203.0.113.0/24")
+        if self.access != UiAccess.CIDR and self.allowed_cidrs:
+            raise ValueError(f"allowedCidrs is only used with access 'cidr', not {self.access.value!r}")
+        return self
+
+
+class Image(_Model):
+    # A prebuilt image instead of building worker_image/ on `pulumi up`.
+    uri: str | None = None
+    platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
+
+    @model_validator(mode="after")
+    def _pinned(self) -> Image:
+        # A tag after the last '/' (a registry port has none after it), or a digest.
+        if self.uri is not None and not re.fullmatch(
+            r"[^\s@]+/[^\s@/:]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})|[^\s@/:]+(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})",
+            self.uri,
+        ):
+            raise ValueError(
+                f"uri {self.uri!r} is not pinned: end it with :TAG or @sha256:DIGEST, "
+                f"e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/dagster:2024-06-01"
+            )
+        return self
+
+
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+class Logs(_Model):
+    retention_days: Int = 14
+
+    @model_validator(mode="after")
+    def _retention(self) -> Logs:
+        if self.retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"retentionDays {self.retention_days} is not a CloudWatch Logs retention; "
+                f"valid: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return self
+
+
+class Protection(_Model):
+    # Production: the database cannot be deleted by accident and leaves a final snapshot; the bucket is
+    # not emptied on destroy; Pulumi refuses to delete either.
+    deletion_protection: bool = False
+
+
+class StackConfig(_Model):
+    queues: tuple[Queue, ...]
+    webserver: Webserver = Webserver()
+    daemon: Daemon = Daemon()
+    runs: Runs = Runs()
+    broker: Broker = Broker()
+    database: Database = Database()
+    network: Network = Network()
+    ui: Ui = Ui()
+    image: Image = Image()
+    logs: Logs = Logs()
+    protection: Protection = Protection()
+
+    @model_validator(mode="after")
+    def _queues(self) -> StackConfig:
+        names = [q.name for q in self.queues]
+        service_names = [topology.worker_name(n) for n in names]
+        for i, name in enumerate(names):
+            if service_names[i] in service_names[:i]:
+                raise ValueError(
+                    f"queues[{i}].name {name!r} is a duplicate (queue names must be unique, and "
+                    f"'.' and '-' count as the same in ECS service names)"
+                )
+        if DEFAULT_QUEUE not in names:
+            raise ValueError(
+                f"queues has no queue named {DEFAULT_QUEUE!r} ({', '.join(names)}); every step without a "
+                f"dagster-celery/queue tag goes there and would wait forever: add {{name: {DEFAULT_QUEUE}}}"
+            )
+        problem = limits.connection_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def queue(self, name: str) -> Queue:
+        return next(q for q in self.queues if q.name == name)
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def parse(values: dict[str, Any], source: str = "stack config") -> StackConfig:
+    """Validate raw config values (keys without the namespace) or raise ConfigError naming every problem."""
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = _path(e["loc"])
+            message = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                message = "unknown key (a typo would otherwise fall back to a default)"
+            elif e["type"] == "missing":
+                message = "required key is missing"
+            shown = "" if e["type"] in ("missing",) or isinstance(e["input"], dict) else f" = {e['input']!r}"
+            problems.append(f"{where}{shown}: {message}" if where else message)
+        raise ConfigError(problems, source) from None
+
+
+def _namespaced(raw: dict[str, Any]) -> dict[str, Any]:
+    prefix = f"{NAMESPACE}:"
+    return {key.removeprefix(prefix): value for key, value in raw.items() if key.startswith(prefix)}
+
+
+def load_stack_file(path: str | Path) -> StackConfig:
+    """Read and validate ``Pulumi.<stack>.yaml`` the way ``pulumi up`` would see it."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError([f"cannot read the stack file: {err.strerror}"], str(path)) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([f"not valid YAML: {err}"], str(path)) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ConfigError(["a stack file needs a top-level 'config:' mapping"], str(path))
+    return parse(_namespaced(document["config"]), str(path))
+
+
+def from_pulumi() -> StackConfig:
+    """Validate the running stack's config (all ``dagster-celery-aws:*`` keys, unknown ones included)."""
+    from pulumi.runtime import config as runtime_config
+
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    values = {}
+    for key, value in _namespaced(raw).items():
+        # Structured values arrive as JSON text; plain strings stay strings.
+        try:
+            values[key] = json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError:
+            values[key] = value
+    return parse(values, f"stack config ({NAMESPACE}:*)")

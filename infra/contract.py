@@ -1,0 +1,36 @@
+"""The environment contract shared by every process of the topology.
+
+The ECS task definitions, the local runner, the runtime files in ``worker_image/`` and the tests all use
+these names, so a variable that ``dagster.yaml`` reads can never be missing from one service (dagster
+issue #2163: a Celery worker rebuilds the instance from the InstanceRef and needs the same environment).
+"""
+
+from __future__ import annotations
+
+# Paths inside the image (worker_image/Dockerfile lays them out).
+APP_DIR = "/opt/dagster/app"  # workspace.yaml, celery_config.yaml, dagster_project/
+DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
+
+WEBSERVER_PORT = 3000
+
+# Plain environment variables (never secret).
+PG_HOST = "DAGSTER_PG_HOST"
+PG_PORT = "DAGSTER_PG_PORT"
+PG_DB = "DAGSTER_PG_DB"
+S3_BUCKET = "DAGSTER_S3_BUCKET"
+MAX_CONCURRENT_RUNS = "DAGSTER_MAX_CONCURRENT_RUNS"
+RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
+REGION = "AWS_REGION"  # boto3's own variable: EcsRunLauncher and the S3 clients call the stack's region
+RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
+
+# Secret environment variables: on ECS they come only through the container's `secrets`.
+PG_USERNAME = "DAGSTER_PG_USERNAME"
+PG_PASSWORD = "DAGSTER_PG_PASSWORD"
+BROKER_URL = "DAGSTER_CELERY_BROKER_URL"
+
+SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL)
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
+
+# Key prefixes inside the bucket.
+IO_PREFIX = "io"
+COMPUTE_LOGS_PREFIX = "compute-logs"

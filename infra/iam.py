@@ -1,0 +1,59 @@
+"""IAM policy documents (pure): what each role of the stack may do, scoped to the stack's own resources."""
+
+from __future__ import annotations
+
+VERSION = "2012-10-17"
+
+ECS_TASKS_TRUST = {
+    "Version": VERSION,
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+
+
+def execution_policy(secret_arns: list[str], log_group_arn: str) -> dict:
+    """The ECS agent: read the stack's secrets into containers and write their logs (the image pull is the
+    AWS-managed AmazonECSTaskExecutionRolePolicy)."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "ReadStackSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arns},
+            {"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+             "Resource": f"{log_group_arn}:*"},
+        ],
+    }  # fmt: skip
+
+
+def _bucket_statements(bucket_arn: str) -> list[dict]:
+    return [
+        {"Sid": "ListBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        {"Sid": "ReadWriteObjects", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "Resource": f"{bucket_arn}/*"},
+    ]  # fmt: skip
+
+
+def worker_policy(bucket_arn: str) -> dict:
+    """Workers and run tasks: step outputs and compute logs in the stack's bucket, nothing else."""
+    return {"Version": VERSION, "Statement": _bucket_statements(bucket_arn)}
+
+
+def control_policy(bucket_arn: str, cluster_arn: str, run_family_arn: str, pass_role_arns: list[str]) -> dict:
+    """Webserver and daemon: the bucket, plus what EcsRunLauncher calls to start, watch and stop run tasks."""
+    cluster_name = cluster_arn.rsplit("/", 1)[-1]
+    task_arns = cluster_arn.replace(":cluster/", ":task/", 1).rsplit("/", 1)[0] + f"/{cluster_name}/*"
+    return {
+        "Version": VERSION,
+        "Statement": [
+            *_bucket_statements(bucket_arn),
+            {"Sid": "RunTasks", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": f"{run_family_arn}:*",
+             "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}},
+            {"Sid": "WatchAndStopRuns", "Effect": "Allow",
+             "Action": ["ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"], "Resource": task_arns},
+            # DescribeTaskDefinition and DescribeNetworkInterfaces support no resource-level permissions
+            # (Service Authorization Reference: ECS, EC2); the launcher reads the run task definition and
+            # copies its own task's network settings to each run.
+            {"Sid": "DescribeUnscopable", "Effect": "Allow",
+             "Action": ["ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"], "Resource": "*"},
+            {"Sid": "PassRunRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": pass_role_arns,
+             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+        ],
+    }  # fmt: skip

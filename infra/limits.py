@@ -1,0 +1,68 @@
+"""Database connection budget: will the workers at maximum scale fit in the database's max_connections?
+
+RDS PostgreSQL's default ``max_connections`` is ``LEAST({DBInstanceClassMemory/9531392}, 5000)`` (RDS user
+guide, "CHAP_Limits", MaxConnections). DBInstanceClassMemory is the class memory less what the OS and RDS
+keep; measured values (db.t2.small 2 GiB -> 198) put it near 88 % of the nominal memory, which we use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
+
+_GIB = 1024**3
+
+# Nominal memory (GiB) of the PostgreSQL instance classes we know (AWS RDS instance class tables).
+RDS_MEMORY_GIB: dict[str, float] = {
+    **{f"db.{family}.micro": 1 for family in ("t3", "t4g")},
+    **{f"db.{family}.small": 2 for family in ("t3", "t4g")},
+    **{f"db.{family}.medium": 4 for family in ("t3", "t4g")},
+    **{f"db.{family}.large": 8 for family in ("t3", "t4g")},
+    **{f"db.{family}.xlarge": 16 for family in ("t3", "t4g")},
+    **{f"db.{family}.2xlarge": 32 for family in ("t3", "t4g")},
+    **{f"db.{family}.{size}": mem for family in ("m5", "m6g", "m6i", "m7g", "m7i")
+       for size, mem in (("large", 8), ("xlarge", 16), ("2xlarge", 32), ("4xlarge", 64), ("8xlarge", 128))},
+    **{f"db.{family}.{size}": mem for family in ("r5", "r6g", "r6i", "r7g", "r7i")
+       for size, mem in (("large", 16), ("xlarge", 32), ("2xlarge", 64), ("4xlarge", 128), ("8xlarge", 256))},
+}
+
+# Connections each process may hold at once. dagster-postgres opens its storages with NullPool (one
+# connection per storage call in flight), so these are peaks, not pools:
+PER_WORKER_SLOT = 3  # a step: run + event-log storage, plus the event watcher's poll
+PER_RUN = 3  # the run worker: run + event-log + schedule storage
+WEBSERVER = 10  # concurrent GraphQL requests and the event-log watcher, per task
+DAEMON = 12  # one thread per daemon (schedules, sensors, run queue, monitoring, backfills, ...)
+RESERVED = 3  # rds.superuser_reserved_connections
+
+
+def max_connections(instance_class: str) -> int:
+    return min(int(RDS_MEMORY_GIB[instance_class] * 0.88 * _GIB / 9531392), 5000)
+
+
+def peak_connections(cfg: StackConfig) -> dict[str, int]:
+    """The connection peak of each part of the stack at maximum scale."""
+    return {
+        "workers": sum(q.max_workers * q.concurrency for q in cfg.queues) * PER_WORKER_SLOT,
+        "runs": cfg.runs.max_concurrent_runs * PER_RUN,
+        "webserver": cfg.webserver.desired_count * WEBSERVER,
+        "daemon": DAEMON,
+        "reserved": RESERVED,
+    }
+
+
+def connection_problem(cfg: StackConfig) -> str | None:
+    """Why the stack at maximum scale would exceed the database's connections, or None if it fits."""
+    limit = cfg.database.max_connections or max_connections(cfg.database.instance_class)
+    peaks = peak_connections(cfg)
+    total = sum(peaks.values())
+    if total <= limit:
+        return None
+    parts = ", ".join(f"{name} {n}" for name, n in peaks.items())
+    return (
+        f"at maximum scale the stack may open {total} database connections ({parts}; "
+        f"{PER_WORKER_SLOT} per worker slot = sum of maxWorkers x concurrency, {PER_RUN} per concurrent run) "
+        f"but database.instanceClass {cfg.database.instance_class!r} allows {limit}: lower queues[].maxWorkers, "
+        f"concurrency or runs.maxConcurrentRuns, or choose a larger database.instanceClass"
+    )

@@ -1,0 +1,109 @@
+"""The whole stack from a validated config: components wired together, the outputs users rely on."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import contract, taskdef
+from infra.components.broker import Broker, BrokerArgs
+from infra.components.bucket import Bucket, BucketArgs
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.database import DB_NAME, Database, DatabaseArgs
+from infra.components.image import Image, ImageArgs
+from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from infra.components.network import POSTGRES_PORT, Network, NetworkArgs
+from infra.components.service import Service, ServiceArgs
+from infra.config import StackConfig
+from infra.topology import process_specs
+
+
+def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
+    """Declare every resource of the stack; returns the stack outputs."""
+    prefix = f"dagster-{pulumi.get_stack()}"
+    run_family = f"{prefix}-run"
+    protect = cfg.protection.deletion_protection
+
+    network = Network(prefix, NetworkArgs(config=cfg.network, ui=cfg.ui))
+    broker = Broker(
+        f"{prefix}-mq",
+        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id),
+    )
+    database = Database(
+        f"{prefix}-db",
+        DatabaseArgs(
+            config=cfg.database, subnet_ids=network.private_subnet_ids,
+            security_group_id=network.database_sg.id, deletion_protection=protect,
+        ),
+    )  # fmt: skip
+    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect))
+    image = Image(f"{prefix}-code", ImageArgs(config=cfg.image))
+    cluster = Cluster(
+        f"{prefix}-ecs",
+        ClusterArgs(
+            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret_arn],
+            bucket_arn=bucket.arn, run_family=run_family,
+        ),
+    )  # fmt: skip
+    lb = LoadBalancer(
+        f"{prefix}-ui",
+        LoadBalancerArgs(
+            ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id,
+            subnet_ids=network.private_subnet_ids if cfg.ui.access == "private" else network.public_subnet_ids,
+        ),
+    )  # fmt: skip
+
+    region = aws.get_region_output().region
+    # The environment contract: the same names and values in every task (dagster issue #2163).
+    environment = {
+        contract.PG_HOST: database.address,
+        contract.PG_PORT: str(POSTGRES_PORT),
+        contract.PG_DB: DB_NAME,
+        contract.S3_BUCKET: bucket.name,
+        contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
+        # The family, not an ARN: the run task definition cannot hold its own ARN, and the family's latest
+        # revision registers only after the daemon has migrated the schema (components/service.py).
+        contract.RUN_TASK_DEFINITION: run_family,
+        contract.REGION: region,
+    }
+    secrets = {
+        contract.BROKER_URL: broker.url_secret.arn,
+        contract.PG_USERNAME: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "username")),
+        contract.PG_PASSWORD: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "password")),
+    }
+
+    def service(spec, task_role, depends_on=(), target_group_arn=None) -> Service:
+        return Service(
+            f"{prefix}-{spec.name}",
+            ServiceArgs(
+                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref, environment=environment,
+                secrets=secrets, cluster_arn=cluster.cluster.arn, cluster_name=cluster.cluster.name,
+                log_group=cluster.log_group.name, region=region, execution_role_arn=cluster.execution_role.arn,
+                task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
+                security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
+                cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
+                target_group_arn=target_group_arn, depends_on=list(depends_on),
+            ),
+        )  # fmt: skip
+
+    specs = {s.name: s for s in process_specs(cfg)}
+    daemon = service(specs.pop("daemon"), cluster.control_role)
+    after_daemon = [daemon.service]
+    webserver = service(
+        specs.pop("webserver"), cluster.control_role, after_daemon, target_group_arn=lb.target_group.arn
+    )
+    run = service(specs.pop("run"), cluster.worker_role, after_daemon)
+    workers = {spec.queue: service(spec, cluster.worker_role, after_daemon) for spec in specs.values()}
+
+    return {
+        "ui_url": lb.url,
+        "broker_endpoint": broker.endpoint,
+        "bucket_name": bucket.name,
+        "database_endpoint": database.instance.endpoint,
+        "cluster_name": cluster.cluster.name,
+        "log_group": cluster.log_group.name,
+        "run_task_definition": run.task_definition.arn,
+        "webserver_service": webserver.service.name,
+        "daemon_service": daemon.service.name,
+        "worker_services": pulumi.Output.all(**{q: w.service.name for q, w in workers.items()}),
+    }

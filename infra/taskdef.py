@@ -1,0 +1,65 @@
+"""Pure builders for ECS container definitions (no Pulumi): tested directly and validated against
+botocore's ``ecs`` service model (``RegisterTaskDefinition``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from infra import contract
+from infra.topology import MIGRATE_COMMAND, ProcessSpec
+
+# Fargate's maximum stopTimeout (ECS task definition parameters; FACTS.md): a worker gets this long to
+# finish its step after SIGTERM (Celery's warm shutdown) before it is killed.
+FARGATE_MAX_STOP_TIMEOUT = 120
+NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
+
+
+def json_key(secret_arn: str, key: str) -> str:
+    """ECS ``valueFrom`` for one key of a JSON secret (the RDS-managed secret is ``{"username", "password"}``):
+    ``<arn>:<json-key>::`` (ECS guide, "Pass Secrets Manager secrets through environment variables")."""
+    return f"{secret_arn}:{key}::"
+
+
+def container_definitions(
+    spec: ProcessSpec,
+    *,
+    image: str,
+    environment: Mapping[str, str],
+    secrets: Mapping[str, str],
+    log_group: str,
+    region: str,
+) -> list[dict]:
+    """The containers of one process's task. The daemon task first runs the schema migration."""
+
+    def container(name: str, command: tuple[str, ...], essential: bool = True) -> dict:
+        definition = {
+            "name": name,
+            "image": image,
+            "essential": essential,
+            "user": NON_ROOT_USER,
+            "workingDirectory": contract.APP_DIR,
+            "readonlyRootFilesystem": False,  # dagster-celery writes its generated config under DAGSTER_HOME
+            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": log_group, "awslogs-region": region, "awslogs-stream-prefix": name},
+            },
+        }
+        if command:
+            definition["command"] = list(command)
+        return definition
+
+    main = container(contract.RUN_CONTAINER if spec.role == "run" else spec.name, spec.command)
+    if spec.port:
+        main["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp"}]
+    if spec.role == "worker":
+        main["stopTimeout"] = FARGATE_MAX_STOP_TIMEOUT
+    if spec.role != "daemon":
+        return [main]
+    # The daemon deploys first (see components/services.py); its task migrates Dagster's schema and the
+    # daemon starts only if the migration succeeded, so no new image serves an unmigrated schema.
+    migrate = container("migrate", MIGRATE_COMMAND, essential=False)
+    main["dependsOn"] = [{"containerName": "migrate", "condition": "SUCCESS"}]
+    return [migrate, main]

@@ -1,0 +1,165 @@
+"""Test a stack offline: run the Pulumi program under recording mocks and look at what it would create.
+
+For our tests and for users' own tests of their ``Pulumi.<stack>.yaml``::
+
+    from infra.testing import run_stack
+
+    def test_etl_never_below_two():
+        stack = run_stack("Pulumi.prod.yaml")
+        target = stack.one("aws:appautoscaling/target:Target", "worker-etl-scaling")
+        assert target.inputs["minCapacity"] >= 2
+
+No AWS credentials, Docker or Pulumi CLI are needed: nothing is built or deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+
+PROJECT = "dagster-celery-aws"
+PROGRAM = Path(__file__).resolve().parent / "__main__.py"
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+# Known secret values, so tests can prove they never leak into task definitions or outputs.
+MOCK_PASSWORD = "MockBrokerPassw0rd-never-leak"
+MOCK_ECR_TOKEN = "MockEcrToken-never-leak"
+
+
+@dataclass
+class Resource:
+    typ: str
+    name: str
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+
+    @property
+    def urn(self) -> str:
+        return f"urn:pulumi:test::{PROJECT}::{self.typ}::{self.name}"
+
+
+@dataclass
+class StackResult:
+    resources: list[Resource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, typ: str) -> list[Resource]:
+        return [r for r in self.resources if r.typ == typ]
+
+    def one(self, typ: str, name_suffix: str) -> Resource:
+        found = [r for r in self.of_type(typ) if r.name.endswith(name_suffix)]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(typ)]
+            raise LookupError(f"expected one {typ} named *{name_suffix}, found {len(found)} among {names}")
+        return found[0]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in self.resources:
+            counts[r.typ] = counts.get(r.typ, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _arn(service: str, resource: str) -> str:
+    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
+
+
+def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Fields AWS would compute, filled by type so that dependent resources get realistic values."""
+    service = typ.split(":")[1].split("/")[0]
+    state: dict[str, Any] = {"arn": _arn(service, name)}
+    if typ == "aws:mq/broker:Broker":
+        host = f"b-{name}.mq.{REGION}.amazonaws.com"
+        state["instances"] = [{"endpoints": [f"amqps://{host}:5671"], "consoleUrl": f"https://{host}"}]
+    elif typ == "aws:mq/configuration:Configuration":
+        state["latestRevision"] = 1
+    elif typ == "aws:rds/instance:Instance":
+        state |= {"address": f"{name}.rds.amazonaws.com", "endpoint": f"{name}.rds.amazonaws.com:5432",
+                  "masterUserSecrets": [{"secretArn": _arn("secretsmanager", f"secret:rds!{name}"), "secretStatus": "active"}]}  # fmt: skip
+    elif typ == "aws:s3/bucket:Bucket":
+        state |= {"bucket": name, "arn": f"arn:aws:s3:::{name}"}
+    elif typ == "aws:ecr/repository:Repository":
+        state |= {"repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", "registryId": ACCOUNT}
+    elif typ == "docker-build:index:Image":
+        state["ref"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}@sha256:{'0' * 64}"
+    elif typ == "aws:ecs/cluster:Cluster":
+        state |= {"name": name, "arn": _arn("ecs", f"cluster/{name}")}
+    elif typ == "aws:ecs/taskDefinition:TaskDefinition":
+        state |= {"arn": _arn("ecs", f"task-definition/{inputs.get('family', name)}:1"), "revision": 1}
+    elif typ == "aws:ecs/service:Service":
+        state["name"] = inputs.get("name", name)
+    elif typ == "aws:lb/loadBalancer:LoadBalancer":
+        state["dnsName"] = f"{name}.{REGION}.elb.amazonaws.com"
+    elif typ == "aws:cloudwatch/logGroup:LogGroup":
+        state |= {"name": name, "arn": _arn("logs", f"log-group:{name}")}
+    elif typ == "aws:secretsmanager/secret:Secret":
+        state["arn"] = _arn("secretsmanager", f"secret:{name}")
+    elif typ == "aws:iam/role:Role":
+        state |= {"name": name, "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+    elif typ == "random:index/randomPassword:RandomPassword":
+        state["result"] = MOCK_PASSWORD
+    elif typ == "aws:ec2/securityGroup:SecurityGroup":
+        state["id"] = f"sg-{abs(hash(name)) % 10**8:08d}"
+    return state
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Keeps every resource the program declares; answers the invokes the program makes."""
+
+    def __init__(self) -> None:
+        self.resources: list[Resource] = []
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = {**args.inputs, **_computed(args.typ, args.name, args.inputs)}
+        self.resources.append(Resource(args.typ, args.name, dict(args.inputs), state))
+        return state.get("id", f"{args.name}-id"), state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            return {"names": [f"{REGION}a", f"{REGION}b", f"{REGION}c"], "zoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]}
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/test", "userId": "test"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"region": REGION, "name": REGION, "id": REGION}
+        if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            return {"userName": "AWS", "password": MOCK_ECR_TOKEN, "authorizationToken": MOCK_ECR_TOKEN}
+        if token == "aws:ec2/getVpc:getVpc":
+            return {"id": args.args.get("id"), "cidrBlock": "10.20.0.0/16"}
+        raise NotImplementedError(f"RecordingMocks has no answer for invoke {token}")
+
+
+def stack_file_config(path: str | Path) -> dict[str, Any]:
+    """The ``config:`` mapping of a stack file, as ``pulumi up`` would pass it to the program."""
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    return document.get("config") or {}
+
+
+def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | None = None, stack: str = "test") -> StackResult:
+    """Run ``infra/__main__.py`` under recording mocks with a stack file's config (or ``config``, keys
+    without the namespace) and return every resource and the resolved outputs.
+
+    Invalid config raises ``pulumi.RunError`` naming the key, exactly as ``pulumi up`` would report it.
+    """
+    raw = stack_file_config(stack_file) if stack_file else {}
+    raw |= {f"{PROJECT}:{k}": v for k, v in (config or {}).items()}
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    # Pulumi hands structured values to the program as JSON text.
+    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
+    result = StackResult(resources=mocks.resources)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+        root = pulumi.runtime.get_root_resource()
+        return pulumi.Output.all(**root.outputs).apply(result.outputs.update)
+
+    program()
+    return result

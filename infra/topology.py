@@ -1,0 +1,87 @@
+"""The topology, described once: which processes run, with which command, size and scale.
+
+Consumed twice: by the ECS components (one task definition per spec; a service for every spec but the run
+task) and by the local runner (one process per spec). A command is written here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from infra import contract
+
+if TYPE_CHECKING:
+    from infra.config import StackConfig
+
+WORKSPACE = "workspace.yaml"  # relative to contract.APP_DIR, the working directory of every process
+CELERY_CONFIG = "celery_config.yaml"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str  # "webserver", "daemon", "run", "worker-<queue>"; also the ECS container/service suffix
+    role: str  # "webserver" | "daemon" | "run" | "worker"
+    command: tuple[str, ...]  # argv in APP_DIR; empty for "run" (EcsRunLauncher supplies the command)
+    cpu: int
+    memory: int
+    min_count: int
+    max_count: int
+    queue: str | None = None
+    concurrency: int | None = None
+    port: int | None = None
+
+
+def worker_command(queue: str, concurrency: int) -> tuple[str, ...]:
+    # `dagster-celery worker start` turns celery_config.yaml into Celery settings; arguments after `--` go
+    # to `celery worker` (FACTS.md, measured). `-n` names the worker after its queue so events say where a
+    # step ran; the CLI appends `@%h` (the host name) itself.
+    return (
+        "dagster-celery", "worker", "start",
+        "-A", "dagster_celery.app",
+        "-y", CELERY_CONFIG,
+        "-q", queue,
+        "-n", queue,
+        "--", "-c", str(concurrency),
+    )  # fmt: skip
+
+
+def worker_name(queue: str) -> str:
+    # ECS service and container names allow letters, digits, '-' and '_' only; config keeps these unique.
+    return f"worker-{queue.replace('.', '-')}"
+
+
+MIGRATE_COMMAND = ("dagster", "instance", "migrate")
+
+
+def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
+    web, daemon, runs = cfg.webserver, cfg.daemon, cfg.runs
+    specs = [
+        ProcessSpec(
+            name="webserver",
+            role="webserver",
+            command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE),
+            cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.desired_count,
+            port=contract.WEBSERVER_PORT,
+        ),
+        # Exactly one daemon: two would both dequeue runs and fire schedules twice.
+        ProcessSpec(
+            name="daemon", role="daemon", command=("dagster-daemon", "run", "-w", WORKSPACE),
+            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
+        ),
+        ProcessSpec(
+            name="run", role="run", command=(), cpu=runs.cpu, memory=runs.memory,
+            min_count=0, max_count=runs.max_concurrent_runs,
+        ),
+    ]
+    specs += [
+        ProcessSpec(
+            name=worker_name(q.name),
+            role="worker",
+            command=worker_command(q.name, q.concurrency),
+            cpu=q.cpu, memory=q.memory, min_count=q.min_workers, max_count=q.max_workers,
+            queue=q.name, concurrency=q.concurrency,
+        )
+        for q in cfg.queues
+    ]
+    return tuple(specs)

@@ -1,0 +1,129 @@
+"""Stack config validation: every rule refuses bad input with the key path, the value and what is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import fargate, limits
+from infra.config import ConfigError, load_stack_file, parse
+from infra.topology import process_specs
+
+Q = {"name": "dagster"}
+
+
+def config(**groups):
+    return {"queues": [Q], **groups}
+
+
+# (config values, words the error must contain)
+INVALID = [
+    pytest.param({"queues": [Q], "queus": []}, ["queus", "unknown key"], id="unknown-top-level-key"),
+    pytest.param(config(broker={"engineVerson": "3.13"}), ["broker.engineVerson", "unknown key"], id="unknown-nested-key"),
+    pytest.param({"queues": [{"name": "dagster", "maxworkers": 3}]}, ["queues[0].maxworkers", "unknown key"], id="typo-in-queue-key"),
+    pytest.param({}, ["queues", "required"], id="no-queues"),
+    pytest.param({"queues": []}, ["no queue named 'dagster'"], id="empty-queues"),
+    pytest.param({"queues": [{"name": "etl"}]}, ["no queue named 'dagster'", "etl", "wait forever"], id="missing-dagster-queue"),
+    pytest.param({"queues": [Q, {"name": "etl"}, {"name": "etl"}]}, ["queues[2].name", "'etl'", "duplicate"], id="duplicate-queue"),
+    pytest.param({"queues": [Q, {"name": "a.b"}, {"name": "a-b"}]}, ["queues[2].name", "duplicate"], id="duplicate-after-ecs-naming"),
+    pytest.param({"queues": [Q, {"name": "bad queue!"}]}, ["queues[1]", "'bad queue!'", "letters, digits"], id="invalid-queue-name"),
+    pytest.param({"queues": [{"name": "dagster", "minWorkers": -1}]}, ["queues[0].minWorkers", "-1", "greater than or equal to 0"], id="negative-min"),
+    pytest.param({"queues": [{"name": "dagster", "maxWorkers": 2.5}]}, ["queues[0].maxWorkers", "2.5", "whole number"], id="fractional-max"),
+    pytest.param({"queues": [{"name": "dagster", "maxWorkers": True}]}, ["queues[0].maxWorkers", "whole number"], id="bool-max"),
+    pytest.param({"queues": [{"name": "dagster", "maxWorkers": "many"}]}, ["queues[0].maxWorkers", "'many'", "integer"], id="text-max"),
+    pytest.param({"queues": [{"name": "dagster", "minWorkers": 3, "maxWorkers": 2}]}, ["queues[0]", "maxWorkers 2", "minWorkers 3"], id="min-above-max"),
+    pytest.param({"queues": [{"name": "dagster", "minWorkers": 0, "maxWorkers": 0}]}, ["queues[0].maxWorkers", "0", "greater than or equal to 1"], id="max-zero"),
+    pytest.param({"queues": [{"name": "dagster", "concurrency": 0}]}, ["queues[0].concurrency", "0", "greater than or equal to 1"], id="concurrency-zero"),
+    pytest.param({"queues": [{"name": "dagster", "cpu": 300}]}, ["queues[0]", "cpu 300", "valid: 256, 512"], id="bad-cpu"),
+    pytest.param({"queues": [{"name": "dagster", "cpu": 256, "memory": 4096}]}, ["queues[0]", "memory 4096", "512, 1024, 2048"], id="bad-memory-for-cpu"),
+    pytest.param(config(webserver={"cpu": 1024, "memory": 1024}), ["webserver", "memory 1024", "2048-8192"], id="bad-webserver-size"),
+    pytest.param(config(broker={"engineVersion": "4.2"}), ["broker", "4.2", "mq.m7g"], id="broker-4.2-on-t3"),
+    pytest.param(config(broker={"engineVersion": "4.2", "instanceType": "mq.m5.large"}), ["4.2", "mq.m5.large"], id="broker-4.2-on-m5"),
+    pytest.param(config(broker={"engineVersion": "3.8"}), ["broker.engineVersion", "'3.8'", "'3.13'"], id="broker-old-engine"),
+    pytest.param(config(broker={"instanceType": "mq.t2.micro"}), ["instanceType 'mq.t2.micro'", "valid:"], id="broker-unknown-host"),
+    pytest.param(config(broker={"deploymentMode": "CLUSTER_MULTI_AZ"}), ["mq.t3.micro", "SINGLE_INSTANCE"], id="cluster-on-micro"),
+    pytest.param(config(broker={"consumerTimeoutMinutes": 0}), ["broker.consumerTimeoutMinutes", "0"], id="consumer-timeout-zero"),
+    pytest.param(config(database={"instanceClass": "db.x9.huge"}), ["instanceClass 'db.x9.huge'", "maxConnections"], id="unknown-db-class"),
+    pytest.param(config(database={"backupRetentionDays": 0}), ["database.backupRetentionDays", "0"], id="no-backups"),
+    pytest.param(config(database={"allocatedStorageGb": 100, "maxAllocatedStorageGb": 50}), ["maxAllocatedStorageGb 50", "allocatedStorageGb"], id="storage-max-below"),
+    pytest.param(config(network={"vpcCidr": "10.0.0.0/33"}), ["network.vpcCidr", "10.0.0.0/33", "CIDR"], id="bad-vpc-cidr"),
+    pytest.param(config(network={"vpcCidr": "10.0.0.1/16"}), ["network.vpcCidr", "host bits"], id="cidr-host-bits"),
+    pytest.param(config(network={"natGateways": 3}), ["network.natGateways", "3"], id="too-many-nats"),
+    pytest.param(config(network={"vpcId": "vpc-123"}), ["network", "privateSubnetIds", "two"], id="vpc-without-subnets"),
+    pytest.param(config(network={"privateSubnetIds": ["subnet-1", "subnet-2"]}), ["vpcId"], id="subnets-without-vpc"),
+    pytest.param(config(ui={"access": "cidr"}), ["ui", "allowedCidrs"], id="cidr-access-without-cidrs"),
+    pytest.param(config(ui={"access": "cidr", "allowedCidrs": ["office"]}), ["ui.allowedCidrs[0]", "'office'", "CIDR"], id="cidr-not-parsing"),
+    pytest.param(config(ui={"access": "private", "allowedCidrs": ["10.0.0.0/8"]}), ["allowedCidrs", "only used with access 'cidr'"], id="cidrs-on-private"),
+    pytest.param(config(ui={"access": "open"}), ["ui.access", "'open'", "'private'"], id="unknown-access"),
+    pytest.param(config(image={"uri": "123.dkr.ecr.eu-west-1.amazonaws.com/dagster"}), ["image", "not pinned", ":TAG or @sha256"], id="image-without-tag"),
+    pytest.param(config(image={"uri": "registry:5000/dagster"}), ["image", "'registry:5000/dagster'", "not pinned"], id="image-port-no-tag"),
+    pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),
+    pytest.param(
+        {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
+        ["database connections", "workers 360", "allows 99", "database.instanceClass"],
+        id="too-many-connections",
+    ),
+]
+
+
+@pytest.mark.parametrize("values, words", INVALID)
+def test_invalid_config_is_refused_with_key_value_and_fix(values, words):
+    with pytest.raises(ConfigError) as err:
+        parse(values)
+    for word in words:
+        assert word in str(err.value), f"{word!r} missing from: {err.value}"
+
+
+def test_defaults_make_a_working_stack_and_keep_a_configured_zero():
+    cfg = parse({"queues": [{"name": "dagster", "minWorkers": 0}]})
+    assert cfg.queues[0].min_workers == 0  # a configured 0 stays 0 (scale to zero)
+    assert cfg.broker.engine_version == "3.13" and cfg.ui.access == "private"
+    assert cfg.database.backup_retention_days >= 7
+
+
+def test_counts_from_pulumi_config_set_path_may_arrive_as_text():
+    cfg = parse({"queues": [{"name": "dagster", "maxWorkers": "8"}]})
+    assert cfg.queues[0].max_workers == 8
+
+
+def test_bigger_database_admits_the_same_workers():
+    big = {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}], "database": {"instanceClass": "db.m7g.large"}}
+    assert parse(big).database.instance_class == "db.m7g.large"
+
+
+def test_connection_budget_matches_the_rds_formula():
+    # LEAST(DBInstanceClassMemory/9531392, 5000), with DBInstanceClassMemory ~88 % of nominal memory.
+    assert limits.max_connections("db.t4g.micro") == 99
+    assert limits.max_connections("db.r7g.8xlarge") == 5000
+
+
+@pytest.mark.parametrize("cpu, memory, ok", [(256, 512, True), (256, 4096, False), (1024, 8192, True),
+                                             (1024, 9216, False), (8192, 20480, True), (8192, 18432, False),
+                                             (16384, 122880, True), (333, 1024, False)])  # fmt: skip
+def test_fargate_sizes(cpu, memory, ok):
+    assert (fargate.size_error(cpu, memory) is None) == ok
+
+
+def test_both_example_stacks_are_valid(repo_root):
+    for stack in ("dev", "prod"):
+        cfg = load_stack_file(repo_root / f"Pulumi.{stack}.yaml")
+        assert [s.queue for s in process_specs(cfg) if s.role == "worker"] == [q.name for q in cfg.queues]
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [("", ["config:"]), ("config: [\n", ["not valid YAML"]), ("config:\n  dagster-celery-aws:queues: 3\n", ["queues", "tuple"])],
+    ids=["empty-file", "broken-yaml", "queues-not-a-list"],
+)
+def test_bad_stack_files_are_refused(tmp_path, text, words):
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_stack_file(path)
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_missing_stack_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_stack_file(tmp_path / "nope.yaml")

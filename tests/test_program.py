@@ -1,0 +1,214 @@
+"""The Pulumi program under recording mocks: what `pulumi up` would create for the example stacks and for
+generated configs."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from infra import contract
+from infra.config import load_stack_file
+from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, run_stack
+
+TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
+SERVICE = "aws:ecs/service:Service"
+TARGET = "aws:appautoscaling/target:Target"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # pulumi.runtime.rpc._special_secret_sig
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def example(request, ):
+    from tests.conftest import REPO_ROOT
+
+    path = REPO_ROOT / f"Pulumi.{request.param}.yaml"
+    return load_stack_file(path), run_stack(path, stack=request.param)
+
+
+def containers(taskdef) -> list[dict]:
+    return json.loads(taskdef.inputs["containerDefinitions"])
+
+
+def main_container(taskdef) -> dict:
+    return containers(taskdef)[-1]
+
+
+def test_one_worker_service_per_queue_with_its_command_size_and_bounds(example):
+    cfg, stack = example
+    workers = [s for s in stack.of_type(SERVICE) if s.inputs["name"].startswith("worker-")]
+    assert sorted(s.inputs["name"] for s in workers) == sorted(f"worker-{q.name}" for q in cfg.queues)
+    for q in cfg.queues:
+        taskdef = stack.one(TASKDEF, f"worker-{q.name}-task")
+        command = main_container(taskdef)["command"]
+        assert command[command.index("-q") + 1] == q.name, taskdef.urn
+        assert command[command.index("-c") + 1] == str(q.concurrency), taskdef.urn
+        assert (taskdef.inputs["cpu"], taskdef.inputs["memory"]) == (str(q.cpu), str(q.memory)), taskdef.urn
+        target = stack.one(TARGET, f"worker-{q.name}-scaling")
+        assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (q.min_workers, q.max_workers), target.urn
+        assert target.inputs["resourceId"].endswith(f"/worker-{q.name}"), target.urn
+        service = stack.one(SERVICE, f"worker-{q.name}-service")
+        assert service.inputs["desiredCount"] == q.min_workers, service.urn
+    assert stack.outputs["worker_services"] == {q.name: f"worker-{q.name}" for q in cfg.queues}
+
+
+def test_every_task_runs_the_same_image_environment_and_secrets(example):
+    _, stack = example
+    taskdefs = stack.of_type(TASKDEF)
+    assert {t.inputs["family"].rsplit("-", 1)[-1] for t in taskdefs} >= {"webserver", "daemon", "run", "dagster", "heavy"}
+    seen = set()
+    for taskdef in taskdefs:
+        for c in containers(taskdef):
+            env = {e["name"] for e in c["environment"]}
+            secrets = {s["name"] for s in c["secrets"]}
+            assert env == set(contract.PLAIN_VARS), taskdef.urn
+            assert secrets == set(contract.SECRET_VARS), taskdef.urn
+            assert c["user"] == "10001", taskdef.urn  # never root
+            seen.add(c["image"])
+    assert len(seen) == 1 and "@sha256:" in seen.pop()
+
+
+def test_secret_values_appear_only_in_secret_resources_and_never_in_outputs(example):
+    _, stack = example
+    holders = {"aws:secretsmanager/secretVersion:SecretVersion", "aws:mq/broker:Broker", "docker-build:index:Image"}
+    for r in stack.resources:
+        text = json.dumps(r.inputs, default=str)
+        if r.typ not in holders:
+            assert MOCK_PASSWORD not in text and MOCK_ECR_TOKEN not in text, r.urn
+    secret_version = stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")[0]
+    secret_string = secret_version.inputs["secretString"]
+    # Marked secret, so Pulumi encrypts it in the state: {<secret signature>: ..., "value": ...}.
+    assert SECRET_SIG in secret_string, secret_version.urn
+    assert secret_string["value"].startswith(f"amqps://dagster:{MOCK_PASSWORD}@b-")
+    assert secret_string["value"].endswith(":5671//")
+    assert MOCK_PASSWORD not in json.dumps(stack.outputs)
+    for taskdef in stack.of_type(TASKDEF):
+        for c in containers(taskdef):
+            assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"]), taskdef.urn
+
+
+def test_broker_and_database_are_private_encrypted_and_backed_up(example):
+    cfg, stack = example
+    broker = stack.of_type("aws:mq/broker:Broker")[0]
+    assert broker.inputs["publiclyAccessible"] is False and broker.inputs["autoMinorVersionUpgrade"] is True
+    assert broker.inputs["engineVersion"] == cfg.broker.engine_version
+    assert len(broker.inputs["subnetIds"]) == (1 if cfg.broker.deployment_mode == "SINGLE_INSTANCE" else 2)
+    mq_conf = stack.of_type("aws:mq/configuration:Configuration")[0]
+    assert f"consumer_timeout = {cfg.broker.consumer_timeout_minutes * 60_000}" in mq_conf.inputs["data"]
+    db = stack.of_type("aws:rds/instance:Instance")[0]
+    assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
+    assert db.inputs["manageMasterUserPassword"] is True and "password" not in db.inputs
+    assert db.inputs["backupRetentionPeriod"] == cfg.database.backup_retention_days >= 7
+    assert db.inputs["multiAz"] == cfg.database.multi_az
+    assert db.inputs["deletionProtection"] == cfg.protection.deletion_protection
+    assert db.inputs["skipFinalSnapshot"] == (not cfg.protection.deletion_protection)
+
+
+def _rules(stack, sg_suffix):
+    sg = stack.one("aws:ec2/securityGroup:SecurityGroup", sg_suffix)
+    return [r for r in stack.of_type(INGRESS) if r.inputs["securityGroupId"] == sg.state["id"]]
+
+
+def test_only_tasks_reach_broker_and_database_and_only_the_lb_reaches_the_webserver(example):
+    _, stack = example
+    tasks_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-tasks").state["id"]
+    lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").state["id"]
+    for suffix, port, source in (("-broker", 5671, tasks_sg), ("-database", 5432, tasks_sg), ("-tasks", 3000, lb_sg)):
+        rules = _rules(stack, suffix)
+        assert [(r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId")) for r in rules] == [
+            (port, port, source)
+        ], [r.urn for r in rules]
+        assert all("cidrIpv4" not in r.inputs for r in rules)
+
+
+@pytest.mark.parametrize(
+    "ui, expected_cidrs, internal",
+    [
+        ({"access": "private"}, {"10.0.0.0/16"}, True),
+        ({"access": "cidr", "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]}, {"203.0.113.0/24", "198.51.100.7/32"}, False),
+        ({"access": "public"}, {"0.0.0.0/0"}, False),
+    ],
+)
+def test_ui_is_open_to_the_world_only_when_config_says_public(ui, expected_cidrs, internal):
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "ui": ui})
+    lb_rules = _rules(stack, "-lb")
+    assert {r.inputs["cidrIpv4"] for r in lb_rules} == expected_cidrs
+    assert stack.of_type("aws:lb/loadBalancer:LoadBalancer")[0].inputs["internal"] is internal
+    world = [r for r in stack.of_type(INGRESS) if r.inputs.get("cidrIpv4") == "0.0.0.0/0"]
+    assert bool(world) == (ui["access"] == "public")
+
+
+def test_https_listener_and_redirect_when_a_certificate_is_given():
+    cert = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "ui": {"access": "public", "certificateArn": cert}})
+    listeners = {l.inputs["port"]: l.inputs for l in stack.of_type("aws:lb/listener:Listener")}
+    assert listeners[443]["certificateArn"] == cert and listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    assert listeners[80]["defaultActions"][0]["type"] == "redirect"
+    assert stack.outputs["ui_url"].startswith("https://")
+
+
+def test_changing_one_queue_changes_only_that_queues_resources():
+    base = {"queues": [{"name": "dagster"}, {"name": "etl", "minWorkers": 1, "maxWorkers": 3}]}
+    changed = {"queues": [{"name": "dagster"}, {"name": "etl", "minWorkers": 2, "maxWorkers": 8}]}
+    before = {(r.typ, r.name): r.inputs for r in run_stack(config=base).resources}
+    after = {(r.typ, r.name): r.inputs for r in run_stack(config=changed).resources}
+    assert before.keys() == after.keys()
+    differ = sorted(name for key, name in before if before[(key, name)] != after[(key, name)])
+    assert differ == ["dagster-test-worker-etl-scaling", "dagster-test-worker-etl-service"]
+
+
+def test_a_new_queue_adds_exactly_one_service_task_definition_and_scaling_target():
+    one = run_stack(config={"queues": [{"name": "dagster"}]})
+    two = run_stack(config={"queues": [{"name": "dagster"}, {"name": "gpu.small", "cpu": 2048, "memory": 8192}]})
+    added = {(r.typ, r.name) for r in two.resources} - {(r.typ, r.name) for r in one.resources}
+    assert {typ for typ, _ in added} == {SERVICE, TASKDEF, TARGET, "dagster-celery-aws:service:Service"}
+    assert len(added) == 4
+    assert two.outputs["worker_services"]["gpu.small"] == "worker-gpu-small"
+
+
+def test_prebuilt_image_builds_nothing():
+    uri = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dagster:v1"
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "image": {"uri": uri}})
+    assert not stack.of_type("docker-build:index:Image") and not stack.of_type("aws:ecr/repository:Repository")
+    assert {main_container(t)["image"] for t in stack.of_type(TASKDEF)} == {uri}
+
+
+def test_daemon_migrates_the_schema_before_it_starts(example):
+    _, stack = example
+    migrate, daemon = containers(stack.one(TASKDEF, "-daemon-task"))
+    assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
+    assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    service = stack.one(SERVICE, "-daemon-service")
+    assert service.inputs["waitForSteadyState"] is True
+    assert (service.inputs["deploymentMaximumPercent"], service.inputs["deploymentMinimumHealthyPercent"]) == (100, 0)
+
+
+@pytest.fixture
+def resource_options(monkeypatch):
+    """Resource options as the program passes them (mocks do not see options): name -> ResourceOptions."""
+    seen: dict[str, pulumi.ResourceOptions] = {}
+    for cls in (aws.ecs.Service, aws.ecs.TaskDefinition):
+        original = cls.__init__
+
+        def spy(self, resource_name, *args, __original=original, **kwargs):
+            seen[resource_name] = kwargs.get("opts")
+            __original(self, resource_name, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    return seen
+
+
+def test_rollout_order_and_autoscaled_counts_survive_pulumi_up(resource_options):
+    run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl"}]})
+    daemon = "dagster-test-daemon-service"
+    for name, opts in resource_options.items():
+        depends = [getattr(d, "_name", None) for d in (opts.depends_on or [])]
+        # Everything but the daemon rolls out after the daemon (and its migration) is steady.
+        if name in ("dagster-test-daemon-service", "dagster-test-daemon-task") or name.endswith(("-webserver-task", "-worker-dagster-task", "-worker-etl-task")):
+            assert depends == [], name
+        else:
+            assert depends == [daemon], name
+        is_worker_service = name.startswith("dagster-test-worker-") and name.endswith("-service")
+        assert (opts.ignore_changes == ["desiredCount"]) == is_worker_service, name
