@@ -1,0 +1,29 @@
+"""Example code location for dagster-celery-aws: `example_job` runs its steps on Celery workers.
+
+Step outputs go through the S3 pickle I/O manager to the deployment's bucket (a remote worker cannot
+read another worker's disk). The S3 endpoint is boto3's: AWS on ECS, `AWS_ENDPOINT_URL_S3` locally.
+"""
+
+from dagster import Definitions, EnvVar
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
+from dagster_celery import celery_executor
+
+from dagster_project.celery_config import celery_executor_config
+from dagster_project.example import build_job
+
+S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/contract.py S3_BUCKET
+IO_PREFIX = "io"  # infra/contract.py IO_PREFIX
+
+executor = celery_executor.configured(celery_executor_config(), name="celery")
+example_job = build_job(executor)
+
+s3 = S3Resource()
+defs = Definitions(
+    jobs=[example_job],
+    resources={
+        "s3": s3,
+        "io_manager": S3PickleIOManager(
+            s3_resource=s3, s3_bucket=EnvVar(S3_BUCKET_VAR), s3_prefix=IO_PREFIX
+        ),
+    },
+)
