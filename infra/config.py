@@ -181,6 +181,8 @@ class Network(_Model):
     # 0: tasks run in public subnets with a public IP (no inbound rule admits the internet; cheapest);
     # 1: one NAT gateway; 2: one per AZ (production: an AZ outage does not cut the other AZ off).
     nat_gateways: Int = Field(0, ge=0, le=2)
+    # VPC flow logs to CloudWatch Logs (who talked to whom; paid per GB ingested).
+    flow_logs: bool = False
 
     @model_validator(mode="after")
     def _existing_vpc(self) -> Network:
@@ -198,20 +200,61 @@ class Network(_Model):
 class UiAccess(StrEnum):
     PRIVATE = "private"  # internal load balancer: reach it from inside the VPC (SSM port forwarding)
     CIDR = "cidr"  # internet-facing, admitted only from allowedCidrs
-    PUBLIC = "public"  # internet-facing, open to the world: only when the config says so
+    PUBLIC = "public"  # internet-facing, open to the world, no login: only when the config says so
+    COGNITO = "cognito"  # internet-facing, every request signed in through a Cognito user pool (HTTPS)
+    OIDC = "oidc"  # internet-facing, every request signed in through an OpenID Connect provider (HTTPS)
+
+    @property
+    def internet_facing(self) -> bool:
+        return self != UiAccess.PRIVATE
+
+    @property
+    def authenticated(self) -> bool:
+        return self in (UiAccess.COGNITO, UiAccess.OIDC)
+
+
+Url = Annotated[str, Field(pattern=r"^https://[^\s]+$")]
+
+
+class Cognito(_Model):
+    user_pool_arn: str = Field(pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+$")
+    user_pool_client_id: str = Field(min_length=1)
+    user_pool_domain: str = Field(min_length=1)
+
+
+class Oidc(_Model):
+    # The client secret is the separate secret config key `oidcClientSecret` (`pulumi config set --secret`).
+    issuer: Url
+    authorization_endpoint: Url
+    token_endpoint: Url
+    user_info_endpoint: Url
+    client_id: str = Field(min_length=1)
 
 
 class Ui(_Model):
     access: UiAccess = UiAccess.PRIVATE
     allowed_cidrs: tuple[Cidr, ...] = ()
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+    cognito: Cognito | None = None
+    oidc: Oidc | None = None
 
     @model_validator(mode="after")
-    def _cidrs(self) -> Ui:
+    def _access(self) -> Ui:
         if self.access == UiAccess.CIDR and not self.allowed_cidrs:
             raise ValueError("access 'cidr' needs at least one allowedCidrs entry, e.g. 203.0.113.0/24")
         if self.access != UiAccess.CIDR and self.allowed_cidrs:
             raise ValueError(f"allowedCidrs is only used with access 'cidr', not {self.access.value!r}")
+        for mode in (UiAccess.COGNITO, UiAccess.OIDC):
+            block = getattr(self, mode.value)
+            if self.access == mode and block is None:
+                raise ValueError(f"access {mode.value!r} needs a ui.{mode.value} block (see README, 'Reach the UI')")
+            if self.access != mode and block is not None:
+                raise ValueError(f"ui.{mode.value} is only used with access {mode.value!r}, not {self.access.value!r}")
+        if self.access.authenticated and not self.certificate_arn:
+            raise ValueError(
+                f"access {self.access.value!r} signs users in, which needs HTTPS: set ui.certificateArn "
+                f"(an ACM certificate for the UI's domain)"
+            )
         return self
 
 
@@ -268,6 +311,17 @@ class StackConfig(_Model):
     image: Image = Image()
     logs: Logs = Logs()
     protection: Protection = Protection()
+    # Set with `pulumi config set --secret oidcClientSecret ...`; a stack file holds it encrypted.
+    oidc_client_secret: str | dict | None = Field(None, repr=False)
+
+    @model_validator(mode="after")
+    def _oidc_secret(self) -> StackConfig:
+        if (self.ui.access == UiAccess.OIDC) != (self.oidc_client_secret is not None):
+            raise ValueError(
+                "oidcClientSecret is required with ui.access 'oidc' and only then: "
+                "pulumi config set --secret oidcClientSecret <client secret>"
+            )
+        return self
 
     @model_validator(mode="after")
     def _queues(self) -> StackConfig:

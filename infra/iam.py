@@ -4,10 +4,27 @@ from __future__ import annotations
 
 VERSION = "2012-10-17"
 
-ECS_TASKS_TRUST = {
-    "Version": VERSION,
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+def trust(service: str) -> dict:
+    """A role that only ``service`` may assume."""
+    return {
+        "Version": VERSION,
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+
+
+ECS_TASKS_TRUST = trust("ecs-tasks.amazonaws.com")
+
+
+def flow_logs_policy(log_group_arn: str) -> dict:
+    """VPC flow logs: write into the stack's flow-log group only."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "WriteFlowLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [log_group_arn, f"{log_group_arn}:*"]},
+        ],
+    }  # fmt: skip
 
 
 def execution_policy(secret_arns: list[str], log_group_arn: str) -> dict:

@@ -48,8 +48,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     lb = LoadBalancer(
         f"{prefix}-ui",
         LoadBalancerArgs(
-            ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id,
-            subnet_ids=network.private_subnet_ids if cfg.ui.access == "private" else network.public_subnet_ids,
+            ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id, deletion_protection=protect,
+            subnet_ids=network.public_subnet_ids if cfg.ui.access.internet_facing else network.private_subnet_ids,
+            oidc_client_secret=cfg.oidc_client_secret,
         ),
     )  # fmt: skip
 

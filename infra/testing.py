@@ -66,6 +66,24 @@ class StackResult:
         return dict(sorted(counts.items()))
 
 
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how the Pulumi SDK marks a secret value in mock inputs
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and SECRET_SIG in value
+
+
+def reveal(value: Any) -> Any:
+    """The plain value of a mock input, secret markers removed at every depth."""
+    if is_secret(value):
+        return reveal(value["value"])
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
 def _arn(service: str, resource: str) -> str:
     return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}"
 

@@ -9,6 +9,11 @@ from infra.config import ConfigError, load_stack_file, parse
 from infra.topology import process_specs
 
 Q = {"name": "dagster"}
+CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+OIDC = {"issuer": "https://idp.example.com", "authorizationEndpoint": "https://idp.example.com/a",
+        "tokenEndpoint": "https://idp.example.com/t", "userInfoEndpoint": "https://idp.example.com/u", "clientId": "c"}
+COGNITO = {"userPoolArn": "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_x",
+           "userPoolClientId": "c", "userPoolDomain": "d"}
 
 
 def config(**groups):
@@ -54,6 +59,12 @@ INVALID = [
     pytest.param(config(ui={"access": "cidr", "allowedCidrs": ["office"]}), ["ui.allowedCidrs[0]", "'office'", "CIDR"], id="cidr-not-parsing"),
     pytest.param(config(ui={"access": "private", "allowedCidrs": ["10.0.0.0/8"]}), ["allowedCidrs", "only used with access 'cidr'"], id="cidrs-on-private"),
     pytest.param(config(ui={"access": "open"}), ["ui.access", "'open'", "'private'"], id="unknown-access"),
+    pytest.param(config(ui={"access": "oidc", "oidc": OIDC}, oidcClientSecret="s"), ["ui", "certificateArn", "HTTPS"], id="oidc-without-certificate"),
+    pytest.param(config(ui={"access": "oidc", "certificateArn": CERT}, oidcClientSecret="s"), ["ui", "ui.oidc block"], id="oidc-without-block"),
+    pytest.param(config(ui={"access": "oidc", "certificateArn": CERT, "oidc": OIDC}), ["oidcClientSecret", "--secret"], id="oidc-without-client-secret"),
+    pytest.param(config(ui={"access": "oidc", "certificateArn": CERT, "oidc": {**OIDC, "issuer": "http://idp"}}, oidcClientSecret="s"), ["ui.oidc.issuer", "'http://idp'"], id="oidc-plain-http-issuer"),
+    pytest.param(config(ui={"access": "private", "cognito": COGNITO}), ["ui.cognito is only used with access 'cognito'"], id="cognito-block-on-private"),
+    pytest.param(config(ui={"access": "cognito", "certificateArn": "arn:aws:acm:eu-west-1:1:certificate/x", "cognito": COGNITO}), ["ui.certificateArn"], id="malformed-certificate-arn"),
     pytest.param(config(image={"uri": "123.dkr.ecr.eu-west-1.amazonaws.com/dagster"}), ["image", "not pinned", ":TAG or @sha256"], id="image-without-tag"),
     pytest.param(config(image={"uri": "registry:5000/dagster"}), ["image", "'registry:5000/dagster'", "not pinned"], id="image-port-no-tag"),
     pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),

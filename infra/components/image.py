@@ -1,12 +1,15 @@
 """Image: the one code image every service runs.
 
-Creates: an ECR repository (scan on push, lifecycle keeping the last images) and the image built from
-``worker_image/Dockerfile`` with the repository root as context, pushed on ``pulumi up`` and referenced by
-digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
+Creates: an ECR repository (scan on push, immutable tags, lifecycle keeping the last images) and the image
+built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
+``worker_image/`` and ``dagster_project/``), tagged with a digest of those files, pushed on ``pulumi up``
+and referenced by image digest. With ``image.uri`` set nothing is built and the given (tag- or
+digest-pinned) image is used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +21,18 @@ import pulumi_docker_build as docker_build
 from infra.config import Image as ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE_INPUTS = ("worker_image", "dagster_project")  # what .dockerignore lets into the build context
 KEEP_IMAGES = 20
+
+
+def content_tag(root: Path = REPO_ROOT) -> str:
+    """A tag that changes exactly when the image's inputs change: immutable tags never need overwriting."""
+    digest = hashlib.sha256()
+    for top in IMAGE_INPUTS:
+        for path in sorted((root / top).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"src-{digest.hexdigest()[:16]}"
 
 LIFECYCLE_POLICY = json.dumps(
     {
@@ -50,7 +64,11 @@ class Image(pulumi.ComponentResource):
             self.ref = pulumi.Output.from_input(cfg.uri)
         else:
             repo = aws.ecr.Repository(
-                f"{name}-repo", image_scanning_configuration={"scan_on_push": True}, force_delete=True, opts=child
+                f"{name}-repo",
+                image_scanning_configuration={"scan_on_push": True},
+                image_tag_mutability="IMMUTABLE",
+                force_delete=True,  # images are rebuilt from the repository; they hold no data
+                opts=child,
             )
             aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=LIFECYCLE_POLICY, opts=child)
             token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
@@ -60,7 +78,7 @@ class Image(pulumi.ComponentResource):
                 dockerfile={"location": str(REPO_ROOT / "worker_image" / "Dockerfile")},
                 platforms=[cfg.platform],
                 push=True,
-                tags=[repo.repository_url.apply(lambda url: f"{url}:latest")],
+                tags=[repo.repository_url.apply(lambda url: f"{url}:{content_tag()}")],
                 registries=[{"address": repo.repository_url, "username": token.user_name, "password": token.password}],
                 opts=child,
             )

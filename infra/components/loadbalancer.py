@@ -2,7 +2,9 @@
 
 Creates: an Application Load Balancer (internal when ``ui.access`` is ``private``), a target group for the
 webserver tasks with a health check on Dagster's ``/server_info``, an HTTP listener (a redirect to HTTPS
-when ``ui.certificateArn`` is set) and, with a certificate, an HTTPS listener with a TLS 1.2+ policy.
+when ``ui.certificateArn`` is set) and, with a certificate, an HTTPS listener with a TLS 1.2+ policy that
+first signs the user in through Cognito or OIDC when ``ui.access`` asks for it (Dagster's webserver has no
+authentication of its own).
 """
 
 from __future__ import annotations
@@ -24,6 +26,26 @@ class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+    deletion_protection: bool
+    oidc_client_secret: pulumi.Input[str] | None = None
+
+
+def authenticate_action(ui: Ui, oidc_client_secret: pulumi.Input[str] | None) -> dict | None:
+    """The listener action that signs users in before anything reaches the webserver (ALB listener actions
+    ``authenticate-cognito`` / ``authenticate-oidc``; FACTS.md)."""
+    if ui.access == UiAccess.COGNITO:
+        c = ui.cognito
+        return {"type": "authenticate-cognito", "order": 1, "authenticate_cognito": {
+            "user_pool_arn": c.user_pool_arn, "user_pool_client_id": c.user_pool_client_id,
+            "user_pool_domain": c.user_pool_domain, "on_unauthenticated_request": "authenticate"}}  # fmt: skip
+    if ui.access == UiAccess.OIDC:
+        o = ui.oidc
+        return {"type": "authenticate-oidc", "order": 1, "authenticate_oidc": {
+            "issuer": o.issuer, "authorization_endpoint": o.authorization_endpoint,
+            "token_endpoint": o.token_endpoint, "user_info_endpoint": o.user_info_endpoint,
+            "client_id": o.client_id, "client_secret": pulumi.Output.secret(oidc_client_secret),
+            "on_unauthenticated_request": "authenticate"}}  # fmt: skip
+    return None
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -38,6 +60,7 @@ class LoadBalancer(pulumi.ComponentResource):
             subnets=args.subnet_ids,
             security_groups=[args.security_group_id],
             drop_invalid_header_fields=True,
+            enable_deletion_protection=args.deletion_protection,
             opts=child,
         )
         self.target_group = aws.lb.TargetGroup(
@@ -52,9 +75,11 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         forward = [{"type": "forward", "target_group_arn": self.target_group.arn}]
         if ui.certificate_arn:
+            authenticate = authenticate_action(ui, args.oidc_client_secret)
+            https_actions = [authenticate, {**forward[0], "order": 2}] if authenticate else forward
             aws.lb.Listener(
                 f"{name}-https", load_balancer_arn=self.lb.arn, port=443, protocol="HTTPS", ssl_policy=TLS_POLICY,
-                certificate_arn=ui.certificate_arn, default_actions=forward, opts=child,
+                certificate_arn=ui.certificate_arn, default_actions=https_actions, opts=child,
             )  # fmt: skip
             http_actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}]
             scheme = "https"

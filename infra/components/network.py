@@ -2,6 +2,7 @@
 
 Creates (new VPC): a VPC, an internet gateway, two public and two private subnets in two AZs, route tables,
 0-2 NAT gateways with Elastic IPs. With ``network.vpcId`` it uses the given VPC and subnets instead.
+The new VPC's default security group is emptied; optional VPC flow logs go to CloudWatch Logs.
 Always creates four security groups -- load balancer, tasks, broker, database -- with rules that let only
 the load balancer reach the webserver and only the tasks reach the broker (5671) and the database (5432).
 """
@@ -9,12 +10,13 @@ the load balancer reach the webserver and only the tasks reach the broker (5671)
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract
+from infra import contract, iam
 from infra.config import Network as NetworkConfig
 from infra.config import Ui, UiAccess
 
@@ -63,6 +65,10 @@ class Network(pulumi.ComponentResource):
             tags={"Name": f"{name}-vpc"}, opts=child,
         )  # fmt: skip
         self.vpc_id = vpc.id
+        # The VPC's default security group admits nothing (FSBP EC2.2); nothing of ours uses it.
+        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=child)
+        if cfg.flow_logs:
+            self._flow_logs(name, vpc.id, child)
         azs = aws.get_availability_zones_output(state="available").names
         # Four /20s (or the block's next-smaller prefix): public in the first two, private in the next two.
         network = ipaddress.ip_network(cfg.vpc_cidr)
@@ -92,6 +98,22 @@ class Network(pulumi.ComponentResource):
             rt = aws.ec2.RouteTable(f"{name}-private-rt-{i}", vpc_id=vpc.id, routes=routes, opts=child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id, route_table_id=rt.id, opts=child)
             self.private_subnet_ids.append(private.id)
+
+    def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
+        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=90, opts=child)
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=json.dumps(iam.trust("vpc-flow-logs.amazonaws.com")),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs", role=role.id,
+            policy=group.arn.apply(lambda arn: json.dumps(iam.flow_logs_policy(arn))), opts=child,
+        )  # fmt: skip
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs", vpc_id=vpc_id, traffic_type="ALL", log_destination=group.arn,
+            log_destination_type="cloud-watch-logs", iam_role_arn=role.arn, opts=child,
+        )  # fmt: skip
 
     def _security_groups(self, name: str, ui: Ui, vpc_cidr: pulumi.Input[str], child: pulumi.ResourceOptions) -> None:
         def group(suffix: str, description: str) -> aws.ec2.SecurityGroup:
@@ -123,7 +145,8 @@ class Network(pulumi.ComponentResource):
         elif ui.access == UiAccess.CIDR:
             sources = {f"cidr-{i}": c for i, c in enumerate(ui.allowed_cidrs)}
         else:
-            sources = {"world": "0.0.0.0/0"}  # ui.access: public, chosen explicitly in config
+            # Chosen explicitly in config: `public` (no login) or `cognito`/`oidc` (the listener signs users in).
+            sources = {"world": "0.0.0.0/0"}
         for port in listener_ports:
             for label, cidr in sources.items():
                 ingress(f"lb-{port}-{label}", self.lb_sg, port, f"Dagster UI listener {port} from {label}",
