@@ -64,11 +64,23 @@ class _Sized(_Model):
     _size = model_validator(mode="after")(_check_size)
 
 
+class Scaling(_Model):
+    """How a queue's worker service follows its backlog (README, "Autoscaling")."""
+
+    # Messages (waiting + running) per worker slot to hold: 1.0 = every slot busy and nothing waiting.
+    target_messages_per_slot: float = Field(1.0, gt=0, le=100)
+    # Fargate tasks take 1-2 minutes to start: scaling out again sooner would count tasks still booting.
+    scale_out_cooldown_seconds: Int = Field(120, ge=0, le=3600)
+    # The queue must be empty (nothing waiting, nothing running) this long before workers drop to minWorkers.
+    idle_minutes: Int = Field(15, ge=1, le=24 * 60)
+
+
 class Queue(_Sized):
     name: str
     min_workers: Int = Field(1, ge=0)
     max_workers: Int = Field(2, ge=1)
     concurrency: Int = Field(1, ge=1)
+    scaling: Scaling = Scaling()
 
     @model_validator(mode="after")
     def _bounds(self) -> Queue:

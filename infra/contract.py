@@ -31,6 +31,11 @@ BROKER_URL = "DAGSTER_CELERY_BROKER_URL"
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL)
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
 
+# The queue-metrics publisher's own settings (a sidecar of the daemon task; worker_runtime.queue_metrics).
+METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names
+METRICS_STACK = "DCA_STACK"  # the Stack dimension of the metrics
+BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API base URL
+
 # Key prefixes inside the bucket.
 IO_PREFIX = "io"
 COMPUTE_LOGS_PREFIX = "compute-logs"

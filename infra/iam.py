@@ -53,8 +53,11 @@ def worker_policy(bucket_arn: str) -> dict:
     return {"Version": VERSION, "Statement": _bucket_statements(bucket_arn)}
 
 
-def control_policy(bucket_arn: str, cluster_arn: str, run_family_arn: str, pass_role_arns: list[str]) -> dict:
-    """Webserver and daemon: the bucket, plus what EcsRunLauncher calls to start, watch and stop run tasks."""
+def control_policy(
+    bucket_arn: str, cluster_arn: str, run_family_arn: str, pass_role_arns: list[str], metrics_namespace: str
+) -> dict:
+    """Webserver and daemon: the bucket, what EcsRunLauncher calls to start, watch and stop run tasks, and
+    the queue metrics."""
     cluster_name = cluster_arn.rsplit("/", 1)[-1]
     task_arns = cluster_arn.replace(":cluster/", ":task/", 1).rsplit("/", 1)[0] + f"/{cluster_name}/*"
     return {
@@ -70,6 +73,10 @@ def control_policy(bucket_arn: str, cluster_arn: str, run_family_arn: str, pass_
             # copies its own task's network settings to each run.
             {"Sid": "DescribeUnscopable", "Effect": "Allow",
              "Action": ["ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"], "Resource": "*"},
+            # PutMetricData has no resource-level permissions; the condition pins the namespace
+            # (queue-metrics publisher, a sidecar of the daemon).
+            {"Sid": "PublishQueueMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}}},
             {"Sid": "PassRunRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": pass_role_arns,
              "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
         ],

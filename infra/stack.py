@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import contract, taskdef
+from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
 from infra.components.cluster import Cluster, ClusterArgs
@@ -73,7 +74,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.PG_PASSWORD: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "password")),
     }
 
-    def service(spec, task_role, depends_on=(), target_group_arn=None) -> Service:
+    def service(spec, task_role, depends_on=(), target_group_arn=None, **sidecar) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
@@ -83,18 +84,31 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
-                target_group_arn=target_group_arn, depends_on=list(depends_on),
+                target_group_arn=target_group_arn, depends_on=list(depends_on), **sidecar,
             ),
         )  # fmt: skip
 
     specs = {s.name: s for s in process_specs(cfg)}
-    daemon = service(specs.pop("daemon"), cluster.control_role)
+    metrics_environment = {
+        contract.METRICS_QUEUES: ",".join(q.name for q in cfg.queues),
+        contract.METRICS_STACK: prefix,
+        contract.BROKER_MANAGEMENT_URL: broker.console_url,
+    }
+    daemon = service(
+        specs.pop("daemon"), cluster.control_role,
+        sidecar=specs.pop("queue-metrics"), sidecar_environment=metrics_environment,
+    )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(
         specs.pop("webserver"), cluster.control_role, after_daemon, target_group_arn=lb.target_group.arn
     )
     run = service(specs.pop("run"), cluster.worker_role, after_daemon)
     workers = {spec.queue: service(spec, cluster.worker_role, after_daemon) for spec in specs.values()}
+    for spec in specs.values():
+        QueueScaling(
+            f"{prefix}-{spec.name}-autoscaling",
+            QueueScalingArgs(queue=cfg.queue(spec.queue), stack_id=prefix, target=workers[spec.queue].scaling_target),
+        )
 
     return {
         "ui_url": lb.url,

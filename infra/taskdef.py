@@ -29,10 +29,14 @@ def container_definitions(
     secrets: Mapping[str, str],
     log_group: str,
     region: str,
+    sidecar: ProcessSpec | None = None,
+    sidecar_environment: Mapping[str, str] | None = None,
 ) -> list[dict]:
-    """The containers of one process's task. The daemon task first runs the schema migration."""
+    """The containers of one process's task. The daemon task first runs the schema migration; a sidecar
+    (the queue-metrics publisher) runs beside the main container with its own extra variables."""
 
-    def container(name: str, command: tuple[str, ...], essential: bool = True) -> dict:
+    def container(name: str, command: tuple[str, ...], essential: bool = True, extra_env=None) -> dict:
+        env = {**environment, **(extra_env or {})}
         definition = {
             "name": name,
             "image": image,
@@ -40,7 +44,7 @@ def container_definitions(
             "user": NON_ROOT_USER,
             "workingDirectory": contract.APP_DIR,
             "readonlyRootFilesystem": False,  # dagster-celery writes its generated config under DAGSTER_HOME
-            "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
+            "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
             "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
             "logConfiguration": {
                 "logDriver": "awslogs",
@@ -56,10 +60,11 @@ def container_definitions(
         main["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp"}]
     if spec.role == "worker":
         main["stopTimeout"] = FARGATE_MAX_STOP_TIMEOUT
+    sidecars = [container(sidecar.name, sidecar.command, essential=False, extra_env=sidecar_environment)] if sidecar else []
     if spec.role != "daemon":
-        return [main]
+        return [main, *sidecars]
     # The daemon deploys first (see components/services.py); its task migrates Dagster's schema and the
     # daemon starts only if the migration succeeded, so no new image serves an unmigrated schema.
     migrate = container("migrate", MIGRATE_COMMAND, essential=False)
     main["dependsOn"] = [{"containerName": "migrate", "condition": "SUCCESS"}]
-    return [migrate, main]
+    return [migrate, main, *sidecars]

@@ -21,7 +21,7 @@ CELERY_CONFIG = "celery_config.yaml"
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str  # "webserver", "daemon", "run", "worker-<queue>"; also the ECS container/service suffix
-    role: str  # "webserver" | "daemon" | "run" | "worker"
+    role: str  # "webserver" | "daemon" | "run" | "worker" | "metrics"
     command: tuple[str, ...]  # argv in APP_DIR; empty for "run" (EcsRunLauncher supplies the command)
     cpu: int
     memory: int
@@ -52,6 +52,7 @@ def worker_name(queue: str) -> str:
 
 
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")
+METRICS_COMMAND = ("python", "-m", "worker_runtime.queue_metrics")
 
 
 def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
@@ -74,6 +75,14 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             min_count=0, max_count=runs.max_concurrent_runs,
         ),
     ]
+    # Publishes each queue's depth and consumers to CloudWatch for autoscaling (a sidecar of the daemon
+    # task on ECS: no task of its own to pay for; it shares the daemon's size).
+    specs.append(
+        ProcessSpec(
+            name="queue-metrics", role="metrics", command=METRICS_COMMAND,
+            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
+        )
+    )
     specs += [
         ProcessSpec(
             name=worker_name(q.name),

@@ -60,4 +60,5 @@ def test_generated_iam_policies_are_scoped_json(stack):
             assert all("*" not in a for a in actions), policy.urn
             if statement["Resource"] == "*":
                 # Only actions AWS cannot scope to a resource.
-                assert set(actions) <= {"ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}, policy.urn
+                assert set(actions) <= {"ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces",
+                                        "cloudwatch:PutMetricData"}, policy.urn

@@ -16,6 +16,8 @@ from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, is_secret, run_stack
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"
 TARGET = "aws:appautoscaling/target:Target"
+POLICY = "aws:appautoscaling/policy:Policy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 
 
@@ -62,7 +64,8 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            assert env == set(contract.PLAIN_VARS), taskdef.urn
+            metrics_only = {contract.METRICS_QUEUES, contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
+            assert env == set(contract.PLAIN_VARS) | (metrics_only if c["name"] == "queue-metrics" else set()), taskdef.urn
             assert secrets == set(contract.SECRET_VARS), taskdef.urn
             assert c["user"] == "10001", taskdef.urn  # never root
             seen.add(c["image"])
@@ -155,15 +158,20 @@ def test_changing_one_queue_changes_only_that_queues_resources():
     after = {(r.typ, r.name): r.inputs for r in run_stack(config=changed).resources}
     assert before.keys() == after.keys()
     differ = sorted(name for key, name in before if before[(key, name)] != after[(key, name)])
-    assert differ == ["dagster-test-worker-etl-scaling", "dagster-test-worker-etl-service"]
+    assert differ == [
+        "dagster-test-worker-etl-autoscaling-idle",  # the idle policy scales to the new minWorkers
+        "dagster-test-worker-etl-scaling",
+        "dagster-test-worker-etl-service",
+    ]
 
 
 def test_a_new_queue_adds_exactly_one_service_task_definition_and_scaling_target():
     one = run_stack(config={"queues": [{"name": "dagster"}]})
     two = run_stack(config={"queues": [{"name": "dagster"}, {"name": "gpu.small", "cpu": 2048, "memory": 8192}]})
     added = {(r.typ, r.name) for r in two.resources} - {(r.typ, r.name) for r in one.resources}
-    assert {typ for typ, _ in added} == {SERVICE, TASKDEF, TARGET, "dagster-celery-aws:service:Service"}
-    assert len(added) == 4
+    assert {typ for typ, _ in added} == {SERVICE, TASKDEF, TARGET, "dagster-celery-aws:service:Service", POLICY, ALARM,
+                                         "dagster-celery-aws:autoscaling:QueueScaling"}
+    assert all("worker-gpu-small" in name for _, name in added)
     assert two.outputs["worker_services"]["gpu.small"] == "worker-gpu-small"
 
 
@@ -176,7 +184,8 @@ def test_prebuilt_image_builds_nothing():
 
 def test_daemon_migrates_the_schema_before_it_starts(example):
     _, stack = example
-    migrate, daemon = containers(stack.one(TASKDEF, "-daemon-task"))
+    migrate, daemon, metrics = containers(stack.one(TASKDEF, "-daemon-task"))
+    assert metrics["command"] == ["python", "-m", "worker_runtime.queue_metrics"] and metrics["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
     assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
     service = stack.one(SERVICE, "-daemon-service")
@@ -211,3 +220,49 @@ def test_rollout_order_and_autoscaled_counts_survive_pulumi_up(resource_options)
             assert depends == [daemon], name
         is_worker_service = name.startswith("dagster-test-worker-") and name.endswith("-service")
         assert (opts.ignore_changes == ["desiredCount"]) == is_worker_service, name
+
+
+
+
+def test_each_queue_scales_on_its_backlog_from_zero_only_where_min_is_zero():
+    stack = run_stack(config={"queues": [
+        {"name": "dagster", "minWorkers": 1, "maxWorkers": 4, "concurrency": 2},
+        {"name": "etl", "minWorkers": 0, "maxWorkers": 6, "scaling": {"targetMessagesPerSlot": 3, "idleMinutes": 30}},
+    ]})  # fmt: skip
+    for queue, concurrency, target, idle_minutes, from_zero in (("dagster", 2, 1.0, 15, False), ("etl", 1, 3.0, 30, True)):
+        backlog = stack.one(POLICY, f"worker-{queue}-autoscaling-backlog").inputs
+        tt = backlog["targetTrackingScalingPolicyConfiguration"]
+        assert tt["targetValue"] == target and tt["disableScaleIn"] is True
+        queries = {m["id"]: m for m in tt["customizedMetricSpecification"]["metrics"]}
+        assert queries["backlog"]["expression"].endswith(f"/ {concurrency}")
+        dims = queries["depth"]["metricStat"]["metric"]["dimensions"]
+        assert {d["name"]: d["value"] for d in dims} == {"Stack": "dagster-test", "Queue": queue}
+        assert backlog["resourceId"].endswith(f"/worker-{queue}")
+        idle_alarm = stack.one(ALARM, f"worker-{queue}-autoscaling-idle").inputs
+        assert idle_alarm["evaluationPeriods"] == idle_minutes and idle_alarm["threshold"] == 0
+        assert idle_alarm["dimensions"] == {"Stack": "dagster-test", "Queue": queue}
+        idle = stack.one(POLICY, f"worker-{queue}-autoscaling-idle").inputs["stepScalingPolicyConfiguration"]
+        assert idle["adjustmentType"] == "ExactCapacity"
+        assert idle["stepAdjustments"][0]["scalingAdjustment"] == (0 if from_zero else 1)
+        wakes = [p for p in stack.of_type(POLICY) if p.name.endswith(f"worker-{queue}-autoscaling-wake")]
+        assert bool(wakes) is from_zero
+    wake_alarm = stack.one(ALARM, "worker-etl-autoscaling-wake").inputs
+    assert "consumers == 0" in next(q for q in wake_alarm["metricQueries"] if q["id"] == "waiting")["expression"]
+    assert wake_alarm["treatMissingData"] == "notBreaching"
+
+
+def test_the_publisher_knows_every_queue_and_may_write_only_its_namespace(example):
+    cfg, stack = example
+    metrics = containers(stack.one(TASKDEF, "-daemon-task"))[-1]
+    env = {e["name"]: e["value"] for e in metrics["environment"]}
+    assert env[contract.METRICS_QUEUES].split(",") == [q.name for q in cfg.queues]
+    assert env[contract.BROKER_MANAGEMENT_URL].startswith("https://")
+    control = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", "-control").inputs["policy"])
+    put = next(s for s in control["Statement"] if s["Action"] == "cloudwatch:PutMetricData")
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": "DagsterCeleryAws"}}
+
+
+def test_workers_get_the_fargate_maximum_to_finish_a_step(example):
+    cfg, stack = example
+    for q in cfg.queues:
+        assert main_container(stack.one(TASKDEF, f"worker-{q.name}-task"))["stopTimeout"] == 120

@@ -72,6 +72,8 @@ class Broker(pulumi.ComponentResource):
             opts=child,
         )
         self.endpoint = self.broker.instances[0].endpoints[0]
+        # The RabbitMQ management API (HTTPS) that the queue-metrics publisher reads.
+        self.console_url = self.broker.instances[0].console_url
         self.url_secret = aws.secretsmanager.Secret(
             f"{name}-url", description="Celery broker URL (amqps://user:password@host:5671//)", opts=child
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam
+from infra import iam, scaling
 
 EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
@@ -67,7 +67,8 @@ class Cluster(pulumi.ComponentResource):
             ).apply(
                 lambda a: json.dumps(
                     iam.control_policy(
-                        a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]]
+                        a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]],
+                        scaling.NAMESPACE,
                     )
                 )
             ),

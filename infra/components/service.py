@@ -36,6 +36,8 @@ class ServiceArgs:
     cpu_architecture: str = "X86_64"
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    sidecar: ProcessSpec | None = None  # runs in the same task (the daemon's queue-metrics publisher)
+    sidecar_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
 class Service(pulumi.ComponentResource):
@@ -45,17 +47,11 @@ class Service(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:service:Service", name, None, opts)
         spec = args.spec
-        env_names, secret_names = sorted(args.environment), sorted(args.secrets)
         containers = pulumi.Output.all(
-            args.image, args.log_group, args.region,
-            *(args.environment[k] for k in env_names), *(args.secrets[k] for k in secret_names),
-        ).apply(
-            lambda v: taskdef.container_definitions(
-                spec, image=v[0], log_group=v[1], region=v[2],
-                environment=dict(zip(env_names, v[3 : 3 + len(env_names)])),
-                secrets=dict(zip(secret_names, v[3 + len(env_names) :])),
-            )
-        )  # fmt: skip
+            image=args.image, log_group=args.log_group, region=args.region,
+            environment=pulumi.Output.all(**args.environment), secrets=pulumi.Output.all(**args.secrets),
+            sidecar_environment=pulumi.Output.all(**args.sidecar_environment),
+        ).apply(lambda v: taskdef.container_definitions(spec, sidecar=args.sidecar, **v))  # fmt: skip
         self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=args.family,
