@@ -305,6 +305,15 @@ class Logs(_Model):
         return self
 
 
+class Operations(_Model):
+    # Alarms go to an SNS topic; with an address, also by e-mail (confirm the subscription mail once).
+    alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    # How long messages may wait on a queue with no worker before the "stuck" alarm (dagster #2336).
+    no_consumer_minutes: Int = Field(5, ge=1, le=60)
+    # `aws ecs execute-command` into tasks (and SSM port forwarding to the webserver); off by default.
+    ecs_exec: bool = False
+
+
 class Protection(_Model):
     # Production: the database cannot be deleted by accident and leaves a final snapshot; the bucket is
     # not emptied on destroy; Pulumi refuses to delete either.
@@ -322,6 +331,7 @@ class StackConfig(_Model):
     ui: Ui = Ui()
     image: Image = Image()
     logs: Logs = Logs()
+    operations: Operations = Operations()
     protection: Protection = Protection()
     # Set with `pulumi config set --secret oidcClientSecret ...`; a stack file holds it encrypted.
     oidc_client_secret: str | dict | None = Field(None, repr=False)

@@ -48,13 +48,32 @@ def _bucket_statements(bucket_arn: str) -> list[dict]:
     ]  # fmt: skip
 
 
-def worker_policy(bucket_arn: str) -> dict:
+# ECS Exec: the SSM agent in the task opens its channels; these actions have no resource-level
+# permissions (ECS guide, "ECS Exec", IAM permissions required).
+ECS_EXEC_ACTIONS = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
+
+
+def _exec_statements(ecs_exec: bool) -> list[dict]:
+    return [{"Sid": "EcsExec", "Effect": "Allow", "Action": ECS_EXEC_ACTIONS, "Resource": "*"}] if ecs_exec else []
+
+
+def worker_policy(bucket_arn: str, ecs_exec: bool = False) -> dict:
     """Workers and run tasks: step outputs and compute logs in the stack's bucket, nothing else."""
-    return {"Version": VERSION, "Statement": _bucket_statements(bucket_arn)}
+    return {"Version": VERSION, "Statement": [*_bucket_statements(bucket_arn), *_exec_statements(ecs_exec)]}
 
 
 def control_policy(
-    bucket_arn: str, cluster_arn: str, run_family_arn: str, pass_role_arns: list[str], metrics_namespace: str
+    bucket_arn: str,
+    cluster_arn: str,
+    run_family_arn: str,
+    pass_role_arns: list[str],
+    metrics_namespace: str,
+    ecs_exec: bool = False,
 ) -> dict:
     """Webserver and daemon: the bucket, what EcsRunLauncher calls to start, watch and stop run tasks, and
     the queue metrics."""
@@ -79,5 +98,6 @@ def control_policy(
              "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}}},
             {"Sid": "PassRunRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": pass_role_arns,
              "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+            *_exec_statements(ecs_exec),
         ],
     }  # fmt: skip

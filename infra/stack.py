@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, taskdef
+from infra import contract, monitoring, taskdef
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
@@ -13,6 +13,7 @@ from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.database import DB_NAME, Database, DatabaseArgs
 from infra.components.image import Image, ImageArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import POSTGRES_PORT, Network, NetworkArgs
 from infra.components.service import Service, ServiceArgs
 from infra.config import StackConfig
@@ -43,7 +44,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         f"{prefix}-ecs",
         ClusterArgs(
             log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret_arn],
-            bucket_arn=bucket.arn, run_family=run_family,
+            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec,
         ),
     )  # fmt: skip
     lb = LoadBalancer(
@@ -84,7 +85,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
-                target_group_arn=target_group_arn, depends_on=list(depends_on), **sidecar,
+                target_group_arn=target_group_arn, depends_on=list(depends_on), ecs_exec=cfg.operations.ecs_exec,
+                **sidecar,
             ),
         )  # fmt: skip
 
@@ -110,8 +112,19 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             QueueScalingArgs(queue=cfg.queue(spec.queue), stack_id=prefix, target=workers[spec.queue].scaling_target),
         )
 
+    worker_names = pulumi.Output.all(**{q: w.service.name for q, w in workers.items()})
+    targets = pulumi.Output.all(
+        region=region, cluster=cluster.cluster.name, worker_services=worker_names,
+        webserver_service=webserver.service.name, load_balancer=lb.lb.arn_suffix,
+        target_group=lb.target_group.arn_suffix, database=database.instance.identifier,
+        broker=broker.broker.broker_name,
+    ).apply(lambda v: monitoring.Targets(stack_id=prefix, **v))  # fmt: skip
+    watch = Monitoring(f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn))
+
     return {
         "ui_url": lb.url,
+        "alarm_topic": watch.topic.arn,
+        "dashboard": watch.dashboard.dashboard_name,
         "broker_endpoint": broker.endpoint,
         "bucket_name": bucket.name,
         "database_endpoint": database.instance.endpoint,
@@ -120,5 +133,5 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         "run_task_definition": run.task_definition.arn,
         "webserver_service": webserver.service.name,
         "daemon_service": daemon.service.name,
-        "worker_services": pulumi.Output.all(**{q: w.service.name for q, w in workers.items()}),
+        "worker_services": worker_names,
     }

@@ -94,11 +94,12 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     state: dict[str, Any] = {"arn": _arn(service, name)}
     if typ == "aws:mq/broker:Broker":
         host = f"b-{name}.mq.{REGION}.amazonaws.com"
-        state["instances"] = [{"endpoints": [f"amqps://{host}:5671"], "consoleUrl": f"https://{host}"}]
+        state |= {"instances": [{"endpoints": [f"amqps://{host}:5671"], "consoleUrl": f"https://{host}"}],
+                  "brokerName": inputs.get("brokerName", name)}
     elif typ == "aws:mq/configuration:Configuration":
         state["latestRevision"] = 1
     elif typ == "aws:rds/instance:Instance":
-        state |= {"address": f"{name}.rds.amazonaws.com", "endpoint": f"{name}.rds.amazonaws.com:5432",
+        state |= {"identifier": name, "address": f"{name}.rds.amazonaws.com", "endpoint": f"{name}.rds.amazonaws.com:5432",
                   "masterUserSecrets": [{"secretArn": _arn("secretsmanager", f"secret:rds!{name}"), "secretStatus": "active"}]}  # fmt: skip
     elif typ == "aws:s3/bucket:Bucket":
         state |= {"bucket": name, "arn": f"arn:aws:s3:::{name}"}
@@ -113,7 +114,9 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     elif typ == "aws:ecs/service:Service":
         state["name"] = inputs.get("name", name)
     elif typ == "aws:lb/loadBalancer:LoadBalancer":
-        state["dnsName"] = f"{name}.{REGION}.elb.amazonaws.com"
+        state |= {"dnsName": f"{name}.{REGION}.elb.amazonaws.com", "arnSuffix": f"app/{name}/0123456789abcdef"}
+    elif typ == "aws:lb/targetGroup:TargetGroup":
+        state["arnSuffix"] = f"targetgroup/{name}/0123456789abcdef"
     elif typ == "aws:cloudwatch/logGroup:LogGroup":
         state |= {"name": name, "arn": _arn("logs", f"log-group:{name}")}
     elif typ == "aws:secretsmanager/secret:Secret":

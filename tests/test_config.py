@@ -67,6 +67,11 @@ INVALID = [
     pytest.param(config(ui={"access": "cognito", "certificateArn": "arn:aws:acm:eu-west-1:1:certificate/x", "cognito": COGNITO}), ["ui.certificateArn"], id="malformed-certificate-arn"),
     pytest.param(config(image={"uri": "123.dkr.ecr.eu-west-1.amazonaws.com/dagster"}), ["image", "not pinned", ":TAG or @sha256"], id="image-without-tag"),
     pytest.param(config(image={"uri": "registry:5000/dagster"}), ["image", "'registry:5000/dagster'", "not pinned"], id="image-port-no-tag"),
+    pytest.param(config(operations={"alarmEmail": "oncall"}), ["operations.alarmEmail", "'oncall'"], id="bad-alarm-email"),
+    pytest.param(config(operations={"noConsumerMinutes": 0}), ["operations.noConsumerMinutes", "0"], id="no-consumer-zero"),
+    pytest.param({"queues": [{"name": "dagster", "scaling": {"targetMessagesPerSlot": 0}}]}, ["queues[0].scaling.targetMessagesPerSlot", "greater than 0"], id="zero-scaling-target"),
+    pytest.param({"queues": [{"name": "dagster", "scaling": {"idleMinutes": 2000}}]}, ["queues[0].scaling.idleMinutes", "2000"], id="idle-over-a-day"),
+    pytest.param({"queues": [{"name": "dagster", "scaling": {"cooldown": 5}}]}, ["queues[0].scaling.cooldown", "unknown key"], id="unknown-scaling-key"),
     pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},

@@ -9,6 +9,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
+from infra import iam
 from infra.testing import run_stack
 from tests.conftest import REPO_ROOT
 
@@ -61,4 +62,4 @@ def test_generated_iam_policies_are_scoped_json(stack):
             if statement["Resource"] == "*":
                 # Only actions AWS cannot scope to a resource.
                 assert set(actions) <= {"ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces",
-                                        "cloudwatch:PutMetricData"}, policy.urn
+                                        "cloudwatch:PutMetricData", *iam.ECS_EXEC_ACTIONS}, policy.urn

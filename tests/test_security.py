@@ -17,6 +17,7 @@ from pathlib import Path
 import parliament
 import pytest
 
+from infra import iam
 from infra.config import load_stack_file
 from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
 from tests.conftest import REPO_ROOT
@@ -364,7 +365,7 @@ def _(name, cfg, stack):
 
 @rule("CKV_AWS_355-star-resource-only-where-aws-allows-nothing-narrower")
 def _(name, cfg, stack):
-    unscopable = {"ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"}
+    unscopable = {"ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces", *iam.ECS_EXEC_ACTIONS}
     for p, doc in policies(stack):
         for _s, actions, resources in statements(doc):
             if "*" in resources:
@@ -448,6 +449,10 @@ def _(name, cfg, stack):
 NOT_APPLICABLE["FSBP-SecretsManager.1-rotation"] = (
     "the RDS-managed secret is rotated by RDS; the broker secret cannot rotate on its own because changing "
     "Amazon MQ users recreates the broker (FACTS.md)"
+)
+NOT_APPLICABLE["FSBP-SNS.1-topic-encryption"] = (
+    "the alarm topic carries alarm texts only, and a topic encrypted with the AWS-managed aws/sns key cannot "
+    "receive CloudWatch alarms or EventBridge events (its key policy cannot admit them)"
 )
 NOT_APPLICABLE["CKV_AWS_149_CKV_AWS_158-customer-kms-keys"] = (
     "secrets and log groups use AWS-managed encryption; a customer key adds cost and a key policy to run "

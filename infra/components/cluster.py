@@ -24,6 +24,7 @@ class ClusterArgs:
     secret_arns: list[pulumi.Input[str]]
     bucket_arn: pulumi.Input[str]
     run_family: str
+    ecs_exec: bool = False
 
 
 class Cluster(pulumi.ComponentResource):
@@ -53,7 +54,7 @@ class Cluster(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-worker",
             role=self.worker_role.id,
-            policy=pulumi.Output.from_input(args.bucket_arn).apply(lambda b: json.dumps(iam.worker_policy(b))),
+            policy=pulumi.Output.from_input(args.bucket_arn).apply(lambda b: json.dumps(iam.worker_policy(b, args.ecs_exec))),
             opts=child,
         )
         self.control_role = aws.iam.Role(f"{name}-control", assume_role_policy=trust, opts=child)
@@ -68,7 +69,7 @@ class Cluster(pulumi.ComponentResource):
                 lambda a: json.dumps(
                     iam.control_policy(
                         a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]],
-                        scaling.NAMESPACE,
+                        scaling.NAMESPACE, args.ecs_exec,
                     )
                 )
             ),

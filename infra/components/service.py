@@ -34,6 +34,7 @@ class ServiceArgs:
     security_group_ids: list[pulumi.Input[str]]
     assign_public_ip: bool
     cpu_architecture: str = "X86_64"
+    ecs_exec: bool = False
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     sidecar: ProcessSpec | None = None  # runs in the same task (the daemon's queue-metrics publisher)
@@ -98,6 +99,7 @@ class Service(pulumi.ComponentResource):
             },
             deployment_circuit_breaker={"enable": True, "rollback": True},
             propagate_tags="SERVICE",
+            enable_execute_command=args.ecs_exec,
             enable_ecs_managed_tags=True,
             wait_for_steady_state=spec.role == "daemon",
             **extra,

@@ -1,0 +1,84 @@
+"""Monitoring: one dashboard and the alarms that come before a hung run or a full disk.
+
+Creates: an SNS topic for alarms (an e-mail subscription when ``operations.alarmEmail`` is set), a
+CloudWatch dashboard (per queue backlog, consumers, running/desired workers; webserver health and 5xx;
+database CPU, connections, free storage; broker CPU, memory, connections), per queue a "messages and no
+consumer" and a "saturated at maxWorkers" alarm, stack alarms (database storage, broker memory,
+unhealthy webserver, missing queue metrics), and an EventBridge rule that reports tasks stopping with an
+error exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import monitoring
+from infra.config import StackConfig
+
+
+@dataclass
+class MonitoringArgs:
+    config: StackConfig
+    targets: pulumi.Output  # Output[monitoring.Targets]
+    cluster_arn: pulumi.Input[str]
+
+
+class Monitoring(pulumi.ComponentResource):
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:monitoring:Monitoring", name, None, opts)
+        cfg, t = args.config, args.targets
+        child = pulumi.ResourceOptions(parent=self)
+        self.topic = aws.sns.Topic(f"{name}-alarms", opts=child)
+        account = aws.get_caller_identity_output().account_id
+        aws.sns.TopicPolicy(
+            f"{name}-alarms",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, account).apply(lambda a: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Sid": "AlarmsAndTaskEvents", "Effect": "Allow", "Action": "sns:Publish", "Resource": a[0],
+                    "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+                    "Condition": {"StringEquals": {"aws:SourceAccount": a[1]}},
+                }],
+            })),  # fmt: skip
+            opts=child,
+        )
+        if cfg.operations.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=cfg.operations.alarm_email, opts=child
+            )
+        self.dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard", dashboard_name=name, dashboard_body=t.apply(monitoring.dashboard_body), opts=child
+        )
+
+        def alarm(suffix: str, arguments: pulumi.Output) -> None:
+            # Alarm arguments are built from resolved names; each key becomes one MetricAlarm input.
+            keys = ("alarm_description", "comparison_operator", "threshold", "evaluation_periods",
+                    "datapoints_to_alarm", "treat_missing_data", "metric_queries", "namespace", "metric_name",
+                    "statistic", "period", "dimensions")  # fmt: skip
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                **{k: arguments.apply(lambda a, k=k: a.get(k)) for k in keys},
+                opts=child,
+            )
+
+        minutes = cfg.operations.no_consumer_minutes
+        for q in cfg.queues:
+            for suffix in ("stuck", "saturated"):
+                alarm(f"{q.name.replace('.', '-')}-{suffix}", t.apply(lambda t, q=q, s=suffix: monitoring.queue_alarms(q, t, minutes)[s]))
+        for suffix in ("db-storage-low", "broker-memory", "webserver-unhealthy", "queue-metrics-missing"):
+            alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.database.allocated_storage_gb, cfg.queues[0].name)[s]))
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-task-failed",
+            description="a task of the stack stopped with a container exiting non-zero",
+            event_pattern=pulumi.Output.from_input(args.cluster_arn).apply(monitoring.task_failure_pattern),
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(f"{name}-task-failed", rule=rule.name, arn=self.topic.arn, opts=child)
+        self.register_outputs({"topic_arn": self.topic.arn, "dashboard": self.dashboard.dashboard_name})

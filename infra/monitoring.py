@@ -1,0 +1,160 @@
+"""Dashboard and alarm definitions (pure): what an operator of the stack watches and is woken up for.
+
+Metric names and dimensions: AWS/ApplicationELB (LoadBalancer, TargetGroup = ARN suffixes), AWS/RDS
+(DBInstanceIdentifier), AWS/AmazonMQ broker metrics (Broker = broker name; broker-level metrics exist on
+RabbitMQ 3.x and 4.x, per-queue ones only on 3.x -- hence our own publisher), ECS/ContainerInsights
+(ClusterName, ServiceName), and our namespace from infra/scaling.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from infra import scaling
+from infra.config import Queue
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Resolved names of what the dashboard and alarms watch."""
+
+    region: str
+    stack_id: str
+    cluster: str
+    worker_services: dict[str, str]  # queue -> ECS service name
+    webserver_service: str
+    load_balancer: str  # ARN suffix
+    target_group: str  # ARN suffix
+    database: str  # DB instance identifier
+    broker: str  # broker name
+
+
+def _queue_metric(metric: str, t: Targets, queue: str, **opts) -> list:
+    return [scaling.NAMESPACE, metric, "Stack", t.stack_id, "Queue", queue, opts or {"stat": "Maximum"}]
+
+
+def _widget(title: str, metrics: list, x: int, y: int, width: int = 12, **extra) -> dict:
+    return {
+        "type": "metric", "x": x, "y": y, "width": width, "height": 6,
+        "properties": {"title": title, "metrics": metrics, "view": "timeSeries", "period": 60, **extra},
+    }  # fmt: skip
+
+
+def dashboard_body(t: Targets) -> str:
+    widgets = []
+    for i, (queue, service) in enumerate(t.worker_services.items()):
+        region = {"region": t.region}
+        widgets.append(_widget(f"queue {queue}: backlog and consumers", [
+            _queue_metric(scaling.DEPTH, t, queue, label="messages (waiting + running)", **{"stat": "Maximum"}),
+            _queue_metric("QueueReady", t, queue, label="waiting", stat="Maximum"),
+            _queue_metric(scaling.CONSUMERS, t, queue, label="consumers (workers)", stat="Maximum"),
+        ], x=0, y=6 * i, **region))  # fmt: skip
+        widgets.append(_widget(f"queue {queue}: worker tasks", [
+            ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", t.cluster, "ServiceName", service, {"label": "running"}],
+            ["ECS/ContainerInsights", "DesiredTaskCount", "ClusterName", t.cluster, "ServiceName", service, {"label": "desired"}],
+        ], x=12, y=6 * i, **region))  # fmt: skip
+    y = 6 * len(t.worker_services)
+    region = {"region": t.region}
+    alb = ["AWS/ApplicationELB"]
+    widgets += [
+        _widget("webserver: health and errors", [
+            [*alb, "HealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Minimum"}],
+            [*alb, "UnHealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Maximum"}],
+            [*alb, "HTTPCode_Target_5XX_Count", "LoadBalancer", t.load_balancer, {"stat": "Sum"}],
+        ], x=0, y=y, width=8, **region),
+        _widget("database: CPU, connections, free storage", [
+            ["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", t.database],
+            ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", t.database],
+            ["AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", t.database, {"yAxis": "right"}],
+        ], x=8, y=y, width=8, **region),
+        _widget("broker: CPU, memory, connections", [
+            ["AWS/AmazonMQ", "SystemCpuUtilization", "Broker", t.broker],
+            ["AWS/AmazonMQ", "RabbitMQMemUsed", "Broker", t.broker, {"yAxis": "right"}],
+            ["AWS/AmazonMQ", "ConnectionCount", "Broker", t.broker],
+        ], x=16, y=y, width=8, **region),
+    ]  # fmt: skip
+    return json.dumps({"widgets": widgets})
+
+
+def _query(id_: str, namespace: str, metric: str, dims: dict, stat: str = "Maximum") -> dict:
+    return {"id": id_, "metric": {"namespace": namespace, "metric_name": metric, "dimensions": dims,
+                                   "period": scaling.PERIOD, "stat": stat}}  # fmt: skip
+
+
+def queue_alarms(q: Queue, t: Targets, no_consumer_minutes: int) -> dict[str, dict]:
+    """Alarm arguments per alarm name suffix, for one queue."""
+    dims = scaling.dimensions(t.stack_id, q.name)
+    depth = _query("depth", scaling.NAMESPACE, scaling.DEPTH, dims)
+    consumers = _query("consumers", scaling.NAMESPACE, scaling.CONSUMERS, dims)
+    capacity = q.max_workers * q.concurrency
+    return {
+        # dagster #2336: a step routed to a queue nobody consumes waits forever and hangs its run.
+        "stuck": {
+            "alarm_description": f"queue {q.name}: messages waiting and no worker for {no_consumer_minutes} min "
+                                 f"(runs hang); check the worker-{q.name} service and its scale-from-zero alarm",
+            "comparison_operator": "GreaterThanOrEqualToThreshold", "threshold": 1,
+            "evaluation_periods": no_consumer_minutes, "datapoints_to_alarm": no_consumer_minutes,
+            "treat_missing_data": "notBreaching",
+            "metric_queries": [depth, consumers, {"id": "stuck", "return_data": True,
+                               "expression": "IF(depth > 0 AND consumers == 0, 1, 0)"}],
+        },
+        # At maxWorkers and more messages than slots for 15 min: raise maxWorkers or speed up the steps.
+        "saturated": {
+            "alarm_description": f"queue {q.name}: at maxWorkers ({q.max_workers}) with more than {capacity} "
+                                 f"messages for 15 min; raise queues[].maxWorkers",
+            "comparison_operator": "GreaterThanOrEqualToThreshold", "threshold": 1,
+            "evaluation_periods": 15, "datapoints_to_alarm": 15, "treat_missing_data": "notBreaching",
+            "metric_queries": [depth, consumers, {"id": "saturated", "return_data": True,
+                               "expression": f"IF(consumers >= {q.max_workers} AND depth > {capacity}, 1, 0)"}],
+        },
+    }  # fmt: skip
+
+
+def stack_alarms(t: Targets, allocated_storage_gb: int, first_queue: str) -> dict[str, dict]:
+    """Alarm arguments per alarm name suffix, for the stack's shared parts."""
+    return {
+        "db-storage-low": {
+            "alarm_description": "database free storage below 10 % of the allocated storage",
+            "namespace": "AWS/RDS", "metric_name": "FreeStorageSpace", "statistic": "Minimum", "period": 300,
+            "dimensions": {"DBInstanceIdentifier": t.database}, "comparison_operator": "LessThanThreshold",
+            "threshold": allocated_storage_gb * 1024**3 * 0.10, "evaluation_periods": 2,
+        },
+        "broker-memory": {
+            "alarm_description": "broker memory above 80 % of its limit: RabbitMQ blocks publishers at 100 %",
+            "comparison_operator": "GreaterThanThreshold", "threshold": 0.8, "evaluation_periods": 3,
+            "metric_queries": [
+                _query("used", "AWS/AmazonMQ", "RabbitMQMemUsed", {"Broker": t.broker}),
+                _query("limit", "AWS/AmazonMQ", "RabbitMQMemLimit", {"Broker": t.broker}),
+                {"id": "ratio", "expression": "used / limit", "return_data": True},
+            ],
+        },
+        "webserver-unhealthy": {
+            "alarm_description": "the Dagster webserver fails its load balancer health check",
+            "namespace": "AWS/ApplicationELB", "metric_name": "UnHealthyHostCount", "statistic": "Maximum",
+            "period": 60, "dimensions": {"LoadBalancer": t.load_balancer, "TargetGroup": t.target_group},
+            "comparison_operator": "GreaterThanThreshold", "threshold": 0, "evaluation_periods": 5,
+        },
+        # Without data the autoscaling alarms see nothing (they treat missing data as not breaching).
+        "queue-metrics-missing": {
+            "alarm_description": "no queue metrics for 5 min: the queue-metrics sidecar of the daemon is down, "
+                                 "autoscaling is blind",
+            "namespace": scaling.NAMESPACE, "metric_name": scaling.DEPTH, "statistic": "SampleCount",
+            "period": 60, "dimensions": scaling.dimensions(t.stack_id, first_queue),
+            "comparison_operator": "LessThanThreshold", "threshold": 1, "evaluation_periods": 5,
+            "treat_missing_data": "breaching",
+        },
+    }  # fmt: skip
+
+
+def task_failure_pattern(cluster_arn: str) -> str:
+    """EventBridge pattern: a task of the stack's cluster stopped with a container exiting non-zero."""
+    return json.dumps({
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Task State Change"],
+        "detail": {
+            "clusterArn": [cluster_arn],
+            "lastStatus": ["STOPPED"],
+            "containers": {"exitCode": [{"anything-but": 0}]},
+        },
+    })  # fmt: skip
