@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: venv test local clean
+.PHONY: venv test local plan clean
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,10 @@ test: venv
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
 local: venv
 	$(PY) -m infra.local up $(ARGS)
+
+# What `pulumi up` would create from a stack file, and its monthly cost at minimum and maximum scale.
+plan: venv
+	$(PY) -m infra.plan $(ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache
