@@ -312,6 +312,8 @@ class Operations(_Model):
     no_consumer_minutes: Int = Field(5, ge=1, le=60)
     # `aws ecs execute-command` into tasks (and SSM port forwarding to the webserver); off by default.
     ecs_exec: bool = False
+    # Celery's Flower at <ui>/flower, behind the same access control as the UI plus its own basic auth.
+    flower: bool = False
 
 
 class Protection(_Model):

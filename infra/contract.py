@@ -12,6 +12,8 @@ APP_DIR = "/opt/dagster/app"  # workspace.yaml, celery_config.yaml, dagster_proj
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
 
 WEBSERVER_PORT = 3000
+FLOWER_PORT = 5555
+FLOWER_PATH = "/flower"  # served under the UI's load balancer
 
 # Plain environment variables (never secret).
 PG_HOST = "DAGSTER_PG_HOST"
@@ -29,6 +31,7 @@ PG_PASSWORD = "DAGSTER_PG_PASSWORD"
 BROKER_URL = "DAGSTER_CELERY_BROKER_URL"
 
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL)
+FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
 
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; worker_runtime.queue_metrics).

@@ -94,6 +94,10 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     lines.append(Line("daemon", f"{_size(daemon.cpu, daemon.memory)} x 1 task{ip_note}",
                       task_month(daemon.cpu, daemon.memory), task_month(daemon.cpu, daemon.memory)))
     lines.append(Line("queue-metrics", "publisher: a sidecar in the daemon task, no task of its own", 0.0, 0.0))
+    if "flower" in specs:
+        f = specs["flower"]
+        lines.append(Line("flower", f"Celery Flower: {_size(f.cpu, f.memory)} x 1 task{ip_note}",
+                          task_month(f.cpu, f.memory), task_month(f.cpu, f.memory)))
     lines.append(Line("run tasks", f"{_size(run.cpu, run.memory)}, {run.min_count}-{run.max_count} concurrent runs "
                       f"(one task per run){ip_note}", 0.0, run.max_count * task_month(run.cpu, run.memory)))
 

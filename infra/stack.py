@@ -11,6 +11,7 @@ from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.database import DB_NAME, Database, DatabaseArgs
+from infra.components.flower import Flower
 from infra.components.image import Image, ImageArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
@@ -26,7 +27,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     run_family = f"{prefix}-run"
     protect = cfg.protection.deletion_protection
 
-    network = Network(prefix, NetworkArgs(config=cfg.network, ui=cfg.ui))
+    specs = {s.name: s for s in process_specs(cfg)}
+    served = tuple(spec.port for name, spec in specs.items() if name in ("webserver", "flower"))
+    network = Network(prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served))
     broker = Broker(
         f"{prefix}-mq",
         BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id),
@@ -40,13 +43,6 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     )  # fmt: skip
     bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect))
     image = Image(f"{prefix}-code", ImageArgs(config=cfg.image))
-    cluster = Cluster(
-        f"{prefix}-ecs",
-        ClusterArgs(
-            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret_arn],
-            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec,
-        ),
-    )  # fmt: skip
     lb = LoadBalancer(
         f"{prefix}-ui",
         LoadBalancerArgs(
@@ -56,6 +52,15 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         ),
     )  # fmt: skip
 
+    # Flower: its own basic-auth secret and a route on the UI's load balancer (operations.flower).
+    flower = Flower(f"{prefix}-flower", lb) if "flower" in specs else None
+    cluster = Cluster(
+        f"{prefix}-ecs",
+        ClusterArgs(
+            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret_arn, *([flower.secret.arn] if flower else [])],
+            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec,
+        ),
+    )  # fmt: skip
     region = aws.get_region_output().region
     # The environment contract: the same names and values in every task (dagster issue #2163).
     environment = {
@@ -75,7 +80,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.PG_PASSWORD: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "password")),
     }
 
-    def service(spec, task_role, depends_on=(), target_group_arn=None, **sidecar) -> Service:
+    def service(spec, task_role, depends_on=(), target_group_arn=None, **extra) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
@@ -86,11 +91,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
                 target_group_arn=target_group_arn, depends_on=list(depends_on), ecs_exec=cfg.operations.ecs_exec,
-                **sidecar,
+                **extra,
             ),
         )  # fmt: skip
 
-    specs = {s.name: s for s in process_specs(cfg)}
     metrics_environment = {
         contract.METRICS_QUEUES: ",".join(q.name for q in cfg.queues),
         contract.METRICS_STACK: prefix,
@@ -105,6 +109,11 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         specs.pop("webserver"), cluster.control_role, after_daemon, target_group_arn=lb.target_group.arn
     )
     run = service(specs.pop("run"), cluster.worker_role, after_daemon)
+    if flower:
+        service(
+            specs.pop("flower"), cluster.worker_role, after_daemon, target_group_arn=flower.target_group.arn,
+            own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.arn},
+        )  # fmt: skip
     workers = {spec.queue: service(spec, cluster.worker_role, after_daemon) for spec in specs.values()}
     for spec in specs.values():
         QueueScaling(

@@ -83,6 +83,16 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
         )
     )
+    if cfg.operations.flower:
+        specs.append(
+            ProcessSpec(
+                name="flower", role="flower",
+                # The workers' app and settings module, so Flower reads the same broker.
+                command=("celery", "-A", "dagster_celery.app", "flower", f"--port={contract.FLOWER_PORT}",
+                         f"--url_prefix={contract.FLOWER_PATH.strip('/')}"),
+                cpu=256, memory=512, min_count=1, max_count=1, port=contract.FLOWER_PORT,
+            )
+        )  # fmt: skip
     specs += [
         ProcessSpec(
             name=worker_name(q.name),

@@ -68,3 +68,26 @@ def test_ecs_exec_is_off_unless_switched_on():
         for policy in stack.of_type("aws:iam/rolePolicy:RolePolicy"):
             if policy.name.endswith(("-worker", "-control")):
                 assert ("ssmmessages:OpenDataChannel" in policy.inputs["policy"]) is enabled, policy.urn
+
+
+def test_flower_is_optional_and_behind_the_same_access_control_as_the_ui():
+    assert not run_stack(config={"queues": QUEUES}).of_type("aws:lb/listenerRule:ListenerRule")
+    cert = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    cognito = {"userPoolArn": "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc",
+               "userPoolClientId": "client", "userPoolDomain": "login"}  # fmt: skip
+    stack = run_stack(config={"queues": QUEUES, "operations": {"flower": True},
+                              "ui": {"access": "cognito", "certificateArn": cert, "cognito": cognito}})  # fmt: skip
+    (rule,) = stack.of_type("aws:lb/listenerRule:ListenerRule")
+    https = next(l for l in stack.of_type("aws:lb/listener:Listener") if l.inputs["port"] == 443)
+    assert rule.inputs["listenerArn"] == https.state["arn"]
+    assert [a["type"] for a in rule.inputs["actions"]] == ["authenticate-cognito", "forward"]
+    assert rule.inputs["conditions"] == [{"pathPattern": {"values": ["/flower", "/flower/*"]}}]
+    flower = json.loads(stack.one("aws:ecs/taskDefinition:TaskDefinition", "-flower-task").inputs["containerDefinitions"])[0]
+    assert flower["command"][:4] == ["celery", "-A", "dagster_celery.app", "flower"]
+    assert "FLOWER_BASIC_AUTH" in {s["name"] for s in flower["secrets"]}
+    for taskdef in stack.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        if not taskdef.name.endswith("-flower-task"):
+            assert "FLOWER_BASIC_AUTH" not in taskdef.inputs["containerDefinitions"], taskdef.urn
+    lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").state["id"]
+    (to_flower,) = [r for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if r.inputs["fromPort"] == 5555]
+    assert to_flower.inputs["referencedSecurityGroupId"] == lb_sg

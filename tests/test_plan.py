@@ -248,3 +248,11 @@ def test_refresh_without_credentials_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setattr(boto3.Session, "get_credentials", lambda self: None)
     assert refresh_prices.main(["--out", "/nonexistent/never-written.json"]) == 2
     assert "no AWS credentials" in capsys.readouterr().err
+
+
+def test_flower_is_billed_only_when_enabled():
+    def names(cfg):
+        return [line.component for line in plan(cfg, PRICES)]
+
+    assert "flower" not in names(parse({"queues": [{"name": "dagster"}]}))
+    assert "flower" in names(parse({"queues": [{"name": "dagster"}], "operations": {"flower": True}}))

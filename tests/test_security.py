@@ -397,7 +397,9 @@ def _(name, cfg, stack):
     for p, doc in policies(stack):
         for _s, actions, resources in statements(doc):
             if "secretsmanager:GetSecretValue" in actions:
-                assert len(resources) == 2 and all(r.startswith("arn:aws:secretsmanager:") for r in resources), p.urn
+                secrets = {r.state["arn"] for r in stack.of_type("aws:secretsmanager/secret:Secret")}
+                secrets |= {r.state["masterUserSecrets"][0]["secretArn"] for r in stack.of_type("aws:rds/instance:Instance")}
+                assert set(resources) == secrets, p.urn
 
 
 @rule("IAM-parliament-no-findings")

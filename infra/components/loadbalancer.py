@@ -77,17 +77,37 @@ class LoadBalancer(pulumi.ComponentResource):
         if ui.certificate_arn:
             authenticate = authenticate_action(ui, args.oidc_client_secret)
             https_actions = [authenticate, {**forward[0], "order": 2}] if authenticate else forward
-            aws.lb.Listener(
+            https = aws.lb.Listener(
                 f"{name}-https", load_balancer_arn=self.lb.arn, port=443, protocol="HTTPS", ssl_policy=TLS_POLICY,
                 certificate_arn=ui.certificate_arn, default_actions=https_actions, opts=child,
             )  # fmt: skip
             http_actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}]
             scheme = "https"
         else:
-            http_actions, scheme = forward, "http"
-        aws.lb.Listener(
+            http_actions, scheme, authenticate = forward, "http", None
+        http = aws.lb.Listener(
             f"{name}-http", load_balancer_arn=self.lb.arn, port=80, protocol="HTTP", default_actions=http_actions,
             opts=child,
         )  # fmt: skip
+        # The listener that serves (HTTPS with a certificate; HTTP redirects) and its sign-in action, so other
+        # routes get the same access control as the UI.
+        self._serving = https if ui.certificate_arn else http
+        self._authenticate = authenticate
+        self._name, self._vpc_id = name, args.vpc_id
         self.url = pulumi.Output.concat(scheme, "://", self.lb.dns_name)
         self.register_outputs({"url": self.url})
+
+    def route(self, suffix: str, path: str, port: int, health_path: str, priority: int) -> aws.lb.TargetGroup:
+        """Serve ``path`` from tasks on ``port`` through the UI's listener, behind the same sign-in."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.lb.TargetGroup(
+            f"{self._name}-{suffix}", port=port, protocol="HTTP", target_type="ip", vpc_id=self._vpc_id,
+            deregistration_delay=30, health_check={"path": health_path, "matcher": "200"}, opts=child,
+        )  # fmt: skip
+        forward = {"type": "forward", "target_group_arn": group.arn}
+        actions = [self._authenticate, {**forward, "order": 2}] if self._authenticate else [forward]
+        aws.lb.ListenerRule(
+            f"{self._name}-{suffix}", listener_arn=self._serving.arn, priority=priority, actions=actions,
+            conditions=[{"path_pattern": {"values": [path, f"{path}/*"]}}], opts=child,
+        )  # fmt: skip
+        return group

@@ -29,6 +29,8 @@ AZ_COUNT = 2
 class NetworkArgs:
     config: NetworkConfig
     ui: Ui
+    # Task ports the load balancer forwards to: the webserver's, and Flower's when it runs.
+    served_ports: tuple[int, ...] = (contract.WEBSERVER_PORT,)
 
 
 class Network(pulumi.ComponentResource):
@@ -56,7 +58,7 @@ class Network(pulumi.ComponentResource):
             private_routed = cfg.nat_gateways > 0
         self.task_subnet_ids = self.private_subnet_ids if private_routed else self.public_subnet_ids
         self.assign_public_ip = not private_routed
-        self._security_groups(name, args.ui, vpc_cidr, child)
+        self._security_groups(name, args.ui, vpc_cidr, args.served_ports, child)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
 
     def _new_vpc(self, name: str, cfg: NetworkConfig, child: pulumi.ResourceOptions) -> None:
@@ -115,7 +117,9 @@ class Network(pulumi.ComponentResource):
             log_destination_type="cloud-watch-logs", iam_role_arn=role.arn, opts=child,
         )  # fmt: skip
 
-    def _security_groups(self, name: str, ui: Ui, vpc_cidr: pulumi.Input[str], child: pulumi.ResourceOptions) -> None:
+    def _security_groups(
+        self, name: str, ui: Ui, vpc_cidr: pulumi.Input[str], served_ports: tuple[int, ...], child: pulumi.ResourceOptions
+    ) -> None:
         def group(suffix: str, description: str) -> aws.ec2.SecurityGroup:
             return aws.ec2.SecurityGroup(
                 f"{name}-{suffix}", vpc_id=self.vpc_id, description=description, tags={"Name": f"{name}-{suffix}"},
@@ -137,8 +141,9 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
         ingress("database-from-tasks", self.database_sg, POSTGRES_PORT, "PostgreSQL from Dagster tasks",
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
-        ingress("webserver-from-lb", self.tasks_sg, contract.WEBSERVER_PORT, "Dagster webserver from the load balancer",
-                referenced_security_group_id=self.lb_sg.id)  # fmt: skip
+        for port in served_ports:
+            ingress(f"tasks-{port}-from-lb", self.tasks_sg, port, f"port {port} from the load balancer",
+                    referenced_security_group_id=self.lb_sg.id)  # fmt: skip
         listener_ports = (80, 443) if ui.certificate_arn else (80,)
         if ui.access == UiAccess.PRIVATE:
             sources = {"vpc": vpc_cidr}  # internal load balancer: reachable from inside the VPC only
@@ -151,11 +156,12 @@ class Network(pulumi.ComponentResource):
             for label, cidr in sources.items():
                 ingress(f"lb-{port}-{label}", self.lb_sg, port, f"Dagster UI listener {port} from {label}",
                         cidr_ipv4=cidr)  # fmt: skip
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-lb-to-webserver", security_group_id=self.lb_sg.id, ip_protocol="tcp",
-            from_port=contract.WEBSERVER_PORT, to_port=contract.WEBSERVER_PORT,
-            referenced_security_group_id=self.tasks_sg.id, description="Load balancer to the webserver", opts=child,
-        )  # fmt: skip
+        for port in served_ports:
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-lb-to-tasks-{port}", security_group_id=self.lb_sg.id, ip_protocol="tcp", from_port=port,
+                to_port=port, referenced_security_group_id=self.tasks_sg.id, description=f"Load balancer to tasks on {port}",
+                opts=child,
+            )  # fmt: skip
         # Tasks pull the image, read secrets and call AWS APIs over HTTPS, and reach the broker and database.
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-tasks-https", security_group_id=self.tasks_sg.id, ip_protocol="tcp", from_port=443, to_port=443,

@@ -37,6 +37,7 @@ class ServiceArgs:
     ecs_exec: bool = False
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    own_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # this process's only (Flower)
     sidecar: ProcessSpec | None = None  # runs in the same task (the daemon's queue-metrics publisher)
     sidecar_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -50,7 +51,8 @@ class Service(pulumi.ComponentResource):
         spec = args.spec
         containers = pulumi.Output.all(
             image=args.image, log_group=args.log_group, region=args.region,
-            environment=pulumi.Output.all(**args.environment), secrets=pulumi.Output.all(**args.secrets),
+            environment=pulumi.Output.all(**args.environment),
+            secrets=pulumi.Output.all(**args.secrets, **args.own_secrets),
             sidecar_environment=pulumi.Output.all(**args.sidecar_environment),
         ).apply(lambda v: taskdef.container_definitions(spec, sidecar=args.sidecar, **v))  # fmt: skip
         self.task_definition = aws.ecs.TaskDefinition(

@@ -1,0 +1,40 @@
+"""Flower: Celery's monitoring UI, optional (``operations.flower``).
+
+Creates: a generated basic-auth password kept in Secrets Manager as ``user:password`` (handed to the
+flower container only, as the ECS secret FLOWER_BASIC_AUTH), and a route ``/flower`` on the UI's load
+balancer, behind the same access control (allow-list or sign-in) as the Dagster UI. The service itself
+is the shared Service component, from the ``flower`` process spec.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra import contract
+from infra.components.loadbalancer import LoadBalancer
+
+USER = "dagster"
+LISTENER_RULE_PRIORITY = 10
+
+
+class Flower(pulumi.ComponentResource):
+    def __init__(self, name: str, lb: LoadBalancer, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:flower:Flower", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        self.secret = aws.secretsmanager.Secret(
+            f"{name}-basic-auth", description="Flower basic auth (user:password)", opts=child
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-basic-auth",
+            secret_id=self.secret.id,
+            secret_string=pulumi.Output.secret(pulumi.Output.concat(USER, ":", password.result)),
+            opts=child,
+        )
+        self.target_group = lb.route(
+            "flower", contract.FLOWER_PATH, contract.FLOWER_PORT, f"{contract.FLOWER_PATH}/healthcheck",
+            LISTENER_RULE_PRIORITY,
+        )  # fmt: skip
+        self.register_outputs({"secret_arn": self.secret.arn})
