@@ -1,7 +1,8 @@
 """Find and read the Celery settings that the workers are started with (``celery_config.yaml``).
 
 The run worker sends steps with the same broker and Celery settings as the workers consume them, so the
-job's executor is configured from the very file that ``dagster-celery worker start -y`` reads.
+job's executor is configured from the very file the workers' settings module reads
+(worker_image/dagster_celery_config.py, the same shape as ``dagster-celery worker start -y``).
 
 Where the file is, first match wins:
 1. ``$DAGSTER_CELERY_CONFIG`` (a path), e.g. a local runner that generates its own settings;

@@ -22,7 +22,9 @@ PG_DB = "DAGSTER_PG_DB"
 S3_BUCKET = "DAGSTER_S3_BUCKET"
 MAX_CONCURRENT_RUNS = "DAGSTER_MAX_CONCURRENT_RUNS"
 RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
-REGION = "AWS_REGION"  # boto3's own variable: EcsRunLauncher and the S3 clients call the stack's region
+# botocore reads the default region from AWS_DEFAULT_REGION (not AWS_REGION): EcsRunLauncher, the S3 clients
+# and the queue-metrics publisher call the stack's region.
+REGION = "AWS_DEFAULT_REGION"
 RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
 
 # Secret environment variables: on ECS they come only through the container's `secrets`.

@@ -62,9 +62,23 @@ def _exec_statements(ecs_exec: bool) -> list[dict]:
     return [{"Sid": "EcsExec", "Effect": "Allow", "Action": ECS_EXEC_ACTIONS, "Resource": "*"}] if ecs_exec else []
 
 
-def worker_policy(bucket_arn: str, ecs_exec: bool = False) -> dict:
-    """Workers and run tasks: step outputs and compute logs in the stack's bucket, nothing else."""
-    return {"Version": VERSION, "Statement": [*_bucket_statements(bucket_arn), *_exec_statements(ecs_exec)]}
+def cluster_task_arns(cluster_arn: str) -> str:
+    """``arn:aws:ecs:<region>:<account>:task/<cluster>/*`` for ``arn:aws:ecs:<region>:<account>:cluster/<cluster>``."""
+    return cluster_arn.replace(":cluster/", ":task/", 1) + "/*"
+
+
+def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False) -> dict:
+    """Workers and run tasks: step outputs and compute logs in the stack's bucket, and scale-in protection
+    of their own tasks while a step runs (the ECS agent calls it with the task role; FACTS.md)."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            *_bucket_statements(bucket_arn),
+            {"Sid": "ProtectRunningSteps", "Effect": "Allow",
+             "Action": ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"], "Resource": cluster_task_arns(cluster_arn)},
+            *_exec_statements(ecs_exec),
+        ],
+    }  # fmt: skip
 
 
 def control_policy(
@@ -77,8 +91,7 @@ def control_policy(
 ) -> dict:
     """Webserver and daemon: the bucket, what EcsRunLauncher calls to start, watch and stop run tasks, and
     the queue metrics."""
-    cluster_name = cluster_arn.rsplit("/", 1)[-1]
-    task_arns = cluster_arn.replace(":cluster/", ":task/", 1).rsplit("/", 1)[0] + f"/{cluster_name}/*"
+    task_arns = cluster_task_arns(cluster_arn)
     return {
         "Version": VERSION,
         "Statement": [

@@ -33,16 +33,16 @@ class ProcessSpec:
 
 
 def worker_command(queue: str, concurrency: int) -> tuple[str, ...]:
-    # `dagster-celery worker start` turns celery_config.yaml into Celery settings; arguments after `--` go
-    # to `celery worker` (FACTS.md, measured). `-n` names the worker after its queue so events say where a
-    # step ran; the CLI appends `@%h` (the host name) itself.
+    # Celery itself, on dagster-celery's app: the app loads worker_image/dagster_celery_config.py, which
+    # reads celery_config.yaml and the environment in memory. (`dagster-celery worker start` would write the
+    # broker password to disk and stay PID 1 without passing SIGTERM on: no warm shutdown on ECS.)
+    # `-n` names the worker after its queue so engine events say where a step ran.
     return (
-        "dagster-celery", "worker", "start",
-        "-A", "dagster_celery.app",
-        "-y", CELERY_CONFIG,
-        "-q", queue,
-        "-n", queue,
-        "--", "-c", str(concurrency),
+        "celery", "-A", "dagster_celery.app", "worker",
+        "-Q", queue,
+        "-n", f"{queue}@%h",
+        "-c", str(concurrency),
+        "--loglevel", "INFO",
     )  # fmt: skip
 
 

@@ -44,7 +44,7 @@ def test_one_worker_service_per_queue_with_its_command_size_and_bounds(example):
     for q in cfg.queues:
         taskdef = stack.one(TASKDEF, f"worker-{q.name}-task")
         command = main_container(taskdef)["command"]
-        assert command[command.index("-q") + 1] == q.name, taskdef.urn
+        assert command[command.index("-Q") + 1] == q.name, taskdef.urn
         assert command[command.index("-c") + 1] == str(q.concurrency), taskdef.urn
         assert (taskdef.inputs["cpu"], taskdef.inputs["memory"]) == (str(q.cpu), str(q.memory)), taskdef.urn
         target = stack.one(TARGET, f"worker-{q.name}-scaling")
@@ -117,11 +117,12 @@ def test_only_tasks_reach_broker_and_database_and_only_the_lb_reaches_the_webser
     _, stack = example
     tasks_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-tasks").state["id"]
     lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").state["id"]
-    for suffix, port, source in (("-broker", 5671, tasks_sg), ("-database", 5432, tasks_sg), ("-tasks", 3000, lb_sg)):
+    # The broker: AMQPS, and HTTPS for the management API the queue-metrics publisher reads.
+    for suffix, ports, source in (("-broker", {5671, 443}, tasks_sg), ("-database", {5432}, tasks_sg), ("-tasks", {3000}, lb_sg)):
         rules = _rules(stack, suffix)
-        assert [(r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId")) for r in rules] == [
-            (port, port, source)
-        ], [r.urn for r in rules]
+        assert {(r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId")) for r in rules} == {
+            (port, port, source) for port in ports
+        }, [r.urn for r in rules]
         assert all("cidrIpv4" not in r.inputs for r in rules)
 
 

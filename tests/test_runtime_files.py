@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import re
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -229,19 +230,20 @@ def test_celery_settings_of_the_run_worker(contract_env):
 
 
 def test_celery_settings_of_the_workers(contract_env, monkeypatch, tmp_path):
-    """The app of `dagster-celery worker start -A dagster_celery.app -y celery_config.yaml`: the CLI
-    writes the YAML into a generated `dagster_celery_config` module that `make_app()` imports."""
-    from dagster_celery.cli import get_config_dir
+    """The app the workers run, `celery -A dagster_celery.app worker`: `make_app()` imports our
+    `dagster_celery_config` module (worker_image/), which resolves celery_config.yaml in memory."""
     from dagster_celery.make_app import make_app
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    config_dir = get_config_dir(str(CELERY_YAML))
-    monkeypatch.syspath_prepend(config_dir)
+    monkeypatch.chdir(CELERY_YAML.parent)  # the working directory of every process: APP_DIR
     monkeypatch.delitem(sys.modules, "dagster_celery_config", raising=False)
     try:
-        _check_reliability_settings(make_app().conf)
+        conf = make_app().conf
+        _check_reliability_settings(conf)
+        assert conf.broker_url == os.environ["DAGSTER_CELERY_BROKER_URL"]
     finally:
         sys.modules.pop("dagster_celery_config", None)
+    assert not any(tmp_path.rglob("*")), "the broker URL must not be written to disk"
 
 
 # --- both YAMLs and the contract -----------------------------------------------------------------

@@ -54,7 +54,9 @@ class Cluster(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-worker",
             role=self.worker_role.id,
-            policy=pulumi.Output.from_input(args.bucket_arn).apply(lambda b: json.dumps(iam.worker_policy(b, args.ecs_exec))),
+            policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn).apply(
+                lambda a: json.dumps(iam.worker_policy(a[0], a[1], args.ecs_exec))
+            ),
             opts=child,
         )
         self.control_role = aws.iam.Role(f"{name}-control", assume_role_policy=trust, opts=child)

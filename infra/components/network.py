@@ -139,6 +139,9 @@ class Network(pulumi.ComponentResource):
 
         ingress("broker-from-tasks", self.broker_sg, AMQPS_PORT, "AMQPS from Dagster tasks",
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
+        # The queue-metrics publisher (daemon task) reads the RabbitMQ management API over HTTPS.
+        ingress("broker-api-from-tasks", self.broker_sg, 443, "RabbitMQ management API from Dagster tasks",
+                referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
         ingress("database-from-tasks", self.database_sg, POSTGRES_PORT, "PostgreSQL from Dagster tasks",
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
         for port in served_ports:

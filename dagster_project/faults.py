@@ -1,0 +1,89 @@
+"""A code location for the fault tests (tests/test_faults.py): steps whose timing the test controls.
+
+``hold_<queue>`` runs on a queue of its own and, each time it starts (every delivery of its Celery message), records
+the attempt in ``<marker_dir>/attempts/`` (which Celery worker, which process); it then waits -- a bounded
+poll, never an endless wait -- until ``<marker_dir>/release`` exists, and returns a fixed value, written by
+the S3 I/O manager to one key per run and step (so a step that runs twice writes the same object twice:
+idempotent). ``check`` (queue ``dagster``) receives it and fails on a wrong value.
+
+- ``faults_ready_job``: one trivial step; the runner's first job (``--job``), proving the topology works;
+- ``hold_job``: ``hold_faults`` on queue ``faults``, then ``check``;
+- ``orphan_job``: ``hold_orphan`` on queue ``orphan`` (a queue whose worker the test removes for good).
+"""
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+from dagster import Config, Definitions, OpExecutionContext, job, op
+
+import dagster_project
+from dagster_project.example import _where
+
+QUEUE_TAG = "dagster-celery/queue"
+VALUE = "held-and-released"
+
+
+class HoldConfig(Config):
+    marker_dir: str
+    wait_seconds: float = 600.0  # bound on the wait for the release marker
+
+
+def _hold(queue: str):
+    @op(name=f"hold_{queue}", tags={QUEUE_TAG: queue})
+    def hold(context: OpExecutionContext, config: HoldConfig) -> str:
+        root = Path(config.marker_dir)
+        attempts = root / "attempts"
+        attempts.mkdir(parents=True, exist_ok=True)
+        record = {"node": _where(), "pid": os.getpid(), "ppid": os.getppid(), "time": time.time()}
+        (attempts / f"{uuid.uuid4().hex}.json").write_text(json.dumps(record))
+        context.log.info(f"hold started on {record['node']} (pid {record['pid']})")
+        deadline = time.monotonic() + config.wait_seconds
+        while not (root / "release").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{root / 'release'} did not appear within {config.wait_seconds:.0f} s")
+            time.sleep(0.1)
+        context.log.info(f"hold released on {record['node']}")
+        return VALUE
+
+    return hold
+
+
+@op(tags={QUEUE_TAG: "dagster"})
+def check(context: OpExecutionContext, value: str) -> str:
+    if value != VALUE:
+        raise ValueError(f"the held step returned {value!r}, expected {VALUE!r}")
+    context.log.info("the held step's output is correct")
+    return value
+
+
+@op(tags={QUEUE_TAG: "dagster"})
+def ready() -> int:
+    return 1
+
+
+hold_faults = _hold("faults")
+hold_orphan = _hold("orphan")
+
+
+@job(executor_def=dagster_project.executor)
+def faults_ready_job():
+    ready()
+
+
+@job(executor_def=dagster_project.executor)
+def hold_job():
+    check(hold_faults())
+
+
+@job(executor_def=dagster_project.executor)
+def orphan_job():
+    check(hold_orphan())
+
+
+defs = Definitions(
+    jobs=[faults_ready_job, hold_job, orphan_job],
+    resources={"s3": dagster_project.s3, "io_manager": dagster_project.defs.resources["io_manager"]},
+)

@@ -1,0 +1,18 @@
+"""The local runner: the stack's topology as processes on this machine (``python -m infra.local up``).
+
+It reads a stack file with :mod:`infra.config`, takes every command from :func:`infra.topology.process_specs`
+and runs the webserver, the daemon and one Celery worker per queue, with the image's runtime files
+(``worker_image/``) changed only where there is no AWS here:
+
+- the instance config is ``worker_image/dagster.yaml`` with ``run_launcher`` replaced by Dagster's default
+  (runs are subprocesses of the code server instead of ECS tasks), and, when no database URL is given,
+  ``storage`` replaced by sqlite under the state dir;
+- backing services are embedded unless URLs are given: a ``filesystem://`` Celery broker, sqlite storage
+  and a moto S3 API server on 127.0.0.1 (``services.py``);
+- the only argv change is the webserver's bind address and port (``processes.local_argv``).
+
+Modules: ``options`` (flags and their environment variables), ``services`` (backing services, connectivity
+checks), ``runtime_files`` (the app dir and DAGSTER_HOME under the state dir), ``processes`` (process groups,
+logs, status lines, shutdown), ``jobs`` (queue check, submission, the per-step report), ``runner`` (the order
+of it all).
+"""

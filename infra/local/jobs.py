@@ -1,0 +1,151 @@
+"""The job side: which queues a job's steps use, submitting a run, and where each step ran.
+
+Where a step ran is read from the run's event log, not from the op's tags:
+- the run worker's engine event ``Submitting celery task for step "S" to queue "Q".`` (dagster_celery
+  core_execution_loop) gives the queue the message was published to;
+- the worker's engine event ``Executing steps S in celery worker`` carries the metadata entry
+  ``Celery worker`` = the worker's node name (``self.request.hostname`` in dagster_celery.tasks);
+- STEP_START .. STEP_SUCCESS/STEP_FAILURE timestamps give the duration.
+The runner names each worker ``<queue>@%h`` (the topology's ``-n``) and subscribes it to that queue only
+(``-q``), so the node name says which queue it consumed the step from; ``check_placement`` compares the two.
+
+``python -m infra.local.jobs MODULE JOB`` prints the job's ``{step: queue}`` as JSON; the runner runs it in
+the app dir with the workers' environment, so the code is imported exactly as a worker imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
+SUBMITTED = re.compile(r'Submitting celery task for step "(?P<step>.+)" to queue "(?P<queue>.+)"\.')
+WORKER_KEY = "Celery worker"
+
+
+def step_tags(module: str, job_name: str) -> dict[str, dict[str, str]]:
+    """{step key: tags} of the job's execution plan, loading the code location like Dagster does."""
+    from dagster._core.definitions.reconstruct import repository_def_from_target_def
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
+
+    jobs = {}
+    for target in loadable_targets_from_python_module(module, working_directory=None):
+        repo = repository_def_from_target_def(target.target_definition)
+        if repo is not None and repo.has_job(job_name):
+            jobs[job_name] = repo.get_job(job_name)
+    if job_name not in jobs:
+        raise LookupError(f"code location {module!r} has no job named {job_name!r}")
+    plan = create_execution_plan(jobs[job_name])
+    return {step.key: dict(step.tags or {}) for step in plan.steps}
+
+
+def step_queues(module: str, job_name: str, default_queue: str) -> dict[str, str]:
+    return {key: tags.get(QUEUE_TAG, default_queue) for key, tags in step_tags(module, job_name).items()}
+
+
+def submit(port: int, job_name: str, location: str) -> str:
+    """Submit a run through the webserver's GraphQL API, exactly as the UI's Launch button does: the
+    QueuedRunCoordinator queues it and the daemon launches it (so the daemon is exercised too)."""
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
+    return client.submit_job_execution(job_name, repository_location_name=location)
+
+
+def wait_for_run(instance, run_id: str, timeout: float, on_status: Callable[[str], None], check: Callable[[], None]):
+    """Poll the run until it ends or ``timeout`` passes; ``check`` raises to abort (a process died)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        run = instance.get_run_by_id(run_id)
+        status = run.status.value if run else "UNKNOWN"
+        if status != last:
+            on_status(status)
+            last = status
+        if run is not None and run.is_finished:
+            return run
+        if time.monotonic() > deadline:
+            return run
+        check()
+        time.sleep(0.5)
+
+
+@dataclass
+class StepRow:
+    step: str
+    queue: str | None = None  # queue it was published to (run worker's engine event)
+    worker: str | None = None  # Celery node that executed it (worker's engine event)
+    start: float | None = None
+    end: float | None = None
+    status: str = "NOT STARTED"
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.start is None or self.end is None else self.end - self.start
+
+
+def step_rows(instance, run_id: str) -> list[StepRow]:
+    from dagster import DagsterEventType
+
+    rows: dict[str, StepRow] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        row = rows.setdefault(event.step_key, StepRow(event.step_key))
+        kind = event.event_type
+        if kind == DagsterEventType.ENGINE_EVENT:
+            m = SUBMITTED.fullmatch(event.message or "")
+            if m:
+                row.queue = m["queue"]
+            metadata = getattr(event.event_specific_data, "metadata", None) or {}
+            if WORKER_KEY in metadata:
+                row.worker = str(getattr(metadata[WORKER_KEY], "value", metadata[WORKER_KEY]))
+        elif kind == DagsterEventType.STEP_START:
+            row.start, row.status = entry.timestamp, "STARTED"
+        elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            row.end = entry.timestamp
+            row.status = "SUCCESS" if kind == DagsterEventType.STEP_SUCCESS else "FAILURE"
+    return sorted(rows.values(), key=lambda r: (r.start is None, r.start or 0, r.step))
+
+
+def check_placement(rows: list[StepRow], node_queues: dict[str, str]) -> list[str]:
+    """Problems where a step did not run on a worker of the queue it was sent to ({node name: queue})."""
+    problems = []
+    for r in rows:
+        if r.worker is None or r.queue is None:
+            problems.append(f"step {r.step}: no record of {'its queue' if r.queue is None else 'a worker'}")
+        elif node_queues.get(r.worker) != r.queue:
+            problems.append(f"step {r.step} was sent to queue {r.queue} but ran on {r.worker} "
+                            f"(queue {node_queues.get(r.worker, 'unknown')})")  # fmt: skip
+    return problems
+
+
+def report(instance, run, rows: list[StepRow]) -> list[str]:
+    record = instance.get_run_record_by_id(run.run_id)
+    took = ""
+    if record and record.start_time and record.end_time:
+        took = f" in {record.end_time - record.start_time:.1f} s"
+    lines = [f"run {run.run_id} ({run.job_name}): {run.status.value}{took}"]
+    head = ("step", "queue", "worker", "duration", "status")
+    table = [head] + [
+        (r.step, r.queue or "-", r.worker or "-", "-" if r.duration is None else f"{r.duration:.2f} s", r.status)
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    return lines
+
+
+if __name__ == "__main__":
+    try:
+        print(json.dumps(step_queues(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "dagster")))
+    except Exception as err:  # noqa: BLE001 - reported to the runner as one line
+        first = (str(err).strip().splitlines() or [""])[0]
+        print(f"{type(err).__name__}: {first}", file=sys.stderr)
+        sys.exit(1)

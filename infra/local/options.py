@@ -1,0 +1,103 @@
+"""Command-line flags of the local runner; every flag also has an environment variable (the flag wins)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+IMAGE_DIR = REPO_ROOT / "worker_image"
+
+
+def default_code_module() -> str:
+    """The module of the first code location in worker_image/workspace.yaml (the image's code location)."""
+    doc = yaml.safe_load((IMAGE_DIR / "workspace.yaml").read_text())
+    entry = doc["load_from"][0]["python_module"]
+    return entry if isinstance(entry, str) else entry["module_name"]
+
+
+@dataclass(frozen=True)
+class Options:
+    command: str
+    stack_file: Path
+    once: bool
+    job: str
+    code_module: str | None  # None: the one in worker_image/workspace.yaml
+    broker_url: str | None  # None: embedded filesystem:// broker
+    database_url: str | None  # None: embedded sqlite storage
+    s3_endpoint: str | None  # None: embedded moto S3 server
+    bucket: str
+    state_dir: Path
+    port: int  # 0: any free port
+    timeout: float  # seconds to wait for the job's run to finish
+
+
+# flag -> (environment variable, default)
+ENV = {
+    "stack_file": ("DCA_STACK_FILE", "Pulumi.dev.yaml"),
+    "job": ("DCA_JOB", "example_job"),
+    "code_module": ("DCA_CODE_MODULE", None),
+    "broker_url": ("DCA_BROKER_URL", None),
+    "database_url": ("DCA_DATABASE_URL", None),
+    "s3_endpoint": ("DCA_S3_ENDPOINT", None),
+    "bucket": ("DCA_S3_BUCKET", "dagster-local"),
+    "state_dir": ("DCA_STATE_DIR", ".local"),
+    "port": ("DCA_PORT", "3000"),
+    "timeout": ("DCA_TIMEOUT", "600"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m infra.local",
+        description="Run the stack's topology (webserver, daemon, one Celery worker per queue) on this machine, "
+        "run a job on it and report where each step ran. Backing services are embedded unless URLs are given.",
+    )
+    p.add_argument("command", nargs="?", default="up", choices=["up"], help="only 'up' (the default)")
+    p.add_argument("--once", action="store_true", help="run the job, print the outcome, stop; exit 0 only on success")
+
+    def opt(flag: str, key: str, help_: str, **kw) -> None:
+        env, default = ENV[key]
+        shown = f"; default {default}" if default is not None else ""
+        p.add_argument(flag, dest=key, default=os.environ.get(env, default), help=f"{help_} (env {env}{shown})", **kw)
+
+    opt("--stack-file", "stack_file", "Pulumi stack file to read queues and sizes from")
+    opt("--job", "job", "job to run")
+    opt("--code-module", "code_module", "Python module of the Dagster code location (default: worker_image/workspace.yaml's)")
+    opt("--broker-url", "broker_url", "Celery broker URL, e.g. amqp://guest:guest@127.0.0.1:5672/vhost (default: embedded filesystem broker)")
+    opt("--database-url", "database_url", "PostgreSQL URL postgresql://user:pass@host:port/db (default: embedded sqlite)")
+    opt("--s3-endpoint", "s3_endpoint", "S3 API endpoint, e.g. http://127.0.0.1:9000 (default: embedded moto server)")
+    opt("--bucket", "bucket", "bucket for step outputs and compute logs (created if missing)")
+    opt("--state-dir", "state_dir", "directory for runtime files, logs and embedded data")
+    opt("--port", "port", "webserver port on 127.0.0.1 (0: any free port)")
+    opt("--timeout", "timeout", "seconds to wait for the run to finish")
+    return p
+
+
+def parse(argv: list[str] | None = None) -> Options:
+    p = parser()
+    a = p.parse_args(argv)
+    try:
+        port, timeout = int(a.port), float(a.timeout)
+    except ValueError:
+        p.error(f"--port must be an integer and --timeout a number (got {a.port!r}, {a.timeout!r})")
+    if not 0 <= port <= 65535:
+        p.error(f"--port {port} is not a TCP port (0-65535)")
+    return Options(
+        command=a.command,
+        stack_file=Path(a.stack_file),
+        once=a.once,
+        job=a.job,
+        code_module=a.code_module or None,
+        broker_url=a.broker_url or None,
+        database_url=a.database_url or None,
+        s3_endpoint=a.s3_endpoint or None,
+        bucket=a.bucket,
+        state_dir=Path(a.state_dir).resolve(),
+        port=port,
+        timeout=timeout,
+    )

@@ -1,0 +1,175 @@
+"""Child processes: each in its own process group with its log file; status lines; a shutdown that leaves
+nothing running (process groups, then any descendant that left its group, e.g. a code server or run worker).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.topology import ProcessSpec
+
+STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL (a Celery worker finishes its step: warm shutdown)
+
+
+def local_argv(spec: ProcessSpec, port: int) -> list[str]:
+    """The spec's argv, with the one local change: a webserver binds 127.0.0.1 on ``port``.
+
+    In the image the webserver listens on 0.0.0.0:WEBSERVER_PORT behind the load balancer; here the values
+    after ``-h``/``--host`` and ``-p``/``--port`` are replaced. Every other argument is the spec's own.
+    """
+    argv = list(spec.command)
+    if spec.role == "webserver":
+        for i, arg in enumerate(argv[:-1]):
+            if arg in ("-h", "--host"):
+                argv[i + 1] = "127.0.0.1"
+            elif arg in ("-p", "--port"):
+                argv[i + 1] = str(port)
+    return argv
+
+
+def _table() -> list[tuple[int, int, int, str]]:
+    """(pid, ppid, process group, state) of every process, from /proc (Linux; empty elsewhere)."""
+    rows = []
+    if not Path("/proc").is_dir():
+        return rows
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        rows.append((int(entry), int(fields[1]), int(fields[2]), fields[0]))
+    return rows
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in _table():
+        kids.setdefault(ppid, []).append(pid)
+    return kids
+
+
+def group_members(groups: set[int]) -> set[int]:
+    """Live (non-zombie) processes in these process groups."""
+    return {pid for pid, _, pgrp, state in _table() if pgrp in groups and state != "Z"}
+
+
+def descendants(pid: int) -> list[int]:
+    kids, out, todo = _children(), [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is dead for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _signal_pid(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen
+    reported_rc: int | None = None
+    known: set[int] = field(default_factory=set)  # descendants seen while it ran
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def state(self) -> str:
+        rc = self.popen.poll()
+        return "running" if rc is None else f"exited rc={rc}"
+
+
+class Supervisor:
+    def __init__(self, cwd: Path, env: dict[str, str], logs: Path):
+        self.cwd, self.env, self.logs = cwd, env, logs
+        self.procs: list[Proc] = []
+
+    def start(self, name: str, argv: list[str]) -> Proc:
+        log = self.logs / f"{name}.log"
+        with open(log, "wb") as fh:
+            popen = subprocess.Popen(
+                argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: Ctrl-C in the terminal reaches only the runner
+            )  # fmt: skip
+        proc = Proc(name, argv, log, popen)
+        self.procs.append(proc)
+        return proc
+
+    def run_to_end(self, name: str, argv: list[str], timeout: float) -> int:
+        proc = self.start(name, argv)
+        try:
+            return proc.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._stop([proc], grace=2)
+            return -1
+        finally:
+            self.procs.remove(proc)
+
+    def status_lines(self) -> list[str]:
+        width = max((len(p.name) for p in self.procs), default=0)
+        return [f"  {p.name:<{width}}  pid {p.pid:<7} {p.state():<12} log {p.log}" for p in self.procs]
+
+    def newly_exited(self) -> list[Proc]:
+        out = []
+        for p in self.procs:
+            rc = p.popen.poll()
+            if rc is None:
+                p.known.update(descendants(p.pid))
+            elif p.reported_rc is None:
+                p.reported_rc = rc
+                out.append(p)
+        return out
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        self._stop(list(self.procs), grace)
+
+    def _stop(self, procs: list[Proc], grace: float) -> None:
+        pids: set[int] = set()
+        for p in procs:
+            p.known.update(descendants(p.pid))
+            pids.update(p.known | {p.pid})
+        groups = {p.pid for p in procs}  # each child leads its own group (start_new_session)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for group in groups:
+                try:
+                    os.killpg(group, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            for pid in pids:
+                _signal_pid(pid, sig)
+            deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5)
+            while time.monotonic() < deadline:
+                for p in procs:
+                    p.popen.poll()  # reap our direct children
+                pids = {pid for pid in pids if _alive(pid)} | group_members(groups)
+                if not pids:
+                    return
+                time.sleep(0.1)

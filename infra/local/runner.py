@@ -1,0 +1,210 @@
+"""``up``: validate, start the backing services, lay out the runtime files, start the topology, run the job.
+
+Processes come from ``infra.topology.process_specs``: the webserver, the daemon and, per queue, ONE worker
+process with the queue's ``concurrency`` slots. Locally there is no autoscaling: a queue whose
+``minWorkers`` is 0 still gets its worker (a step sent to a queue nobody consumes waits forever, dagster
+issue #2336), and ``maxWorkers`` > 1 would only add processes competing for the same cores. The ``run``
+spec has no process: Dagster's DefaultRunLauncher starts each run as a subprocess of the code server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from infra import contract, topology
+from infra.config import ConfigError, load_stack_file
+from infra.local import jobs, runtime_files, services
+from infra.local.options import IMAGE_DIR, REPO_ROOT, Options, default_code_module
+from infra.local.processes import Supervisor, local_argv
+
+READY_TIMEOUT = 180.0  # seconds for the webserver to answer (code location load on a small machine)
+
+
+class Failed(Exception):
+    """Stop everything and exit with ``code`` after printing the message (no traceback)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop every child, then exit
+    raise KeyboardInterrupt
+
+
+def node_name(spec: topology.ProcessSpec) -> str:
+    """The Celery node name of a worker spec: its ``-n`` value with %h expanded as Celery expands it."""
+    from celery.utils.nodenames import host_format
+
+    argv = list(spec.command)
+    return host_format(argv[argv.index("-n") + 1] if "-n" in argv else "celery@%h")
+
+
+def _environment(svc: services.Services, layout: runtime_files.Layout, cfg) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(svc.env)
+    env["DAGSTER_HOME"] = str(layout.dagster_home)
+    env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
+    # The image's APP_DIR on the import path is the repository root (dagster_project; infra.local.jobs) plus
+    # worker_image/ (the runtime helpers the Dockerfile copies next to dagster_project).
+    path = (str(REPO_ROOT), str(IMAGE_DIR), env.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    # The topology's commands (dagster-webserver, dagster-celery, ...) come from this Python's environment,
+    # also when it was not activated (`.venv/bin/python -m infra.local`).
+    env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
+    # dagster_project reads its executor's Celery settings from this file when the variable is set
+    # (dagster_project/celery_config.py): the run worker sends with the settings the workers consume with.
+    env["DAGSTER_CELERY_CONFIG"] = str(layout.app_dir / topology.CELERY_CONFIG)
+    return env
+
+
+def check_queues(opts: Options, module: str, layout, env, workers) -> dict[str, str]:
+    """Every queue the job's steps use must have a worker, or the run would wait forever (#2336)."""
+    default = (layout.celery_config.get("config_source") or {}).get("task_default_queue", "dagster")
+    proc = subprocess.run(
+        [sys.executable, "-m", "infra.local.jobs", module, opts.job, default],
+        cwd=layout.app_dir, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise Failed(f"error: cannot load job {opts.job!r} from code location {module!r}: {last}", 2)
+    queues = json.loads(proc.stdout.strip().splitlines()[-1])
+    served = {w.queue for w in workers}
+    missing = sorted(set(queues.values()) - served)
+    if missing:
+        steps = ", ".join(f"{s} -> {q}" for s, q in sorted(queues.items()) if q in missing)
+        raise Failed(
+            f"error: job {opts.job!r} sends steps to queue(s) {', '.join(missing)} but {opts.stack_file} has no "
+            f"worker for {'it' if len(missing) == 1 else 'them'} ({steps}); such a step would wait forever. "
+            f"Add {' and '.join(f'{{name: {q}}}' for q in missing)} to the stack file's queues, or tag the ops "
+            f"with one of: {', '.join(sorted(served))}.",
+            2,
+        )
+    return queues
+
+
+def _wait_ready(sup: Supervisor, port: int, check) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    url = f"http://127.0.0.1:{port}/server_info"
+    while time.monotonic() < deadline:
+        check()
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise Failed(f"error: the webserver did not answer on {url} within {READY_TIMEOUT:.0f} s; see {sup.logs}/webserver.log")
+
+
+def _tail(path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-n:]
+    except OSError:
+        return ""
+    return "\n".join(f"    | {line}" for line in lines)
+
+
+def up(opts: Options) -> int:
+    try:
+        cfg = load_stack_file(opts.stack_file)
+    except ConfigError as err:
+        say(f"error: {err}")
+        return 2
+    specs = topology.process_specs(cfg)
+    workers = [s for s in specs if s.role == "worker"]
+    serving = [s for s in specs if s.role in ("webserver", "daemon")]
+    module = opts.code_module or default_code_module()
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    svc = sup = None
+    try:
+        port = services.check_port_free(opts.port)
+        opts.state_dir.mkdir(parents=True, exist_ok=True)
+        svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
+        layout = runtime_files.write(opts.state_dir, module, svc.storage, svc.celery_overrides)
+        env = _environment(svc, layout, cfg)
+        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+        say(f"stack file {opts.stack_file}: queues " + ", ".join(
+            f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
+        for line in svc.described:
+            say(f"  {line}")
+        queues = check_queues(opts, module, layout, env, workers)
+        say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
+
+        sup = Supervisor(layout.app_dir, env, layout.logs)
+        migrate = getattr(topology, "MIGRATE_COMMAND", None)
+        if migrate and sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
+            raise Failed(f"error: `{' '.join(migrate)}` failed; see {layout.logs}/migrate.log", 1)
+        for spec in [*workers, *serving]:
+            sup.start(spec.name, local_argv(spec, port))
+        say("processes:")
+        for line in sup.status_lines():
+            say(line)
+
+        def check() -> None:
+            exited = sup.newly_exited()
+            if exited:
+                details = "\n".join(f"  {p.name}  pid {p.pid}  {p.state()}\n{_tail(p.log)}" for p in exited)
+                raise Failed(f"error: a process stopped unexpectedly:\n{details}")
+
+        _wait_ready(sup, port, check)
+        say(f"webserver: http://127.0.0.1:{port}")
+
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.from_config(str(layout.dagster_home))
+        try:
+            run_id = jobs.submit(port, opts.job, layout.location_name)
+        except Exception as err:  # noqa: BLE001 - e.g. DagsterGraphQLClientError: the webserver refused it
+            raise Failed(f"error: the webserver did not accept a run of {opts.job!r}: {err}") from None
+        say(f"submitted run {run_id} of {opts.job}")
+        run = jobs.wait_for_run(instance, run_id, opts.timeout, lambda s: say(f"  run status: {s}"), check)
+        rows = jobs.step_rows(instance, run_id)
+        if run is not None:
+            for line in jobs.report(instance, run, rows):
+                say(line)
+        problems = jobs.check_placement(rows, {node_name(w): w.queue for w in workers})
+        for p in problems:
+            say(f"  placement: {p}")
+        ok = run is not None and run.is_success and not problems
+        if run is None or not run.is_finished:
+            status = run.status.value if run else "not found"
+            say(f"error: the run did not finish within {opts.timeout:.0f} s (status {status})")
+        if opts.once:
+            return 0 if ok else 1
+        say("running; Ctrl-C to stop")
+        while True:
+            check()
+            time.sleep(1)
+    except Failed as err:
+        say(str(err))
+        return err.code
+    except services.StartupError as err:
+        say(f"error: {err}")
+        return 2
+    except KeyboardInterrupt:
+        say("stopping")
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        if sup is not None:
+            sup.stop()
+            say("stopped:")
+            for line in sup.status_lines():
+                say(line)
+        if svc is not None:
+            svc.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -1,0 +1,94 @@
+"""The image's runtime files, laid out under the state dir with the few local changes, each stated here.
+
+``<state>/app`` plays the image's APP_DIR (the working directory of every process, so the topology's
+relative ``workspace.yaml`` / ``celery_config.yaml`` arguments resolve to these files) and
+``<state>/dagster_home`` its DAGSTER_HOME. Each file is the one in ``worker_image/``, loaded, with named keys
+replaced, and dumped:
+
+- ``dagster.yaml``: ``run_launcher`` -> Dagster's DefaultRunLauncher (no ECS here); with embedded storage,
+  ``storage`` -> sqlite. Everything else (run coordinator, S3 compute logs, run monitoring, ...) is kept.
+- ``workspace.yaml``: the code location's ``module_name`` (``--code-module``) and a ``working_directory``
+  (the repository root, where the image has APP_DIR).
+- ``celery_config.yaml``: unchanged with a real broker; with the embedded one, ``backend`` and
+  ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from infra import topology
+from infra.local.options import IMAGE_DIR, REPO_ROOT
+
+STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+DEFAULT_RUN_LAUNCHER = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    state: Path
+    app_dir: Path
+    dagster_home: Path
+    logs: Path
+    location_name: str
+    celery_config: dict  # the `execution.config` block the workers and the run worker use
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((IMAGE_DIR / name).read_text()) or {}
+
+
+def _dump(doc: dict, path: Path, header: str) -> None:
+    path.write_text(f"# {header}\n" + yaml.safe_dump(doc, sort_keys=False))
+
+
+def instance_config(storage: dict | None) -> dict:
+    doc = _load("dagster.yaml")
+    doc["run_launcher"] = copy.deepcopy(DEFAULT_RUN_LAUNCHER)
+    if storage is not None:
+        for key in STORAGE_KEYS:
+            doc.pop(key, None)
+        doc["storage"] = storage
+    return doc
+
+
+def workspace(code_module: str) -> tuple[dict, str]:
+    doc = _load(topology.WORKSPACE)
+    entry = doc["load_from"][0]["python_module"]
+    if isinstance(entry, str):
+        entry = {"module_name": entry}
+    entry = dict(entry)
+    if entry.get("module_name") != code_module:
+        entry["location_name"] = code_module
+    entry["module_name"] = code_module
+    entry["working_directory"] = str(REPO_ROOT)
+    doc["load_from"] = [{"python_module": entry}]
+    return doc, entry.get("location_name", code_module)
+
+
+def celery_config(overrides: dict) -> dict:
+    doc = _load(topology.CELERY_CONFIG)
+    cfg = doc.setdefault("execution", {}).setdefault("config", {})
+    for key, value in overrides.items():
+        if key == "config_source":
+            cfg["config_source"] = {**(cfg.get("config_source") or {}), **value}
+        else:
+            cfg[key] = value
+    return doc
+
+
+def write(state: Path, code_module: str, storage: dict | None, celery_overrides: dict) -> Layout:
+    app_dir, home, logs = state / "app", state / "dagster_home", state / "logs"
+    for d in (app_dir, home, logs):
+        d.mkdir(parents=True, exist_ok=True)
+    note = "written by infra.local from worker_image/{} (changes: see infra/local/runtime_files.py)"
+    _dump(instance_config(storage), home / "dagster.yaml", note.format("dagster.yaml"))
+    ws, location = workspace(code_module)
+    _dump(ws, app_dir / topology.WORKSPACE, note.format(topology.WORKSPACE))
+    cc = celery_config(celery_overrides)
+    _dump(cc, app_dir / topology.CELERY_CONFIG, note.format(topology.CELERY_CONFIG))
+    return Layout(state, app_dir, home, logs, location, cc["execution"]["config"])

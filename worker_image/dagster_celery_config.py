@@ -1,0 +1,26 @@
+"""Celery settings of the workers, read from celery_config.yaml with ``{env: ...}`` resolved in memory.
+
+``dagster_celery.app`` (the app every worker runs) loads a module named ``dagster_celery_config`` when one
+is importable (dagster_celery/make_app.py). ``dagster-celery worker start`` generates that module under
+$DAGSTER_HOME with the resolved broker URL -- the broker password -- written to disk in plain text
+(FACTS.md). The workers here run ``celery -A dagster_celery.app worker`` with this module on PYTHONPATH
+instead: the same settings, resolved by dagster-celery's own validation, never written anywhere.
+
+It also installs the ECS task scale-in protection hooks (no-ops outside ECS).
+"""
+
+import os
+
+from dagster_celery.cli import get_validated_config
+
+import worker_runtime.protection
+
+CONFIG_PATH_VAR = "DAGSTER_CELERY_CONFIG"  # as dagster_project/celery_config.py: a path to another file
+_config = get_validated_config(os.environ.get(CONFIG_PATH_VAR) or "celery_config.yaml")  # in APP_DIR
+
+broker_url = _config["broker"]
+if _config.get("backend"):
+    result_backend = _config["backend"]
+globals().update(_config.get("config_source") or {})
+
+worker_runtime.protection.install()

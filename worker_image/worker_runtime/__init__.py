@@ -1,0 +1,1 @@
+"""Runtime helpers shipped in the image: the queue-metrics sidecar and ECS task scale-in protection."""
