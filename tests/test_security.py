@@ -402,6 +402,15 @@ def _(name, cfg, stack):
                 assert set(resources) == secrets, p.urn
 
 
+@rule("IAM-task-protection-only-for-own-cluster-tasks")
+def _(name, cfg, stack):
+    cluster = one(stack, "aws:ecs/cluster:Cluster").state["arn"]
+    worker = next(doc for p, doc in policies(stack) if p.name.endswith("-worker"))
+    (s,) = [s for s in worker["Statement"] if "ecs:UpdateTaskProtection" in s["Action"]]
+    assert set(s["Action"]) == {"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
+    assert s["Resource"] == cluster.replace(":cluster/", ":task/") + "/*"
+
+
 @rule("IAM-parliament-no-findings")
 def _(name, cfg, stack):
     for p, doc in policies(stack):
