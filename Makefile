@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml worker_image/requirements.txt
 
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
 test: venv
+	$(PY) -m ruff check .
 	$(PY) -m pytest $(ARGS)
 
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from infra import monitoring, scaling
-from infra.config import ConfigError, DeploymentMode, StackConfig, UiAccess, load_stack_file
+from infra.config import ConfigError, DeploymentMode, StackConfig, load_stack_file
 from infra.topology import process_specs, worker_name
 
 PRICES_FILE = Path(__file__).with_name("prices.json")

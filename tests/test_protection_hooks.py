@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 import requests
 from celery import Celery
 
+from tests.conftest import wait_for
 from worker_runtime import protection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,14 +53,6 @@ def block(gate_dir, name):
 '''
 
 
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # polling interval only; the bound is the deadline
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Agent(http.server.BaseHTTPRequestHandler):

@@ -28,6 +28,7 @@ import pytest
 import requests
 from botocore.config import Config as BotoConfig
 
+from tests.conftest import wait_for
 from worker_runtime import queue_metrics as qm
 
 MGMT = "http://127.0.0.1:15672"
@@ -35,14 +36,6 @@ AUTH = ("guest", "guest")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)  # polling interval only; the bound is the deadline
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def _api_up() -> bool:
