@@ -1,0 +1,61 @@
+"""The local runner runs what ECS runs: the same commands (only the webserver's bind address and port
+differ) and instance/Celery config that reads only variables every ECS task definition sets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.config import load_stack_file
+from infra.local import runtime_files
+from infra.local.processes import local_argv
+from infra.testing import run_stack
+from infra.topology import process_specs
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def dev():
+    path = REPO_ROOT / "Pulumi.dev.yaml"
+    return load_stack_file(path), run_stack(path, stack="dev")
+
+
+def ecs_command(stack, spec) -> list[str]:
+    taskdef = stack.one("aws:ecs/taskDefinition:TaskDefinition", f"-{spec.name}-task")
+    container = next(c for c in json.loads(taskdef.inputs["containerDefinitions"]) if c["name"] == spec.name)
+    return container["command"]
+
+
+def test_local_processes_run_the_task_definitions_commands(dev):
+    cfg, stack = dev
+    for spec in process_specs(cfg):
+        if spec.role not in ("worker", "daemon", "webserver"):
+            continue  # the run task's command comes from the launcher; the publisher needs CloudWatch
+        local, ecs = local_argv(spec, 43210), ecs_command(stack, spec)
+        if spec.role == "webserver":
+            changed = [i for i, (a, b) in enumerate(zip(local, ecs)) if a != b]
+            assert [ecs[i - 1] for i in changed] == ["-h", "-p"] and [local[i] for i in changed] == ["127.0.0.1", "43210"]
+        else:
+            assert local == ecs, spec.name
+
+
+def _env_refs(value) -> set[str]:
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            return {value["env"]}
+        return set().union(*(_env_refs(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_env_refs(v) for v in value)) if value else set()
+    return set()
+
+
+@pytest.mark.parametrize("storage", [None, {"sqlite": {"base_dir": "/tmp/x"}}], ids=["real-services", "embedded"])
+def test_local_config_reads_only_variables_every_task_sets(dev, storage):
+    _, stack = dev
+    reads = _env_refs(runtime_files.instance_config(storage)) | _env_refs(runtime_files.celery_config({}))
+    assert reads, "no env references found"
+    for taskdef in stack.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        for c in json.loads(taskdef.inputs["containerDefinitions"]):
+            names = {e["name"] for e in c["environment"]} | {s["name"] for s in c["secrets"]}
+            assert reads <= names, (taskdef.urn, c["name"], sorted(reads - names))
