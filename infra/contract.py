@@ -25,6 +25,9 @@ RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
 # botocore reads the default region from AWS_DEFAULT_REGION (not AWS_REGION): EcsRunLauncher, the S3 clients
 # and the queue-metrics publisher call the stack's region.
 REGION = "AWS_DEFAULT_REGION"
+# How long a worker's task stays protected from scale-in after a step starts (worker_runtime.protection):
+# the longest expected step, i.e. the broker's consumer timeout.
+PROTECTION_MINUTES = "DCA_PROTECTION_MINUTES"
 RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
 
 # Secret environment variables: on ECS they come only through the container's `secrets`.
@@ -34,7 +37,7 @@ BROKER_URL = "DAGSTER_CELERY_BROKER_URL"
 
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL)
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
-PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, PROTECTION_MINUTES)
 
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; worker_runtime.queue_metrics).
 METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names

@@ -73,6 +73,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         # revision registers only after the daemon has migrated the schema (components/service.py).
         contract.RUN_TASK_DEFINITION: run_family,
         contract.REGION: region,
+        contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes),
     }
     secrets = {
         contract.BROKER_URL: broker.url_secret.arn,
