@@ -5,19 +5,21 @@ read another worker's disk). The S3 endpoint is boto3's: AWS on ECS, `AWS_ENDPOI
 """
 
 from dagster import Definitions, EnvVar
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
+from dagster_aws.s3 import S3PickleIOManager
 from dagster_celery import celery_executor
 
 from dagster_project.celery_config import celery_executor_config
 from dagster_project.example import build_job
+from dagster_project.fast_path import CachedS3Resource, set_executor_poll_interval
 
 S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/contract.py S3_BUCKET
 IO_PREFIX = "io"  # infra/contract.py IO_PREFIX
 
 executor = celery_executor.configured(celery_executor_config(), name="celery")
+set_executor_poll_interval()  # the run worker polls its steps every 0.1 s, not 1 s (dagster_project/fast_path.py)
 example_job = build_job(executor)
 
-s3 = S3Resource()
+s3 = CachedS3Resource()  # S3Resource with one boto3 client per process, not one per step
 defs = Definitions(
     jobs=[example_job],
     resources={

@@ -28,9 +28,10 @@ RDS_MEMORY_GIB: dict[str, float] = {
        for size, mem in (("large", 16), ("xlarge", 32), ("2xlarge", 64), ("4xlarge", 128), ("8xlarge", 256))},
 }
 
-# Connections each process may hold at once. dagster-postgres opens its storages with NullPool (one
-# connection per storage call in flight), so these are peaks, not pools:
-PER_WORKER_SLOT = 3  # a step: run + event-log storage, plus the event watcher's poll
+# Connections each process may hold at once (peaks). dagster-postgres opens its storages with NullPool (one
+# connection per storage call in flight). A worker pool process keeps one pooled connection per storage it
+# uses -- run, event log, rarely schedule -- and opens one more for a nested call (worker_runtime/fast_task.py):
+PER_WORKER_SLOT = 4
 PER_RUN = 3  # the run worker: run + event-log + schedule storage
 WEBSERVER = 10  # concurrent GraphQL requests and the event-log watcher, per task
 DAEMON = 12  # one thread per daemon (schedules, sensors, run queue, monitoring, backfills, ...)

@@ -6,13 +6,17 @@ $DAGSTER_HOME with the resolved broker URL -- the broker password -- written to 
 (FACTS.md). The workers here run ``celery -A dagster_celery.app worker`` with this module on PYTHONPATH
 instead: the same settings, resolved by dagster-celery's own validation, never written anywhere.
 
-It also installs the ECS task scale-in protection hooks (no-ops outside ECS).
+It also installs the ECS task scale-in protection hooks (no-ops outside ECS), and has the worker run
+``worker_runtime.fast_task``'s ``execute_plan`` in place of dagster-celery's: the same task, keeping one
+Dagster instance per pool process instead of building one per step (see that module).
 """
 
 import os
 
+import celery.signals
 from dagster_celery.cli import get_validated_config
 
+import worker_runtime.fast_task
 import worker_runtime.protection
 
 CONFIG_PATH_VAR = "DAGSTER_CELERY_CONFIG"  # as dagster_project/celery_config.py: a path to another file
@@ -24,3 +28,5 @@ if _config.get("backend"):
 globals().update(_config.get("config_source") or {})
 
 worker_runtime.protection.install()
+# At worker start-up, after dagster_celery.app registered its task and before the pool forks: replace it.
+celery.signals.import_modules.connect(worker_runtime.fast_task.install_on_import_modules, weak=False)

@@ -1,0 +1,528 @@
+"""Benchmark of the step path on real services: what a step costs on Celery, next to in-process and multiprocess.
+
+    python benchmarks/step_path.py --quick          # ~4 min: one run of each job
+    python benchmarks/step_path.py                  # full: 3 runs of each job (medians), N=40 and N=200
+    python benchmarks/step_path.py --compare before.json after.json   # before/after table from two outputs
+
+Services (as tests/test_local_e2e.py): RabbitMQ on 127.0.0.1:5672 (guest/guest) with a private vhost made by
+``rabbitmqctl``, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) with a private database, and a moto S3
+server started here on 127.0.0.1. ``--broker-url`` / ``--database-url`` / ``--s3-endpoint`` use given ones.
+The environment is the local runner's own (infra.local: services, runtime files, environment contract,
+Supervisor), with the jobs of ``dagster_project.bench``; the Celery workers are the topology's command
+(``celery -A dagster_celery.app worker -Q dagster -n ... -c C``), W of them. Each run is executed by a fresh
+``python`` process (a run worker, as Dagster's run launcher starts one), so no run profits from another's
+imports; the workers stay up between runs, as on ECS.
+
+Figures (see benchmarks/README.md): wall time (the run's start -> end), slot-seconds per step
+(slots x wall / steps), dispatch latency (engine event "Submitting celery task" / "Launching subprocess"
+-> STEP_START), step-to-step gap in a chain (STEP_SUCCESS of one -> STEP_START of the next), worker time per
+Celery task (the worker's own "succeeded in" figure), fixed-duration steps against the ideal, and a worker's
+cold start (process start -> ready -> first step received -> its STEP_START).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "worker_image")]
+
+CODE_MODULE = "dagster_project.bench"
+QUEUE = "dagster"
+COLD_QUEUE = "bench-cold"
+SUBMITTED = re.compile(r'^(Submitting celery task for step "|Launching subprocess for ")')
+LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): ")
+SUCCEEDED = re.compile(r"Task execute_plan\[[^\]]+\] succeeded in ([0-9.]+)s")
+EXECUTORS = ("inprocess", "multiprocess", "celery")
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ run worker side
+def run_one(job_name: str, run_config: str) -> None:
+    """Executed in a fresh process: run one job against $DAGSTER_HOME and print its run id."""
+    from dagster import DagsterInstance, execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repo = ReconstructableRepository.for_module(CODE_MODULE, "defs", working_directory=str(REPO_ROOT))
+    with DagsterInstance.get() as instance:
+        result = execute_job(repo.get_reconstructable_job(job_name), instance, run_config=json.loads(run_config))
+        print(f"RUN {result.run_id} {'SUCCESS' if result.success else 'FAILURE'}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ services
+class Environment:
+    """Private vhost + database + moto S3, the runner's runtime files, and W Celery workers on queue dagster."""
+
+    def __init__(self, args, state: Path):
+        self.args, self.state = args, state
+        self.cleanups: list = []
+        self.sup = None
+
+    def __enter__(self):
+        from infra.local import runtime_files, services
+        from infra.local.processes import Supervisor
+        from infra.local.runner import _environment
+
+        args = self.args
+        broker, database, s3 = args.broker_url, args.database_url, args.s3_endpoint
+        if broker is None:
+            vhost = f"dca-bench-{uuid.uuid4().hex[:8]}"
+            ctl = ["rabbitmqctl", "-q"]
+            subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+            self.cleanups.append(lambda: subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60))
+            subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                           check=True, capture_output=True, timeout=60)  # fmt: skip
+            broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        if database is None:
+            import psycopg2
+
+            name = f"dca_bench_{uuid.uuid4().hex[:8]}"
+            admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+
+            def drop():
+                with admin.cursor() as cur:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.close()
+
+            self.cleanups.append(drop)
+            database = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        if s3 is None:  # its own process: an S3 server thread here would compete with profiles for the GIL
+            import socket
+            import urllib.error
+            import urllib.request
+
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            self.cleanups.append(lambda: (moto.terminate(), moto.wait(10)))
+            s3 = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(s3, timeout=2).close()
+                    break
+                except urllib.error.HTTPError:  # it answers
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or moto.poll() is not None:
+                        raise RuntimeError(f"moto_server did not start on {s3}") from None
+                    time.sleep(0.2)
+        self.svc = services.start(broker, database, s3, "bench", self.state)
+        self.cleanups.append(self.svc.close)
+        self.layout = runtime_files.write(self.state, CODE_MODULE, self.svc.storage, self.svc.celery_overrides)
+        self.env = _environment(self.svc, self.layout, SimpleNamespace(runs=SimpleNamespace(max_concurrent_runs=1)))
+        os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
+        from dagster import DagsterInstance
+
+        self.instance = DagsterInstance.from_config(str(self.layout.dagster_home))  # creates the schema
+        self.sup = Supervisor(self.layout.app_dir, self.env, self.layout.logs)
+        self.workers = [self.start_worker(QUEUE, args.concurrency, i) for i in range(args.workers)]
+        for w in self.workers:
+            self.wait_ready(w)
+        return self
+
+    def worker_argv(self, queue: str, concurrency: int, index: int) -> list[str]:
+        from infra import topology
+
+        argv = list(topology.worker_command(queue, concurrency))
+        argv[argv.index("-n") + 1] = f"{queue}{index or ''}@%h"
+        return argv
+
+    def start_worker(self, queue: str, concurrency: int, index: int = 0):
+        return self.sup.start(f"worker-{queue}{index or ''}", self.worker_argv(queue, concurrency, index))
+
+    def wait_ready(self, proc, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited: {proc.log.read_text()[-2000:]}")
+            if " ready." in proc.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{proc.name} not ready after {timeout} s")
+
+    def launch(self, job: str, run_config: dict) -> subprocess.Popen:
+        argv = [sys.executable, str(Path(__file__).resolve()), "_run", job, json.dumps(run_config)]
+        return subprocess.Popen(argv, cwd=self.layout.app_dir, env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def run(self, job: str, run_config: dict, timeout: float = 900) -> str:
+        proc = self.launch(job, run_config)
+        out, err = proc.communicate(timeout=timeout)
+        m = re.search(r"^RUN (\S+) (\w+)$", out, re.M)
+        if not m or m[2] != "SUCCESS":
+            raise RuntimeError(f"run of {job} failed:\n{out[-3000:]}\n{err[-3000:]}")
+        return m[1]
+
+    def __exit__(self, *exc):
+        if self.sup is not None:
+            self.sup.stop(grace=10)
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as e:  # noqa: BLE001 - best effort
+                say(f"cleanup: {type(e).__name__}: {e}")
+
+
+# ------------------------------------------------------------------------------------------ measures
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = (len(values) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+def run_measures(instance, run_id: str) -> dict:
+    from dagster import DagsterEventType
+
+    record = instance.get_run_record_by_id(run_id)
+    submitted, start, end = {}, {}, {}
+    for entry in instance.all_logs(run_id):
+        ev = entry.dagster_event
+        if ev is None or not ev.step_key:
+            continue
+        if ev.event_type == DagsterEventType.ENGINE_EVENT and SUBMITTED.match(ev.message or ""):
+            submitted.setdefault(ev.step_key, entry.timestamp)
+        elif ev.event_type == DagsterEventType.STEP_START:
+            start[ev.step_key] = entry.timestamp
+        elif ev.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            end[ev.step_key] = entry.timestamp
+    dispatch = [start[k] - submitted[k] for k in start if k in submitted]
+    return {
+        "run_id": run_id,
+        "wall": record.end_time - record.start_time,
+        "dispatch": dispatch,
+        "start": start,
+        "end": end,
+    }
+
+
+def chain_gaps(m: dict) -> list[float]:
+    keys = sorted(m["start"], key=lambda k: int(k.rsplit("_", 1)[1]))
+    return [m["start"][b] - m["end"][a] for a, b in zip(keys, keys[1:]) if a in m["end"]]
+
+
+def worker_task_times(logs: dict[Path, int]) -> list[float]:
+    """Celery's "succeeded in Xs" per execute_plan task, from the worker logs past the given offsets."""
+    out = []
+    for path, offset in logs.items():
+        with open(path, errors="replace") as fh:
+            fh.seek(offset)
+            out += [float(x) for x in SUCCEEDED.findall(fh.read())]
+    return out
+
+
+def log_offsets(env: Environment) -> dict[Path, int]:
+    return {w.log: w.log.stat().st_size for w in env.workers}
+
+
+def log_time(line: str) -> float | None:
+    m = LOG_TIME.match(line)
+    return datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+
+def cold_start(env: Environment) -> dict:
+    """Queue a step for queue bench-cold, then start a worker for it: process start -> ready -> step received
+    -> STEP_START (the worker's log lines and the run's event)."""
+    from dagster import DagsterEventType, RunsFilter
+
+    before = {r.run_id for r in env.instance.get_runs(RunsFilter(job_name="bench_cold_celery"))}
+    run_proc = env.launch("bench_cold_celery", {})
+    deadline = time.monotonic() + 300
+    run_id = None
+    while time.monotonic() < deadline:  # wait until the step is in the broker
+        runs = [r for r in env.instance.get_runs(RunsFilter(job_name="bench_cold_celery")) if r.run_id not in before]
+        if runs:
+            run_id = runs[0].run_id
+            logs = env.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)
+            if any(SUBMITTED.match(e.dagster_event.message or "") for e in logs):
+                break
+        time.sleep(0.1)
+    else:
+        run_proc.kill()
+        raise TimeoutError("the cold-start step was never submitted")
+    t0 = time.time()
+    worker = env.sup.start(f"worker-cold-{uuid.uuid4().hex[:4]}", env.worker_argv(COLD_QUEUE, 1, 0))
+    try:
+        out, err = run_proc.communicate(timeout=300)
+        if "SUCCESS" not in out:
+            raise RuntimeError(f"cold-start run failed: {out[-2000:]} {err[-2000:]}")
+        ready = received = None
+        for line in worker.log.read_text(errors="replace").splitlines():
+            if ready is None and " ready." in line:
+                ready = log_time(line)
+            if received is None and "Task execute_plan[" in line and "received" in line:
+                received = log_time(line)
+        m = run_measures(env.instance, run_id)
+        step_start = m["start"].get("cold_0")
+        return {
+            "ready": ready - t0 if ready else None,
+            "received": received - t0 if received else None,
+            "step_start": step_start - t0 if step_start else None,
+        }
+    finally:
+        env.sup._stop([worker], grace=10)  # noqa: SLF001 - the runner's own stop, for this one worker
+        env.sup.procs.remove(worker)
+
+
+# ------------------------------------------------------------------------------------------ plan
+def plan(args) -> list[tuple[str, str, str]]:
+    """[(figure, shape, executor)] in the order of one repetition (executors interleaved)."""
+    fans = [40] if args.quick else [40, 200]
+    out = []
+    for n in fans:
+        for e in EXECUTORS:
+            if e == "multiprocess" and (n > 40 or args.quick):
+                continue  # a fresh Python process per step (2.5-7 s each here): minutes per run
+            out.append(("fan", f"fan{n}", e))
+    for e in EXECUTORS:
+        if not (args.quick and e == "multiprocess"):
+            out.append(("chain", "chain10", e))
+    for e in EXECUTORS:
+        out.append(("sleep", "sleep8x2", e))
+    return out
+
+
+def main_measure(args) -> dict:
+    from dagster_project import bench
+
+    slots = args.workers * args.concurrency
+    reps = args.reps or (1 if args.quick else 3)
+    state = Path(tempfile.mkdtemp(prefix="dca-bench-"))
+    results: dict = {
+        "meta": {
+            "label": args.label, "mode": "quick" if args.quick else "full", "reps": reps,
+            "workers": args.workers, "concurrency": args.concurrency, "slots": slots,
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(), "started": datetime.now().isoformat(timespec="seconds"),
+        },
+        "runs": [],
+        "cold": [],
+    }  # fmt: skip
+    t_start = time.monotonic()
+    try:
+        with Environment(args, state) as env:
+            say(f"environment ready in {time.monotonic() - t_start:.0f} s: {args.workers} worker(s) x -c {args.concurrency}")
+            for rep in range(reps):
+                for figure, shape, executor in plan(args):
+                    job = f"bench_{shape}_{executor}"
+                    cfg = {"execution": {"config": {"max_concurrent": slots}}} if executor == "multiprocess" else {}
+                    offsets = log_offsets(env)
+                    t = time.monotonic()
+                    run_id = env.run(job, cfg)
+                    m = run_measures(env.instance, run_id)
+                    n_steps = len(m["start"])
+                    row = {
+                        "rep": rep, "figure": figure, "shape": shape, "executor": executor, "run_id": run_id,
+                        "steps": n_steps, "slots": 1 if executor == "inprocess" else slots,
+                        "wall": m["wall"], "process_seconds": time.monotonic() - t,
+                        "dispatch": m["dispatch"],
+                    }  # fmt: skip
+                    if figure == "fan":
+                        row["fan_steps"] = int(shape[3:])
+                    if figure == "chain":
+                        row["gaps"] = chain_gaps(m)
+                    if figure == "sleep":
+                        row["ideal"] = math.ceil(bench.SLEEP_STEPS / row["slots"]) * bench.SLEEP_SECONDS
+                    if executor == "celery":
+                        row["worker_task"] = worker_task_times(offsets)
+                    results["runs"].append(row)
+                    say(f"  rep {rep + 1}/{reps} {job:<28} wall {m['wall']:6.2f} s  ({n_steps} steps)")
+                results["cold"].append(cold_start(env))
+                say(f"  rep {rep + 1}/{reps} cold start: {results['cold'][-1]}")
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    results["meta"]["loadavg_end"] = os.getloadavg()
+    results["meta"]["seconds"] = time.monotonic() - t_start
+    results["summary"] = summarize(results)
+    return results
+
+
+# ------------------------------------------------------------------------------------------ summary
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(results: dict) -> dict:
+    """{shape: {executor: {figure: median over repetitions}}}, plus celery ratios."""
+    by: dict = {}
+    for r in results["runs"]:
+        by.setdefault(r["shape"], {}).setdefault(r["executor"], []).append(r)
+    out: dict = {}
+    for shape, per in by.items():
+        out[shape] = {}
+        for executor, rows in per.items():
+            s = {"runs": len(rows), "wall": med([r["wall"] for r in rows]), "slots": rows[0]["slots"]}
+            if "fan_steps" in rows[0]:
+                s["slot_s_per_step"] = med([r["slots"] * r["wall"] / r["fan_steps"] for r in rows])
+            if rows[0]["dispatch"]:
+                for q, name in ((0.5, "p50"), (0.95, "p95"), (1.0, "max")):
+                    s[f"dispatch_{name}"] = med([pct(r["dispatch"], q) for r in rows])
+            if "gaps" in rows[0]:
+                s["gap_p50"] = med([pct(r["gaps"], 0.5) for r in rows])
+            if "ideal" in rows[0]:
+                s["ideal"] = rows[0]["ideal"]
+                s["wall_over_ideal"] = s["wall"] / s["ideal"]
+            if rows[0].get("worker_task"):
+                s["worker_task_p50"] = med([pct(r["worker_task"], 0.5) for r in rows])
+            out[shape][executor] = s
+        cel = out[shape].get("celery")
+        if cel:
+            for base in ("inprocess", "multiprocess"):
+                ref = out[shape].get(base)
+                if ref:
+                    cel[f"vs_{base}"] = {
+                        k: (cel[k] / ref[k] if ref.get(k) else None)
+                        for k in ("wall", "slot_s_per_step", "dispatch_p50", "gap_p50", "wall_over_ideal")
+                        if k in cel and k in ref
+                    }
+    cold = results.get("cold") or []
+    if cold:
+        out["cold_start"] = {k: med([c[k] for c in cold]) for k in ("ready", "received", "step_start")}
+    return out
+
+
+def fmt(v, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "ms":
+        return f"{v * 1000:.0f} ms"
+    if unit == "x":
+        return f"{v:.2f}x"
+    return f"{v:.2f} s" if v < 100 else f"{v:.0f} s"
+
+
+def markdown(results: dict) -> str:
+    meta, summary = results["meta"], results["summary"]
+    lines = [
+        f"### {meta.get('label') or 'step path'}: {meta['mode']} mode, medians of {meta['reps']} run(s); celery "
+        f"{meta['workers']} worker(s) x -c {meta['concurrency']} = {meta['slots']} slots; multiprocess "
+        f"max_concurrent {meta['slots']}; in-process 1 slot; {meta['cpus']} CPUs, load average "
+        f"{meta['loadavg_start'][0]:.1f} at start; {meta['seconds']:.0f} s in all",
+        "",
+        "| shape | figure | in-process | multiprocess | celery | celery / in-process | celery / multiprocess |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    figures = [
+        ("wall", "wall time", "s"),
+        ("slot_s_per_step", "slot-seconds per step", "s"),
+        ("dispatch_p50", "dispatch p50", "ms"),
+        ("dispatch_p95", "dispatch p95", "ms"),
+        ("dispatch_max", "dispatch max", "ms"),
+        ("gap_p50", "step-to-step gap p50", "ms"),
+        ("wall_over_ideal", "wall / ideal", "x"),
+        ("worker_task_p50", "worker time per task p50", "ms"),
+    ]
+    for shape, per in summary.items():
+        if shape == "cold_start":
+            continue
+        for key, name, unit in figures:
+            if not any(key in s for s in per.values()):
+                continue
+            cells = [fmt(per.get(e, {}).get(key), unit) for e in EXECUTORS]
+            cel = per.get("celery", {})
+            ratios = [fmt(cel.get(f"vs_{b}", {}).get(key), "x") for b in ("inprocess", "multiprocess")]
+            lines.append(f"| {shape} | {name} | " + " | ".join(cells + ratios) + " |")
+    if "cold_start" in summary:
+        c = summary["cold_start"]
+        lines += ["", f"Celery worker cold start (process start ->): ready {fmt(c['ready'])}, first step received "
+                      f"{fmt(c['received'])}, its STEP_START {fmt(c['step_start'])}."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def compare(before: dict, after: dict) -> str:
+    rows = [
+        ("fan40", "celery", "slot_s_per_step", "fan-out 40: celery slot-seconds per step", "s"),
+        ("fan40", "inprocess", "slot_s_per_step", "fan-out 40: in-process seconds per step", "s"),
+        ("fan40", "celery", "wall", "fan-out 40: celery wall", "s"),
+        ("fan200", "celery", "slot_s_per_step", "fan-out 200: celery slot-seconds per step", "s"),
+        ("fan200", "inprocess", "slot_s_per_step", "fan-out 200: in-process seconds per step", "s"),
+        ("fan40", "celery", "worker_task_p50", "worker time per task p50 (fan-out 40)", "ms"),
+        ("chain10", "celery", "dispatch_p50", "dispatch p50 (chain, a slot free)", "ms"),
+        ("chain10", "celery", "dispatch_p95", "dispatch p95 (chain)", "ms"),
+        ("chain10", "celery", "gap_p50", "chain: step-to-step gap p50", "ms"),
+        ("chain10", "celery", "wall", "chain of 10: celery wall", "s"),
+        ("sleep8x2", "celery", "wall", "8 x 2 s on 2 slots: celery wall (ideal 8 s)", "s"),
+    ]
+    lines = ["| figure | before | after | after / before | after / in-process (same run) |", "|---|---|---|---|---|"]
+    for shape, ex, key, name, unit in rows:
+        b = before["summary"].get(shape, {}).get(ex, {}).get(key)
+        a = after["summary"].get(shape, {}).get(ex, {}).get(key)
+        ip = after["summary"].get(shape, {}).get("inprocess", {}).get(key) if ex == "celery" else None
+        lines.append(f"| {name} | {fmt(b, unit)} | {fmt(a, unit)} | {fmt(a / b if a and b else None, 'x')} | "
+                     f"{fmt(a / ip if a and ip else None, 'x')} |")  # fmt: skip
+    cb, ca = before["summary"].get("cold_start", {}), after["summary"].get("cold_start", {})
+    lines.append(f"| worker cold start to first STEP_START | {fmt(cb.get('step_start'))} | {fmt(ca.get('step_start'))} | "
+                 f"{fmt(ca['step_start'] / cb['step_start'] if cb.get('step_start') and ca.get('step_start') else None, 'x')} | - |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_run"]:
+        run_one(argv[1], argv[2])
+        return 0
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="one run of each job, N=40 only (~4 min)")
+    p.add_argument("--reps", type=int, default=0, help="runs of each job (default 3; 1 with --quick)")
+    p.add_argument("--workers", type=int, default=1, help="Celery worker processes on queue dagster (W)")
+    p.add_argument("--concurrency", type=int, default=2, help="-c of each worker (C); slots = W x C")
+    p.add_argument("--label", default="", help="a name for this run in the output")
+    p.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results" / "step_path"), help="writes <out>.json and <out>.md")
+    p.add_argument("--broker-url", default=None, help="amqp://... (default: a private vhost on 127.0.0.1:5672)")
+    p.add_argument("--database-url", default=None, help="postgresql://... (default: a private database on 127.0.0.1)")
+    p.add_argument("--s3-endpoint", default=None, help="S3 API endpoint (default: a moto server on 127.0.0.1)")
+    p.add_argument("--compare", nargs=2, metavar=("BEFORE_JSON", "AFTER_JSON"), help="print a before/after table")
+    args = p.parse_args(argv)
+    if args.compare:
+        before, after = (json.loads(Path(f).read_text()) for f in args.compare)
+        say(compare(before, after))
+        return 0
+    if args.broker_url is None and shutil.which("rabbitmqctl") is None:
+        p.error("rabbitmqctl not found: give --broker-url")
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up (vhost, database, workers) as Ctrl-C does
+    results = main_measure(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
+    table = markdown(results)
+    out.with_suffix(".md").write_text(table)
+    say("")
+    say(table)
+    say(f"written: {out.with_suffix('.json')}, {out.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The workers' ``execute_plan`` task (worker_image/worker_runtime/fast_task.py) and the code location's
+fast path (dagster_project/fast_path.py).
+
+- the worker app (``celery -A dagster_celery.app worker`` with worker_image/dagster_celery_config.py) runs
+  our task under the stock name, with late acks and reject-on-worker-lost unchanged;
+- the task takes the stock executor's message (dagster_celery.executor._submit_task's arguments), returns
+  the same events as the stock task, keeps one instance per process on pooled connections, and survives
+  PostgreSQL dropping those connections (real PostgreSQL on 127.0.0.1:5432, a private database; moto S3);
+- the S3 client is reused, and the run worker's poll interval is the one set.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGE_DIR = REPO_ROOT / "worker_image"
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _unavailable(why: str):
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
+
+
+# ------------------------------------------------------------------------------ registration on the worker app
+def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
+    """In a fresh process, as a worker starts: import the app, then Celery's `imports` (worker start-up)."""
+    code = (
+        "from dagster_celery.app import app\n"
+        "stock = app.tasks['execute_plan']\n"
+        "print('before', stock.run.__module__)\n"
+        "app.loader.import_default_modules()\n"
+        "t = app.tasks['execute_plan']\n"
+        "print('after', t.run.__module__, t.name, t.acks_late, t.reject_on_worker_lost, "
+        "app.conf.worker_prefetch_multiplier, sorted(n for n in app.tasks if not n.startswith('celery.')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_CELERY_CONFIG")}
+    env.update(
+        DAGSTER_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]),
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=IMAGE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("before", "after")))
+    assert lines["before"] == "dagster_celery.tasks"
+    module, name, acks_late, reject, prefetch, names = lines["after"].split(" ", 5)
+    assert (module, name) == ("worker_runtime.fast_task", "execute_plan")
+    assert (acks_late, reject, prefetch) == ("True", "True", "1")
+    assert names == "['execute_job', 'execute_plan', 'resume_job']"
+
+
+def test_install_replaces_the_task_on_any_app():
+    from celery import Celery
+
+    from worker_runtime import fast_task
+
+    app = Celery("t", set_as_current=False)
+    app.conf.task_acks_late = True
+    app.conf.task_reject_on_worker_lost = True
+
+    @app.task(name="execute_plan", bind=True, shared=False)
+    def stock(self, execute_step_args_packed, executable_dict):  # pragma: no cover - replaced
+        return []
+
+    task = fast_task.install(app)
+    assert app.tasks["execute_plan"] is task and task.run.__module__ == "worker_runtime.fast_task"
+    assert task.acks_late and task.reject_on_worker_lost
+    params = list(inspect.signature(task.run).parameters)
+    assert params == list(inspect.signature(stock.run).parameters)[-2:] or params[-2:] == [
+        "execute_step_args_packed", "executable_dict"
+    ]  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ the task on real PostgreSQL
+@pytest.fixture
+def pg_url():
+    psycopg2 = pytest.importorskip("psycopg2")
+    if not _port_open(5432):
+        _unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
+    name = f"dca_fast_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield name
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def step_env(pg_url, tmp_path, monkeypatch):
+    """DAGSTER_HOME with the image's dagster.yaml (Postgres, S3 compute logs), a moto S3 server, the contract
+    environment; yields (instance, a function that builds the executor's message for a step)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from infra.local import runtime_files
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432",
+        "DAGSTER_PG_DB": pg_url, "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "",
+        "DAGSTER_S3_BUCKET": "fast", "DAGSTER_MAX_CONCURRENT_RUNS": "1",
+        "DAGSTER_CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+    }  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("DAGSTER_CELERY_CONFIG", raising=False)
+    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"]).create_bucket(Bucket="fast")
+    import yaml
+
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(runtime_files.instance_config(None)))
+
+    from dagster import DagsterInstance
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.retries import RetryMode
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster._serdes import pack_value
+
+    instance = DagsterInstance.from_config(str(tmp_path))
+    recon = ReconstructableRepository.for_module("dagster_project.bench", "defs", working_directory=str(REPO_ROOT))
+    job = recon.get_reconstructable_job("bench_fan40_celery")
+    run = instance.create_run_for_job(job_def=job.get_definition(), execution_plan=create_execution_plan(job), run_config={})
+
+    def message(step_key: str) -> dict:
+        args = ExecuteStepArgs(
+            job_origin=job.get_python_origin(), run_id=run.run_id, step_keys_to_execute=[step_key],
+            instance_ref=instance.get_ref(), retry_mode=RetryMode.DISABLED, known_state=None,
+            print_serialized_events=True,
+        )  # fmt: skip
+        return {"execute_step_args_packed": pack_value(args), "executable_dict": job.to_dict()}
+
+    try:
+        yield instance, message
+    finally:
+        from worker_runtime import fast_task
+
+        for inst in fast_task._instances.values():
+            inst.dispose()
+        fast_task._instances.clear()
+        instance.dispose()
+        server.stop()
+
+
+def _event_types(result) -> list[str]:
+    from dagster import DagsterEvent
+    from dagster._serdes import deserialize_value
+
+    assert result.successful(), result.traceback
+    return [deserialize_value(e, DagsterEvent).event_type_value for e in result.result]
+
+
+def test_fast_task_returns_the_stock_events_and_keeps_one_pooled_instance(step_env):
+    from celery import Celery
+    from dagster_celery.tasks import create_task
+    from sqlalchemy.pool import QueuePool
+
+    from worker_runtime import fast_task
+
+    instance, message = step_env
+    app = Celery("t", set_as_current=False)
+    stock = create_task(app)
+    stock_types = _event_types(stock.apply(kwargs=message("step_0"), throw=True))
+
+    ours = fast_task.install(Celery("u", set_as_current=False))
+    first = _event_types(ours.apply(kwargs=message("step_1"), throw=True))
+    second = _event_types(ours.apply(kwargs=message("step_2"), throw=True))
+    assert first == second == stock_types
+    assert stock_types[0] == "ENGINE_EVENT" and "STEP_START" in stock_types and stock_types[-1] == "STEP_SUCCESS"
+
+    assert len(fast_task._instances) == 1
+    (cached,) = fast_task._instances.values()
+    engines = fast_task._postgres_engines(cached)
+    assert engines and all(isinstance(e.pool, QueuePool) for e in engines)
+    # The steps' outputs and their worker engine events are where the stock task puts them.
+    run_id = instance.get_runs()[0].run_id
+    keys = {e.step_key for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"}
+    assert keys == {"step_0", "step_1", "step_2"}
+
+
+def test_dropped_database_connections_are_replaced(step_env, pg_url):
+    import psycopg2
+    from celery import Celery
+
+    from worker_runtime import fast_task
+
+    _, message = step_env
+    task = fast_task.install(Celery("v", set_as_current=False))
+    _event_types(task.apply(kwargs=message("step_3"), throw=True))
+    with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres") as admin:
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (pg_url,),
+            )
+            assert cur.rowcount >= 1  # the pool held at least one connection
+    assert "STEP_SUCCESS" in _event_types(task.apply(kwargs=message("step_4"), throw=True))
+
+
+def test_instances_are_not_shared_across_a_fork(monkeypatch):
+    from worker_runtime import fast_task
+
+    made = []
+    monkeypatch.setattr(fast_task.DagsterInstance, "from_ref", staticmethod(lambda ref: made.append(ref) or object()))
+    monkeypatch.setattr(fast_task, "pool_connections", lambda instance: False)
+    monkeypatch.setattr(fast_task, "serialize_value", lambda ref: str(ref))
+    monkeypatch.setattr(fast_task, "_instances", {})
+    a = fast_task.instance_for("ref")
+    assert fast_task.instance_for("ref") is a and len(made) == 1
+    monkeypatch.setattr(fast_task, "_pid", -1)  # as if this process were a fork of the one that made it
+    assert fast_task.instance_for("ref") is not a and len(made) == 2
+
+
+# ------------------------------------------------------------------------------ the code location's side
+def test_s3_client_is_made_once_per_process_and_configuration(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    from dagster_project.fast_path import CachedS3Resource
+
+    a, b = CachedS3Resource(), CachedS3Resource()
+    assert a.get_client() is b.get_client()
+    other = CachedS3Resource(endpoint_url="http://127.0.0.1:1")
+    assert other.get_client() is not a.get_client()
+    assert other.get_client().meta.endpoint_url == "http://127.0.0.1:1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:2")  # boto3 reads it when making a client
+    assert a.get_client().meta.endpoint_url == "http://127.0.0.1:2"
+
+
+def test_run_worker_poll_interval(monkeypatch):
+    import dagster_celery.core_execution_loop as loop
+
+    from dagster_project import fast_path
+
+    monkeypatch.setattr(loop, "TICK_SECONDS", loop.TICK_SECONDS)
+    fast_path.set_executor_poll_interval()
+    assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS == 0.1
+    # The loop reads the module global on every iteration; a dagster-celery release that stops doing so
+    # would silently bring back the 1 s poll.
+    assert "time.sleep(TICK_SECONDS)" in inspect.getsource(loop.core_celery_execution_loop)

@@ -1,0 +1,175 @@
+"""The workers' ``execute_plan`` task: dagster-celery's own, minus the per-task set-up a worker can keep.
+
+dagster-celery's task (dagster_celery/tasks.py ``create_task``) builds a new ``DagsterInstance`` from the
+message's ``InstanceRef`` for every step: the storage classes re-inspect the database schema, the S3 compute
+log manager builds a new boto3 client (botocore re-parses its endpoint and service JSON files: ~0.1-0.5 s),
+and every event of the step opens a new PostgreSQL connection (dagster-postgres uses ``NullPool`` outside the
+webserver). Profiled on a trivial step (benchmarks/profile_step.py) that set-up was most of the step.
+
+This task is the same function with the same name (``execute_plan``), arguments and return value: the stock
+executor's messages are unchanged and a run worker cannot tell the two apart. It differs in one thing: the
+instance is kept for the life of the pool process, per ``InstanceRef``, with its PostgreSQL storages on a
+small connection pool (``DagsterInstance.optimize_for_webserver``, what dagster-webserver does, without a
+statement timeout) whose connections are checked with ``SELECT 1`` when taken from the pool, so a connection
+that PostgreSQL or the network dropped is replaced instead of failing a step.
+
+What is NOT changed: how the message is acknowledged or redelivered. ``task_acks_late``,
+``task_reject_on_worker_lost`` and the prefetch limit are app-wide settings (celery_config.yaml) that this
+task picks up like the stock one did (tests/test_fast_task.py checks it); if the pool process dies
+mid-step, the message is requeued exactly as before. A task that raises is still a failed task.
+
+Used by the workers only: worker_image/dagster_celery_config.py connects ``install`` to Celery's
+``import_modules`` signal, which a worker sends at start-up (``loader.import_default_modules``): after
+``dagster_celery.app`` registered its own task, before the consumer maps task names to tasks and before the
+pool processes fork. ``install`` puts this task in the stock one's place. Importing this module changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from celery import Celery
+from dagster import DagsterInstance
+from dagster import _check as check
+from dagster._core.definitions.reconstruct import ReconstructableJob
+from dagster._core.events import EngineEventData
+from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._serdes import serialize_value, unpack_value
+from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
+from dagster_celery.core_execution_loop import DELEGATE_MARKER
+from dagster_celery.executor import CeleryExecutor
+
+log = logging.getLogger(__name__)
+
+# Connection pool of each PostgreSQL storage in a pool process: one connection kept; more opened while
+# needed and closed after (dagster-postgres nests connections in a few places): at most 2 per storage,
+# within the connection budget of infra/limits.py. Recycled hourly.
+POOL_RECYCLE_SECONDS = 3600
+POOL_MAX_OVERFLOW = 1
+NO_STATEMENT_TIMEOUT = 0  # as with dagster-postgres' own NullPool engines
+
+_lock = threading.Lock()
+_instances: dict[str, DagsterInstance] = {}
+_pid = os.getpid()
+
+
+def _ping_on_checkout(dbapi_connection, connection_record, connection_proxy) -> None:
+    """SQLAlchemy pool ``checkout`` hook: a dead pooled connection raises DisconnectionError, and the pool
+    retries with a fresh one (SQLAlchemy docs, "Dealing with Disconnects")."""
+    from sqlalchemy import exc
+
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1")
+    except Exception as err:  # noqa: BLE001 - any failure means: do not use this connection
+        raise exc.DisconnectionError() from err
+    finally:
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _postgres_engines(instance: DagsterInstance) -> list | None:
+    """The SQLAlchemy engines of the instance's storages when they are all dagster-postgres, else None."""
+    from sqlalchemy.engine import Engine
+
+    storages = [instance.run_storage, instance.event_log_storage, instance.schedule_storage]
+    if not all(s is not None and type(s).__module__.startswith("dagster_postgres.") for s in storages):
+        return None
+    engines = [getattr(s, "_engine", None) for s in storages]
+    return engines if all(isinstance(e, Engine) for e in engines) else None
+
+
+def pool_connections(instance: DagsterInstance) -> bool:
+    """Put the instance's PostgreSQL storages on a pinged connection pool; False (nothing changed) if its
+    storages are not all dagster-postgres ones."""
+    from sqlalchemy import event
+
+    if _postgres_engines(instance) is None:
+        return False
+    instance.optimize_for_webserver(
+        statement_timeout=NO_STATEMENT_TIMEOUT, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
+    )
+    engines = _postgres_engines(instance)
+    if engines is None:  # pragma: no cover - a dagster-postgres release that changed its internals
+        return False
+    for engine in engines:
+        event.listen(engine, "checkout", _ping_on_checkout)
+    return True
+
+
+def instance_for(instance_ref) -> DagsterInstance:
+    """The pool process's instance for this ref, made on first use (never in the parent before the fork)."""
+    global _pid
+    key = serialize_value(instance_ref)
+    with _lock:
+        if os.getpid() != _pid:  # forked after instances were made: do not share their connections
+            _instances.clear()
+            _pid = os.getpid()
+        instance = _instances.get(key)
+        if instance is None:
+            instance = DagsterInstance.from_ref(instance_ref)
+            pooled = pool_connections(instance)
+            log.info("execute_plan: new Dagster instance for this process (pooled connections: %s)", pooled)
+            _instances[key] = instance
+        return instance
+
+
+def execute_plan(self, execute_step_args_packed, executable_dict):
+    """dagster_celery.tasks ``_execute_plan``, with the instance from ``instance_for``."""
+    execute_step_args = unpack_value(
+        check.dict_param(execute_step_args_packed, "execute_step_args_packed"), as_type=ExecuteStepArgs
+    )
+    check.dict_param(executable_dict, "executable_dict")
+
+    instance = instance_for(execute_step_args.instance_ref)
+    recon_job = ReconstructableJob.from_dict(executable_dict)
+    dagster_run = instance.get_run_by_id(execute_step_args.run_id)
+    check.invariant(dagster_run, f"Could not load run {execute_step_args.run_id}")
+    step_keys_str = ", ".join(execute_step_args.step_keys_to_execute or [])
+
+    execution_plan = create_execution_plan(
+        recon_job,
+        dagster_run.run_config,
+        step_keys_to_execute=execute_step_args.step_keys_to_execute,
+        known_state=execute_step_args.known_state,
+    )
+    engine_event = instance.report_engine_event(
+        f"Executing steps {step_keys_str} in celery worker",
+        dagster_run,
+        EngineEventData(
+            {"step_keys": step_keys_str, "Celery worker": self.request.hostname},
+            marker_end=DELEGATE_MARKER,
+        ),
+        CeleryExecutor,
+        step_key=execution_plan.step_handle_for_single_step_plans().to_key(),
+    )
+    events = [engine_event]
+    events.extend(
+        execute_plan_iterator(
+            execution_plan=execution_plan,
+            job=recon_job,
+            dagster_run=dagster_run,
+            instance=instance,
+            retry_mode=execute_step_args.retry_mode,
+            run_config=dagster_run.run_config,
+        )
+    )
+    return [serialize_value(event) for event in events]
+
+
+def install(app: Celery):
+    """Register ``execute_plan`` on the app in place of dagster-celery's task; returns the task."""
+    if TASK_EXECUTE_PLAN_NAME in app.tasks:
+        app.tasks.unregister(TASK_EXECUTE_PLAN_NAME)
+    return app.task(bind=True, name=TASK_EXECUTE_PLAN_NAME, shared=False)(execute_plan)
+
+
+def install_on_import_modules(sender: Celery, **kwargs):
+    """Receiver of Celery's ``import_modules`` signal (sent by the worker app's loader at worker start-up)."""
+    task = install(sender)
+    log.info("execute_plan: %s.%s replaces dagster-celery's task", __name__, task.run.__name__)
