@@ -23,6 +23,9 @@ import dagster_project
 from dagster_project.example import _where
 
 QUEUE_TAG = "dagster-celery/queue"
+# Run monitoring ends a run still going after this long (dagster/max_runtime; worker_image/dagster.yaml
+# enables run monitoring): the bound for a run whose step is lost in a way nothing else notices.
+MAX_RUNTIME = {"dagster/max_runtime": "900"}
 VALUE = "held-and-released"
 
 
@@ -45,6 +48,7 @@ def _hold(queue: str):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{root / 'release'} did not appear within {config.wait_seconds:.0f} s")
             time.sleep(0.1)
+        (attempts / f"{uuid.uuid4().hex}.released").write_text(json.dumps({**record, "time": time.time()}))
         context.log.info(f"hold released on {record['node']}")
         return VALUE
 
@@ -73,12 +77,12 @@ def faults_ready_job():
     ready()
 
 
-@job(executor_def=dagster_project.executor)
+@job(executor_def=dagster_project.executor, tags=MAX_RUNTIME)
 def hold_job():
     check(hold_faults())
 
 
-@job(executor_def=dagster_project.executor)
+@job(executor_def=dagster_project.executor, tags=MAX_RUNTIME)
 def orphan_job():
     check(hold_orphan())
 

@@ -75,14 +75,19 @@ class PrivateRabbit:
         (self.root / "home").mkdir(parents=True, exist_ok=True)
         (self.root / "home" / ".erlang.cookie").write_text(uuid.uuid4().hex.upper())
         os.chmod(self.root / "home" / ".erlang.cookie", 0o400)
+        (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin: no 15672 clash
+        (self.root / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's (it names the shared node)
+        self.configure(self.consumer_timeout_ms)
+
+    def configure(self, consumer_timeout_ms: int | None) -> None:
+        """(Re)write rabbitmq.conf and advanced.config; a running node reads them at its next start."""
+        self.consumer_timeout_ms = consumer_timeout_ms
         conf = [f"listeners.tcp.default = 127.0.0.1:{self.port}", "loopback_users = none"]
         if self.consumer_timeout_ms is not None:
             conf.append(f"consumer_timeout = {self.consumer_timeout_ms}")
         (self.root / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
         tick = 1000 if self.consumer_timeout_ms is not None else 60000
         (self.root / "advanced.config").write_text(f"[{{rabbit, [{{channel_tick_interval, {tick}}}]}}].\n")
-        (self.root / "enabled_plugins").write_text("[].\n")  # no management plugin: no 15672 clash
-        (self.root / "rabbitmq-env.conf").write_text("")  # not /etc/rabbitmq's (it names the shared node)
 
     @property
     def url(self) -> str:
@@ -124,6 +129,12 @@ class PrivateRabbit:
             tail = (self.root / "server.out").read_text(errors="replace")[-2000:]
             raise AssertionError(f"RabbitMQ node {self.node} exited rc={self.proc.returncode}:\n{tail}")
         return False
+
+    def consumers(self, queue_name: str) -> int:
+        """Consumers of a queue on the default vhost (0 if unknown or the queue does not exist yet)."""
+        out = self.ctl("list_queues", "-q", "--no-table-headers", "name", "consumers", timeout=30).stdout
+        counts = dict(line.split("\t") for line in out.splitlines() if line.count("\t") == 1)
+        return int(counts.get(queue_name, "0") or 0)
 
     def stop(self, timeout: float = 60) -> None:
         if self.proc is None:
@@ -285,11 +296,10 @@ class Runner:
         self.port = int(m[1])
 
     def worker_pid(self, queue_name: str) -> int:
+        """The main process of the runner's own worker for ``queue_name`` (a child of the runner)."""
         for pid, (ppid, argv) in proc_table().items():
-            if "worker" in argv and "-Q" in argv and argv[argv.index("-Q") + 1] == queue_name and ppid != 1:
-                # the runner's worker main process: its parent is the runner
-                if ppid == self.popen.pid:
-                    return pid
+            if ppid == self.popen.pid and "worker" in argv and "-Q" in argv and argv[argv.index("-Q") + 1] == queue_name:
+                return pid
         raise AssertionError(f"no runner worker for queue {queue_name}")
 
     def start_worker(self, queue_name: str, suffix: str, concurrency: int = 1) -> Worker:

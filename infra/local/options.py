@@ -34,6 +34,7 @@ class Options:
     state_dir: Path
     port: int  # 0: any free port
     timeout: float  # seconds to wait for the job's run to finish
+    no_consumer_seconds: float | None = None  # None: the stack's operations.noConsumerMinutes; 0: no watchdog
 
 
 # flag -> (environment variable, default)
@@ -48,6 +49,7 @@ ENV = {
     "state_dir": ("DCA_STATE_DIR", ".local"),
     "port": ("DCA_PORT", "3000"),
     "timeout": ("DCA_TIMEOUT", "600"),
+    "no_consumer_seconds": ("DCA_NO_CONSUMER_SECONDS", None),
 }
 
 
@@ -75,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     opt("--state-dir", "state_dir", "directory for runtime files, logs and embedded data")
     opt("--port", "port", "webserver port on 127.0.0.1 (0: any free port)")
     opt("--timeout", "timeout", "seconds to wait for the run to finish")
+    opt("--no-consumer-seconds", "no_consumer_seconds", "fail a run whose step waits this long on a queue with no "
+        "consumer, naming the queue (AMQP broker only; 0: never; default: the stack's operations.noConsumerMinutes)")
     return p
 
 
@@ -83,8 +87,12 @@ def parse(argv: list[str] | None = None) -> Options:
     a = p.parse_args(argv)
     try:
         port, timeout = int(a.port), float(a.timeout)
+        no_consumer = None if a.no_consumer_seconds in (None, "") else float(a.no_consumer_seconds)
     except ValueError:
-        p.error(f"--port must be an integer and --timeout a number (got {a.port!r}, {a.timeout!r})")
+        p.error(f"--port must be an integer, --timeout and --no-consumer-seconds numbers "
+                f"(got {a.port!r}, {a.timeout!r}, {a.no_consumer_seconds!r})")
+    if no_consumer is not None and no_consumer < 0:
+        p.error(f"--no-consumer-seconds must be >= 0 (got {no_consumer})")
     if not 0 <= port <= 65535:
         p.error(f"--port {port} is not a TCP port (0-65535)")
     return Options(
@@ -100,4 +108,5 @@ def parse(argv: list[str] | None = None) -> Options:
         state_dir=Path(a.state_dir).resolve(),
         port=port,
         timeout=timeout,
+        no_consumer_seconds=no_consumer,
     )

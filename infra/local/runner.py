@@ -19,7 +19,7 @@ import urllib.request
 
 from infra import contract, topology
 from infra.config import ConfigError, load_stack_file
-from infra.local import jobs, runtime_files, services
+from infra.local import jobs, runtime_files, services, watchdog
 from infra.local.options import IMAGE_DIR, REPO_ROOT, Options, default_code_module
 from infra.local.processes import Supervisor, local_argv
 
@@ -117,6 +117,18 @@ def _tail(path, n: int = 15) -> str:
     return "\n".join(f"    | {line}" for line in lines)
 
 
+def _start_watchdog(opts: Options, cfg, instance) -> watchdog.QueueWatchdog | None:
+    """A run whose step waits on a queue with no consumer is failed, naming the queue (infra/local/watchdog.py),
+    after --no-consumer-seconds or the stack's operations.noConsumerMinutes (the AWS alarm's threshold)."""
+    seconds = opts.no_consumer_seconds
+    if seconds is None:
+        seconds = cfg.operations.no_consumer_minutes * 60
+    if not seconds or not (opts.broker_url or "").startswith(("amqp://", "amqps://", "pyamqp://")):
+        return None
+    say(f"watchdog: a run whose step waits {seconds:.0f} s on a queue with no consumer is failed")
+    return watchdog.QueueWatchdog(instance, opts.broker_url, seconds, say).start()
+
+
 def up(opts: Options) -> int:
     try:
         cfg = load_stack_file(opts.stack_file)
@@ -129,7 +141,7 @@ def up(opts: Options) -> int:
     module = opts.code_module or default_code_module()
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    svc = sup = None
+    svc = sup = dog = None
     try:
         port = services.check_port_free(opts.port)
         opts.state_dir.mkdir(parents=True, exist_ok=True)
@@ -166,6 +178,7 @@ def up(opts: Options) -> int:
         from dagster import DagsterInstance
 
         instance = DagsterInstance.from_config(str(layout.dagster_home))
+        dog = _start_watchdog(opts, cfg, instance)
         try:
             run_id = jobs.submit(port, opts.job, layout.location_name)
         except Exception as err:  # noqa: BLE001 - e.g. DagsterGraphQLClientError: the webserver refused it
@@ -200,6 +213,8 @@ def up(opts: Options) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        if dog is not None:
+            dog.stop()
         if sup is not None:
             sup.stop()
             say("stopped:")

@@ -1,0 +1,465 @@
+"""Faults the deployment survives, proven on real services (RabbitMQ, PostgreSQL, an S3 API server).
+
+The topology is the local runner's (``python -m infra.local up``, kept running: webserver, daemon, the
+stack file's worker on queue ``dagster``); the fault jobs come from ``dagster_project.faults``. Their held
+step runs on queue ``faults`` (or ``orphan``), served by extra workers that the test starts exactly as the
+runner starts its own -- the topology's command, the runner's worker environment and app dir -- so the test
+may kill them without the runner treating it as its own crash. Each held step records every attempt (which
+worker, which process) and waits for a release marker, so the test decides when a fault strikes.
+
+Services a fault stops are PRIVATE instances started here (a RabbitMQ node, a PostgreSQL cluster), never the
+machine's shared ones. Every wait is a poll with a deadline. docs/reliability.md lists the outcomes.
+
+Two runners serve the module (a start costs ~40 s on 2 cores):
+- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 5, then 4
+  (the PostgreSQL restart, last because it may end the runner);
+- ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 6.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, port_open, proc_table, wait_for
+
+LOCATION = "dagster_project.faults"
+VALUE = "held-and-released"  # dagster_project.faults.VALUE
+RUN_DEADLINE = 180  # seconds for a released run to end
+PG_OUTAGE = 15  # seconds PostgreSQL is down in fault 4
+WATCHDOG_SECONDS = 10  # the runner's --no-consumer-seconds in these tests
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes in /proc")
+
+
+def _unavailable(why: str):
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
+
+
+def _stack_file(path: Path) -> Path:
+    path.write_text(yaml.safe_dump({"config": {"dagster-celery-aws:queues": [{"name": "dagster", "concurrency": 2}]}}))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- services
+@pytest.fixture(scope="module")
+def shared_rabbit_vhost():
+    if not port_open(5672) or shutil.which("rabbitmqctl") is None:
+        _unavailable("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl is needed")
+    vhost = f"dca-faults-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost
+    finally:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def shared_pg_url():
+    psycopg2 = pytest.importorskip("psycopg2")
+    if not port_open(5432):
+        _unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
+    name = f"dca_faults_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def private_pg(tmp_path_factory):
+    if not (Path("/usr/lib/postgresql/15/bin/initdb")).exists():
+        _unavailable("PostgreSQL 15 binaries (initdb, pg_ctl) are needed")
+    # Not under pytest's tmp dirs: they are private to root, and the cluster runs as user postgres.
+    root = Path(tempfile.mkdtemp(prefix="dca-faults-pg-"))
+    try:
+        pg = PrivatePostgres(root)
+        try:
+            pg.start()
+            yield pg
+        finally:
+            pg.kill()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_rabbit(tmp_path_factory):
+    if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        _unavailable("rabbitmq-server is needed")
+    rabbit = PrivateRabbit(tmp_path_factory.mktemp("rabbit"))
+    try:
+        rabbit.start()
+        yield rabbit
+    finally:
+        rabbit.kill()
+
+
+@pytest.fixture(scope="module")
+def s3():
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        yield endpoint, client
+    finally:
+        server.stop()
+
+
+# ---------------------------------------------------------------------------------------------- the stack
+@dataclass
+class Stack:
+    runner: Runner
+    db_url: str
+    s3: object
+    bucket: str
+    root: Path
+
+    def submit(self, job: str, tags: dict | None = None) -> tuple[str, Path]:
+        """Submit ``job`` through the webserver (as the UI does); returns the run id and its marker dir."""
+        from dagster_graphql import DagsterGraphQLClient
+
+        markers = self.root / f"markers-{uuid.uuid4().hex[:8]}"
+        markers.mkdir()
+        step = {"hold_job": "hold_faults", "orphan_job": "hold_orphan"}[job]
+        client = DagsterGraphQLClient("127.0.0.1", port_number=self.runner.port, timeout=60)
+        run_id = client.submit_job_execution(
+            job, repository_location_name=LOCATION, tags=tags or {},
+            run_config={"ops": {step: {"config": {"marker_dir": str(markers)}}}},
+        )  # fmt: skip
+        return run_id, markers
+
+    def query(self, sql: str, args: tuple):
+        """One query on the run storage; None while the database is unreachable (a fault may stop it)."""
+        import psycopg2
+
+        try:
+            with psycopg2.connect(self.db_url, connect_timeout=2) as conn, conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        except psycopg2.OperationalError:
+            return None
+
+    def status(self, run_id: str) -> str | None:
+        rows = self.query("SELECT status FROM runs WHERE run_id = %s", (run_id,))
+        return rows[0][0] if rows else None
+
+    def wait_end(self, run_id: str, timeout: float = RUN_DEADLINE) -> str:
+        return wait_for(f"run {run_id} to end", lambda: self.status(run_id) in ("SUCCESS", "FAILURE", "CANCELED")
+                        and self.status(run_id), timeout, interval=0.5)  # fmt: skip
+
+    def messages(self, run_id: str) -> list[tuple[str, str | None, str]]:
+        """(event type, step key, message) of the run's events, in order."""
+        from dagster import EventLogEntry
+        from dagster._serdes import deserialize_value
+
+        rows = self.query("SELECT event FROM event_logs WHERE run_id = %s ORDER BY id", (run_id,)) or []
+        out = []
+        for (raw,) in rows:
+            e = deserialize_value(raw, EventLogEntry)
+            ev = e.dagster_event
+            text = (ev.message if ev else None) or e.user_message or ""
+            error = getattr(getattr(ev, "event_specific_data", None), "error", None) if ev else None
+            if error is not None:  # a step's or a run's failure: the error's class and message
+                text += f" [{error.cls_name}: {error.message.strip()}]"
+            out.append((ev.event_type_value if ev else "LOG", ev.step_key if ev else None, text))
+        return out
+
+    def output_objects(self, run_id: str, step: str) -> list[str]:
+        from infra import contract
+
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{contract.IO_PREFIX}/").get("Contents", [])
+        return [o["Key"] for o in listed if f"/{run_id}/{step}/" in o["Key"]]
+
+    def output_value(self, key: str):
+        return pickle.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+
+def attempts(markers: Path) -> list[dict]:
+    d = markers / "attempts"
+    rows = [json.loads(p.read_text()) for p in d.glob("*.json")] if d.is_dir() else []
+    return sorted(rows, key=lambda r: r["time"])
+
+
+def release(markers: Path) -> None:
+    (markers / "release").write_text("go")
+
+
+def _start_stack(root: Path, broker_url: str, db_url: str, s3, extra: list[str] = ()) -> Stack:
+    endpoint, client = s3
+    bucket = f"faults-{uuid.uuid4().hex[:8]}"
+    runner = Runner(root / "state", ["--stack-file", str(_stack_file(root / "Pulumi.faults.yaml")),
+                                     "--code-module", LOCATION, "--job", "faults_ready_job",
+                                     "--broker-url", broker_url, "--database-url", db_url,
+                                     "--s3-endpoint", endpoint, "--bucket", bucket, *extra])  # fmt: skip
+    try:
+        runner.wait_running()
+    except BaseException:
+        runner.stop()
+        raise
+    return Stack(runner, db_url, client, bucket, root)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, shared_rabbit_vhost, private_pg, s3):
+    s = _start_stack(tmp_path_factory.mktemp("stack"), shared_rabbit_vhost[0], private_pg.url, s3,
+                     ["--no-consumer-seconds", str(WATCHDOG_SECONDS)])  # fmt: skip
+    try:
+        yield s
+    finally:
+        s.runner.stop()
+        print(s.runner.output())
+
+
+@pytest.fixture(scope="module")
+def rabbit_stack(tmp_path_factory, private_rabbit, shared_pg_url, s3):
+    s = _start_stack(tmp_path_factory.mktemp("rstack"), private_rabbit.url, shared_pg_url, s3)
+    try:
+        yield s
+    finally:
+        s.runner.stop()
+        print(s.runner.output())
+
+
+def _worker_of(workers: list[Worker], node: str) -> Worker:
+    # node: "<queue>@<suffix>.<host>"; Worker.name: "<queue>@<suffix>"
+    return next(w for w in workers if node.startswith(w.name + "."))
+
+
+def _children(pid: int) -> list[int]:
+    return [p for p, (pp, _) in proc_table().items() if pp == pid]
+
+
+# ---------------------------------------------------------------------------------------------- fault 1
+def test_worker_sigkilled_mid_step_is_redelivered_to_another_worker_and_run_succeeds(stack):
+    workers = [stack.runner.start_worker("faults", s) for s in ("a", "b")]
+    try:
+        run_id, markers = stack.submit("hold_job")
+        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+        victim = _worker_of(workers, first["node"])
+        other = next(w for w in workers if w is not victim)
+        pool = _children(victim.pid)
+        assert first["pid"] in pool  # the step runs in a pool child of the worker's main process
+        killed_at = time.monotonic()
+        os.kill(victim.pid, signal.SIGKILL)  # the MAIN process: its broker connection dies with it
+        victim.popen.wait(timeout=10)
+        # The pool child notices its parent is gone (billiard) and exits; a container would take it along.
+        wait_for("the killed worker's pool child to exit", lambda: not any(alive(p) for p in pool), 30)
+        second = wait_for("the step to be redelivered", lambda: attempts(markers)[1:], 60)[0]
+        redelivered_in = time.monotonic() - killed_at
+        assert second["node"].startswith(other.name + "."), (first, second)
+        release(markers)
+        assert stack.wait_end(run_id) == "SUCCESS"
+        took = time.monotonic() - killed_at
+        assert len(attempts(markers)) == 2
+        keys = stack.output_objects(run_id, "hold_faults")
+        assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
+        kinds = [(k, s) for k, s, _ in stack.messages(run_id)]
+        assert kinds.count(("STEP_SUCCESS", "hold_faults")) == 1 and ("STEP_SUCCESS", "check") in kinds
+        print(f"fault 1: redelivered {redelivered_in:.1f} s after SIGKILL; run SUCCESS {took:.1f} s after it")
+    finally:
+        for w in workers:
+            w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- fault 2
+def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
+    from infra.local.processes import STOP_GRACE
+
+    workers = [stack.runner.start_worker("faults", s) for s in ("c", "d")]
+    try:
+        run_id, markers = stack.submit("hold_job")
+        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+        victim = _worker_of(workers, first["node"])
+        signalled = time.monotonic()
+        victim.popen.send_signal(signal.SIGTERM)  # what ECS sends first (then SIGKILL after stopTimeout)
+        wait_for("the worker to begin its warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), 30)
+        assert victim.popen.poll() is None  # it waits for its running step
+        release(markers)
+        # Bounded by the runner's stop grace (20 s; Fargate's stopTimeout is at most 120 s).
+        rc = victim.popen.wait(timeout=STOP_GRACE)
+        exited_in = time.monotonic() - signalled
+        assert rc == 0, victim.log.read_text(errors="replace")[-3000:]
+        assert stack.wait_end(run_id) == "SUCCESS"
+        assert len(attempts(markers)) == 1  # finished where it ran: not redelivered
+        keys = stack.output_objects(run_id, "hold_faults")
+        assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
+        print(f"fault 2: worker exited rc=0 {exited_in:.1f} s after SIGTERM, its step done; run SUCCESS")
+    finally:
+        for w in workers:
+            w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- fault 5
+def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
+    worker = stack.runner.start_worker("orphan", "e")
+    try:
+        run_id, markers = stack.submit("orphan_job")
+        wait_for("the held step to start", lambda: attempts(markers), 120)
+        worker.stop()  # SIGKILL to the worker's process group: it disappears and never comes back
+        gone = time.monotonic()
+        status = stack.wait_end(run_id, timeout=WATCHDOG_SECONDS + 60)
+        took = time.monotonic() - gone
+        assert status == "FAILURE"
+        failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
+        assert failures and 'queue "orphan"' in failures[-1] and "hold_orphan" in failures[-1], failures
+        assert took < WATCHDOG_SECONDS + 30
+        print(f"fault 5: run FAILURE {took:.1f} s after the queue's last worker vanished: {failures[-1]}")
+    finally:
+        worker.stop()
+        release(markers)
+
+
+# ---------------------------------------------------------------------------------------------- fault 4
+def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
+    """PostgreSQL goes down mid-step and stays down while the step ends (PG_OUTAGE s), then comes back.
+    The run must END -- SUCCESS, or FAILURE with a database error -- never stay STARTED."""
+    workers = [stack.runner.start_worker("faults", "f")]
+    try:
+        run_id, markers = stack.submit("hold_job")
+        wait_for("the held step to start", lambda: attempts(markers), 120)
+        t0 = time.monotonic()
+        private_pg.stop(mode="fast")  # every connection is cut; nothing can be stored while it is down
+        release(markers)
+        wait_for("the step to see its release", lambda: list((markers / "attempts").glob("*.released")), 30)
+        # The outage: the database stays down while the step ends and the executor collects its result.
+        wait_for("the outage to last PG_OUTAGE seconds", lambda: time.monotonic() - t0 > PG_OUTAGE, PG_OUTAGE + 5)
+        private_pg.start()
+        down = time.monotonic() - t0
+        status = stack.wait_end(run_id, timeout=RUN_DEADLINE)
+        took = time.monotonic() - t0
+        msgs = stack.messages(run_id)
+        if status == "FAILURE":
+            failure = [m for k, _, m in msgs if k in ("PIPELINE_FAILURE", "RUN_FAILURE", "STEP_FAILURE")]
+            assert any("Operational" in m or "connection" in m.lower() for m in failure), failure
+        else:
+            assert status == "SUCCESS", status
+            keys = stack.output_objects(run_id, "hold_faults")
+            assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
+        print(f"fault 4: PostgreSQL down {down:.1f} s; run {status} {took:.1f} s after the stop; "
+              f"{len(attempts(markers))} attempt(s); hold_faults events: "
+              f"{[k for k, step, _ in msgs if step == 'hold_faults']}")
+    finally:
+        for w in workers:
+            w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- fault 3
+def test_broker_restart_mid_run_fails_that_run_fast_and_the_next_run_succeeds(rabbit_stack, private_rabbit):
+    """Measured outcome (docs/reliability.md): the run in flight FAILS within seconds, with
+    ConnectionResetError from the run worker (dagster-celery waits for results on the broker, `rpc://`, and
+    does not survive the connection reset), and its step fails with DagsterExecutionInterruptedError (the
+    worker cancels a late-acked step on connection loss). Nothing hangs: the workers reconnect by
+    themselves and the next run succeeds."""
+    workers = [rabbit_stack.runner.start_worker("faults", "g")]
+    try:
+        run_id, markers = rabbit_stack.submit("hold_job")
+        wait_for("the held step to start", lambda: attempts(markers), 120)
+        t0 = time.monotonic()
+        private_rabbit.stop()  # `rabbitmqctl stop`: every connection is closed
+        private_rabbit.start()
+        down = time.monotonic() - t0
+        status = rabbit_stack.wait_end(run_id, timeout=60)
+        ended = time.monotonic() - t0
+        msgs = rabbit_stack.messages(run_id)
+        assert status == "FAILURE"
+        run_failure = [m for k, _, m in msgs if k in ("PIPELINE_FAILURE", "RUN_FAILURE")]
+        assert run_failure and "ConnectionResetError" in run_failure[-1], msgs
+        release(markers)
+        # The workers reconnect by themselves: both queues have a consumer again, and a new run succeeds.
+        wait_for("the workers to consume again",
+                 lambda: private_rabbit.consumers("faults") >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
+        t1 = time.monotonic()
+        run2, markers2 = rabbit_stack.submit("hold_job")
+        release(markers2)
+        assert rabbit_stack.wait_end(run2) == "SUCCESS"
+        print(f"fault 3: broker down {down:.1f} s; run in flight FAILURE {ended:.1f} s after the stop "
+              f"({run_failure[-1][-80:]}); next run SUCCESS in {time.monotonic() - t1:.1f} s")
+    finally:
+        for w in workers:
+            w.stop()
+
+
+# ---------------------------------------------------------------------------------------------- fault 6
+CONSUMER_TIMEOUT_MS = 5000
+
+
+def test_step_longer_than_consumer_timeout_runs_twice(rabbit_stack, private_rabbit):
+    """A private broker restarted with consumer_timeout = 5 s (checked every second). The step is held past
+    it: RabbitMQ closes the worker's channel (PRECONDITION_FAILED) and requeues the message, another worker
+    runs the step again from the start while the first copy still runs; the first worker then stops with
+    an unrecoverable error. With idempotent output the run still succeeds -- but the step ran twice."""
+    private_rabbit.stop()
+    private_rabbit.configure(consumer_timeout_ms=CONSUMER_TIMEOUT_MS)
+    private_rabbit.start()
+    workers = [rabbit_stack.runner.start_worker("faults", s) for s in ("h", "i")]
+    try:
+        run_id, markers = rabbit_stack.submit("hold_job")
+        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+        t0 = time.monotonic()
+        victim = _worker_of(workers, first["node"])
+        other = next(w for w in workers if w is not victim)
+        second = wait_for("the step to be delivered again", lambda: attempts(markers)[1:], 60)[0]
+        redelivered = second["time"] - first["time"]
+        assert second["node"].startswith(other.name + "."), (first, second)
+        assert redelivered >= CONSUMER_TIMEOUT_MS / 1000 - 1.5  # not before the timeout (tick: 1 s)
+        assert b"PRECONDITION_FAILED - delivery acknowledgement on channel" in victim.log.read_bytes()
+        release(markers)
+        assert rabbit_stack.wait_end(run_id) == "SUCCESS"
+        took = time.monotonic() - t0
+        msgs = rabbit_stack.messages(run_id)
+        assert [k for k, step, _ in msgs if step == "hold_faults"].count("STEP_SUCCESS") == 2  # it ran twice
+        keys = rabbit_stack.output_objects(run_id, "hold_faults")
+        assert len(keys) == 1 and rabbit_stack.output_value(keys[0]) == VALUE, keys
+        rc = wait_for("the timed-out worker to stop", lambda: victim.popen.poll(), 60)
+        assert rc != 0  # "Unrecoverable error: PreconditionFailed": the worker process ends
+        print(f"fault 6: second delivery {redelivered:.1f} s after the first (consumer_timeout "
+              f"{CONSUMER_TIMEOUT_MS / 1000:.0f} s); run SUCCESS {took:.1f} s after the first start; step ran "
+              f"twice; timed-out worker exited rc={rc}")
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_stack_consumer_timeout_is_rendered_from_config():
+    """The other half of fault 6: the stack's broker configuration sets consumer_timeout from
+    broker.consumerTimeoutMinutes (default 120 min, above RabbitMQ's 30 min), so a step shorter than that
+    keeps its delivery; a longer step needs a larger value (the failure mode above)."""
+    from infra.components.broker import rabbitmq_conf
+    from infra.config import Broker
+    from infra.testing import run_stack
+
+    assert rabbitmq_conf(Broker()) == "consumer_timeout = 7200000\n"  # 120 min in ms
+    for minutes in (45, 24 * 60):
+        stack = run_stack(config={"queues": [{"name": "dagster"}], "broker": {"consumerTimeoutMinutes": minutes}})
+        (cfg,) = stack.of_type("aws:mq/configuration:Configuration")
+        assert f"consumer_timeout = {minutes * 60 * 1000}" in cfg.inputs["data"].splitlines()
+        (broker,) = stack.of_type("aws:mq/broker:Broker")
+        assert broker.inputs["configuration"]["id"]  # the broker uses that configuration
