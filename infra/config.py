@@ -103,7 +103,7 @@ class Daemon(_Sized):
 
 
 class Runs(_Sized):
-    max_concurrent_runs: Int = Field(10, ge=1, le=1000)
+    max_concurrent_runs: Int = Field(5, ge=1, le=1000)
 
 
 class DeploymentMode(StrEnum):

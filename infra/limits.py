@@ -30,9 +30,10 @@ RDS_MEMORY_GIB: dict[str, float] = {
 
 # Connections each process may hold at once (peaks). dagster-postgres opens its storages with NullPool (one
 # connection per storage call in flight). A worker pool process keeps one pooled connection per storage it
-# uses -- run, event log, rarely schedule -- and opens one more for a nested call (worker_runtime/fast_task.py):
-PER_WORKER_SLOT = 4
-PER_RUN = 3  # the run worker: run + event-log + schedule storage
+# uses -- run, event log, rarely schedule -- opens one more for a nested call (worker_runtime/fast_task.py),
+# and one for Celery's result backend, which is the same database (celery_config.yaml: backend):
+PER_WORKER_SLOT = 5
+PER_RUN = 4  # the run worker: run + event-log + schedule storage, and polling results in the backend
 WEBSERVER = 10  # concurrent GraphQL requests and the event-log watcher, per task
 DAEMON = 12  # one thread per daemon (schedules, sensors, run queue, monitoring, backfills, ...)
 RESERVED = 3  # rds.superuser_reserved_connections

@@ -131,8 +131,10 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     facing = "internet-facing" if cfg.ui.access.internet_facing else "internal"
     lines.append(Line("load balancer", f"{facing} ALB, {hours} h + {lcu} LCU on average (assumed)", alb, alb))
 
-    secrets = 2 * p["secret_month"]
-    lines.append(Line("secrets", "Secrets Manager: broker URL + RDS-managed master password", secrets, secrets))
+    count = 3 if cfg.operations.flower else 2
+    secrets = count * p["secret_month"]
+    lines.append(Line("secrets", f"Secrets Manager: broker URL, database credentials"
+                      f"{', Flower basic auth' if cfg.operations.flower else ''} ({count})", secrets, secrets))
 
     n_queues = len(cfg.queues)
     ours, managed, alarm_metrics = alarm_counts(cfg)

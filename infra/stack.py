@@ -79,6 +79,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.BROKER_URL: broker.url_secret.arn,
         contract.PG_USERNAME: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "username")),
         contract.PG_PASSWORD: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "password")),
+        contract.BACKEND_URL: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "celery_backend_url")),
     }
 
     def service(spec, task_role, depends_on=(), target_group_arn=None, **extra) -> Service:

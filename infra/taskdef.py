@@ -16,7 +16,7 @@ NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
 
 
 def json_key(secret_arn: str, key: str) -> str:
-    """ECS ``valueFrom`` for one key of a JSON secret (the RDS-managed secret is ``{"username", "password"}``):
+    """ECS ``valueFrom`` for one key of a JSON secret (the database secret, components/database.py):
     ``<arn>:<json-key>::`` (ECS guide, "Pass Secrets Manager secrets through environment variables")."""
     return f"{secret_arn}:{key}::"
 

@@ -99,8 +99,8 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     elif typ == "aws:mq/configuration:Configuration":
         state["latestRevision"] = 1
     elif typ == "aws:rds/instance:Instance":
-        state |= {"identifier": name, "address": f"{name}.rds.amazonaws.com", "endpoint": f"{name}.rds.amazonaws.com:5432",
-                  "masterUserSecrets": [{"secretArn": _arn("secretsmanager", f"secret:rds!{name}"), "secretStatus": "active"}]}  # fmt: skip
+        state |= {"identifier": name, "address": f"{name}.rds.amazonaws.com", "port": 5432,
+                  "endpoint": f"{name}.rds.amazonaws.com:5432"}  # fmt: skip
     elif typ == "aws:s3/bucket:Bucket":
         state |= {"bucket": name, "arn": f"arn:aws:s3:::{name}"}
     elif typ == "aws:ecr/repository:Repository":

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,3 +29,50 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition", interval
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
+
+
+def unavailable(why: str):
+    """A real service the test needs is missing: a skip on a developer's machine, a failure in CI (where the
+    machine provides RabbitMQ and PostgreSQL)."""
+    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str):
+    """A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust), dropped afterwards."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    if not port_open(5432):
+        unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield name
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+@contextlib.contextmanager
+def rabbit_vhost(prefix: str):
+    """A vhost of its own on the machine's RabbitMQ (127.0.0.1:5672, guest), deleted afterwards."""
+    if not port_open(5672) or shutil.which("rabbitmqctl") is None:
+        unavailable("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl is needed")
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ctl = ["rabbitmqctl", "-q"]
+    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        yield vhost
+    finally:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)

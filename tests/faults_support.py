@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.conftest import port_open
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts; /usr/sbin/* wrappers `su` to rabbitmq
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -50,10 +52,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # ---------------------------------------------------------------------------------------------- RabbitMQ

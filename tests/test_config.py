@@ -75,7 +75,7 @@ INVALID = [
     pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
-        ["database connections", "workers 480", "allows 99", "database.instanceClass"],
+        ["database connections", "workers 600", "allows 99", "database.instanceClass"],
         id="too-many-connections",
     ),
 ]

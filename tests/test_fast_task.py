@@ -13,26 +13,20 @@ from __future__ import annotations
 
 import inspect
 import os
-import socket
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import postgres_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_DIR = REPO_ROOT / "worker_image"
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _unavailable(why: str):
-    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
 
 
 # ------------------------------------------------------------------------------ registration on the worker app
@@ -50,6 +44,7 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_CELERY_CONFIG")}
     env.update(
         DAGSTER_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
+        DAGSTER_CELERY_BACKEND_URL="db+sqlite:///:memory:",
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]),
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=IMAGE_DIR, env=env, capture_output=True, text=True, timeout=120)
@@ -87,20 +82,8 @@ def test_install_replaces_the_task_on_any_app():
 # ------------------------------------------------------------------------------ the task on real PostgreSQL
 @pytest.fixture
 def pg_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    if not _port_open(5432):
-        _unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
-    name = f"dca_fast_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+    with postgres_database("dca_fast") as name:
         yield name
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
 
 
 @pytest.fixture
@@ -120,6 +103,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
         "DAGSTER_PG_DB": pg_url, "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "",
         "DAGSTER_S3_BUCKET": "fast", "DAGSTER_MAX_CONCURRENT_RUNS": "1",
         "DAGSTER_CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        "DAGSTER_CELERY_BACKEND_URL": f"db+sqlite:///{tmp_path / 'results.sqlite'}",
         "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
     }  # fmt: skip

@@ -23,7 +23,6 @@ import os
 import pickle
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 import uuid
@@ -33,7 +32,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, port_open, proc_table, wait_for
+from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table, wait_for
+from tests.conftest import postgres_database, rabbit_vhost, unavailable
 
 LOCATION = "dagster_project.faults"
 VALUE = "held-and-released"  # dagster_project.faults.VALUE
@@ -44,8 +44,6 @@ WATCHDOG_SECONDS = 10  # the runner's --no-consumer-seconds in these tests
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes in /proc")
 
 
-def _unavailable(why: str):
-    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
 
 
 def _stack_file(path: Path) -> Path:
@@ -56,41 +54,20 @@ def _stack_file(path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- services
 @pytest.fixture(scope="module")
 def shared_rabbit_vhost():
-    if not port_open(5672) or shutil.which("rabbitmqctl") is None:
-        _unavailable("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl is needed")
-    vhost = f"dca-faults-{uuid.uuid4().hex[:8]}"
-    ctl = ["rabbitmqctl", "-q"]
-    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+    with rabbit_vhost("dca-faults") as vhost:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost
-    finally:
-        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
 def shared_pg_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    if not port_open(5432):
-        _unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
-    name = f"dca_faults_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+    with postgres_database("dca_faults") as name:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
 
 
 @pytest.fixture(scope="module")
 def private_pg(tmp_path_factory):
     if not (Path("/usr/lib/postgresql/15/bin/initdb")).exists():
-        _unavailable("PostgreSQL 15 binaries (initdb, pg_ctl) are needed")
+        unavailable("PostgreSQL 15 binaries (initdb, pg_ctl) are needed")
     # Not under pytest's tmp dirs: they are private to root, and the cluster runs as user postgres.
     root = Path(tempfile.mkdtemp(prefix="dca-faults-pg-"))
     try:
@@ -107,7 +84,7 @@ def private_pg(tmp_path_factory):
 @pytest.fixture(scope="module")
 def private_rabbit(tmp_path_factory):
     if not Path("/usr/lib/rabbitmq/bin/rabbitmq-server").exists():
-        _unavailable("rabbitmq-server is needed")
+        unavailable("rabbitmq-server is needed")
     rabbit = PrivateRabbit(tmp_path_factory.mktemp("rabbit"))
     try:
         rabbit.start()
@@ -372,12 +349,11 @@ def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
 
 
 # ---------------------------------------------------------------------------------------------- fault 3
-def test_broker_restart_mid_run_fails_that_run_fast_and_the_next_run_succeeds(rabbit_stack, private_rabbit):
-    """Measured outcome (docs/reliability.md): the run in flight FAILS within seconds, with
-    ConnectionResetError from the run worker (dagster-celery waits for results on the broker, `rpc://`, and
-    does not survive the connection reset), and its step fails with DagsterExecutionInterruptedError (the
-    worker cancels a late-acked step on connection loss). Nothing hangs: the workers reconnect by
-    themselves and the next run succeeds."""
+def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, private_rabbit):
+    """The run worker waits for results in the database (celery_config.yaml: backend), not on the broker, so
+    the connection reset does not end it; the worker lets its late-acked step finish instead of cancelling
+    it (worker_cancel_long_running_tasks_on_connection_loss: false). The broker requeued the unacked
+    message, so the step may run a second time (idempotent output). The run succeeds."""
     workers = [rabbit_stack.runner.start_worker("faults", "g")]
     try:
         run_id, markers = rabbit_stack.submit("hold_job")
@@ -386,22 +362,15 @@ def test_broker_restart_mid_run_fails_that_run_fast_and_the_next_run_succeeds(ra
         private_rabbit.stop()  # `rabbitmqctl stop`: every connection is closed
         private_rabbit.start()
         down = time.monotonic() - t0
-        status = rabbit_stack.wait_end(run_id, timeout=60)
-        ended = time.monotonic() - t0
-        msgs = rabbit_stack.messages(run_id)
-        assert status == "FAILURE"
-        run_failure = [m for k, _, m in msgs if k in ("PIPELINE_FAILURE", "RUN_FAILURE")]
-        assert run_failure and "ConnectionResetError" in run_failure[-1], msgs
         release(markers)
-        # The workers reconnect by themselves: both queues have a consumer again, and a new run succeeds.
+        status = rabbit_stack.wait_end(run_id, timeout=180)
+        ended = time.monotonic() - t0
+        assert status == "SUCCESS", rabbit_stack.messages(run_id)
+        # The workers reconnected by themselves: both queues have a consumer again.
         wait_for("the workers to consume again",
                  lambda: private_rabbit.consumers("faults") >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
-        t1 = time.monotonic()
-        run2, markers2 = rabbit_stack.submit("hold_job")
-        release(markers2)
-        assert rabbit_stack.wait_end(run2) == "SUCCESS"
-        print(f"fault 3: broker down {down:.1f} s; run in flight FAILURE {ended:.1f} s after the stop "
-              f"({run_failure[-1][-80:]}); next run SUCCESS in {time.monotonic() - t1:.1f} s")
+        print(f"fault 3: broker down {down:.1f} s; run in flight SUCCESS {ended:.1f} s after the stop; "
+              f"{len(attempts(markers))} attempt(s) of the held step")
     finally:
         for w in workers:
             w.stop()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from infra import contract
+from tests.conftest import postgres_database, rabbit_vhost
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 600  # seconds for one `--once` invocation (start, run, stop) on a 2-core machine
@@ -33,15 +33,8 @@ RUN_LINE = re.compile(r"^run (?P<run_id>[0-9a-f-]{36}) \((?P<job>[^)]+)\): (?P<s
 EXAMPLE_STEPS = {"seed", "part_0", "part_1", "part_2", "part_3", "join"}
 
 
-def _unavailable(why: str):
-    # In CI the services are part of the machine: their absence is a failure, not a skip.
-    (pytest.fail if os.environ.get("CI") else pytest.skip)(why)
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _free_port() -> int:
@@ -67,35 +60,14 @@ def run_local(tmp_path: Path, *args: str, timeout: float = RUN_TIMEOUT) -> subpr
 # ---------------------------------------------------------------------------------------------- services
 @pytest.fixture
 def rabbit_url():
-    if not _port_open(5672) or shutil.which("rabbitmqctl") is None:
-        _unavailable("RabbitMQ on 127.0.0.1:5672 with rabbitmqctl is needed")
-    vhost = f"dca-test-{uuid.uuid4().hex[:8]}"
-    ctl = ["rabbitmqctl", "-q"]
-    subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    try:
-        subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                       check=True, capture_output=True, timeout=60)  # fmt: skip
+    with rabbit_vhost("dca-test") as vhost:
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    finally:
-        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
 
 
 @pytest.fixture
 def pg_url():
-    psycopg2 = pytest.importorskip("psycopg2")
-    if not _port_open(5432):
-        _unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
-    name = f"dca_test_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+    with postgres_database("dca_test") as name:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
 
 
 @pytest.fixture

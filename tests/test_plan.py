@@ -71,7 +71,7 @@ def test_counts_match_the_program_under_mocks(repo_root, name):
                for r in result.resources) * 2 == managed
     assert count("aws:cloudwatch/dashboard:Dashboard") == 1
     assert count("aws:ec2/natGateway:NatGateway") == count("aws:ec2/eip:Eip") == cfg.network.nat_gateways
-    assert count("aws:secretsmanager/secret:Secret") == 1  # + the RDS-managed one (manage_master_user_password)
+    assert count("aws:secretsmanager/secret:Secret") == 2  # broker URL, database credentials
     assert count("aws:ecs/service:Service") == len(cfg.queues) + 2
     assert {x.component for x in plan(cfg, PRICES)} >= {f"worker-{q.name}" for q in cfg.queues}
 

@@ -74,12 +74,13 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
 
 def test_secret_values_appear_only_in_secret_resources_and_never_in_outputs(example):
     _, stack = example
-    holders = {"aws:secretsmanager/secretVersion:SecretVersion", "aws:mq/broker:Broker", "docker-build:index:Image"}
+    holders = {"aws:secretsmanager/secretVersion:SecretVersion", "aws:mq/broker:Broker", "aws:rds/instance:Instance",
+               "docker-build:index:Image"}  # fmt: skip
     for r in stack.resources:
         text = json.dumps(r.inputs, default=str)
         if r.typ not in holders:
             assert MOCK_PASSWORD not in text and MOCK_ECR_TOKEN not in text, r.urn
-    secret_version = stack.of_type("aws:secretsmanager/secretVersion:SecretVersion")[0]
+    secret_version = stack.one("aws:secretsmanager/secretVersion:SecretVersion", "-mq-url")
     secret_string = secret_version.inputs["secretString"]
     # Marked secret, so Pulumi encrypts it in the state: {<secret signature>: ..., "value": ...}.
     assert is_secret(secret_string), secret_version.urn
@@ -101,7 +102,10 @@ def test_broker_and_database_are_private_encrypted_and_backed_up(example):
     assert f"consumer_timeout = {cfg.broker.consumer_timeout_minutes * 60_000}" in mq_conf.inputs["data"]
     db = stack.of_type("aws:rds/instance:Instance")[0]
     assert db.inputs["publiclyAccessible"] is False and db.inputs["storageEncrypted"] is True
-    assert db.inputs["manageMasterUserPassword"] is True and "password" not in db.inputs
+    assert is_secret(db.inputs["password"])  # generated, encrypted in state, only in the database secret
+    credentials = json.loads(stack.one("aws:secretsmanager/secretVersion:SecretVersion", "-db-credentials").inputs["secretString"]["value"])
+    assert credentials["celery_backend_url"].startswith(f"db+postgresql+psycopg2://dagster:{MOCK_PASSWORD}@")
+    assert credentials["celery_backend_url"].endswith(":5432/dagster?sslmode=require")
     assert db.inputs["backupRetentionPeriod"] == cfg.database.backup_retention_days >= 7
     assert db.inputs["multiAz"] == cfg.database.multi_az
     assert db.inputs["deletionProtection"] == cfg.protection.deletion_protection
@@ -231,7 +235,7 @@ def test_each_queue_scales_on_its_backlog_from_zero_only_where_min_is_zero():
     stack = run_stack(config={"queues": [
         {"name": "dagster", "minWorkers": 1, "maxWorkers": 4, "concurrency": 2},
         {"name": "etl", "minWorkers": 0, "maxWorkers": 6, "scaling": {"targetMessagesPerSlot": 3, "idleMinutes": 30}},
-    ]})  # fmt: skip
+    ], "database": {"instanceClass": "db.t4g.small"}})  # fmt: skip
     for queue, concurrency, target, idle_minutes, from_zero in (("dagster", 2, 1.0, 15, False), ("etl", 1, 3.0, 30, True)):
         backlog = stack.one(POLICY, f"worker-{queue}-autoscaling-backlog").inputs
         tt = backlog["targetTrackingScalingPolicyConfiguration"]

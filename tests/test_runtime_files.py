@@ -47,6 +47,7 @@ SAMPLE_ENV = {
     contract.MAX_CONCURRENT_RUNS: "7",
     contract.RUN_TASK_DEFINITION: RUN_TASK_FAMILY,
     contract.BROKER_URL: "amqps://user:pw@broker.internal:5671/",
+    contract.BACKEND_URL: "db+postgresql+psycopg2://dagster_user:s3cret@db.internal:5433/dagster",
     contract.REGION: "eu-west-1",
 }
 
@@ -196,7 +197,7 @@ def test_celery_config_passes_the_executor_schema(contract_env):
     assert validate_config(celery_executor.config_schema.config_type, raw).success
     validated = get_validated_config(str(CELERY_YAML))  # what `dagster-celery worker start -y` does
     assert validated["broker"] == SAMPLE_ENV[contract.BROKER_URL]
-    assert validated["backend"] == "rpc://"
+    assert validated["backend"] == SAMPLE_ENV[contract.BACKEND_URL]
 
 
 def test_celery_config_source_keys_are_celery_settings():
@@ -214,6 +215,7 @@ def _check_reliability_settings(conf) -> None:
     assert conf.worker_redirect_stdouts is False
     assert conf.broker_connection_retry_on_startup is True
     assert conf.task_default_queue == "dagster"
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
 
 
 def test_celery_settings_of_the_run_worker(contract_env):

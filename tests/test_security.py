@@ -163,8 +163,9 @@ def _(name, cfg, stack):
 
 @rule("AWSGuard-rds-password-in-secrets-manager")
 def _(name, cfg, stack):
-    d = db(stack)
-    assert d["manageMasterUserPassword"] is True and "password" not in d
+    assert is_secret(db(stack)["password"])  # generated, encrypted in Pulumi's state
+    version = stack.one("aws:secretsmanager/secretVersion:SecretVersion", "-db-credentials").inputs["secretString"]
+    assert is_secret(version) and set(json.loads(reveal(version))) == {"username", "password", "celery_backend_url"}
 
 
 @rule("RDS-copy-tags-to-snapshots-gp3")
@@ -398,7 +399,6 @@ def _(name, cfg, stack):
         for _s, actions, resources in statements(doc):
             if "secretsmanager:GetSecretValue" in actions:
                 secrets = {r.state["arn"] for r in stack.of_type("aws:secretsmanager/secret:Secret")}
-                secrets |= {r.state["masterUserSecrets"][0]["secretArn"] for r in stack.of_type("aws:rds/instance:Instance")}
                 assert set(resources) == secrets, p.urn
 
 
@@ -443,7 +443,8 @@ def _(name, cfg, stack):
 
 @rule("SECRETS-no-value-outside-secret-resources")
 def _(name, cfg, stack):
-    holders = {"aws:secretsmanager/secretVersion:SecretVersion", "aws:mq/broker:Broker", "docker-build:index:Image"}
+    holders = {"aws:secretsmanager/secretVersion:SecretVersion", "aws:mq/broker:Broker", "aws:rds/instance:Instance",
+               "docker-build:index:Image"}  # fmt: skip
     for r in stack.resources:
         if r.typ not in holders:
             text = json.dumps(r.inputs, default=str)
@@ -451,15 +452,19 @@ def _(name, cfg, stack):
     assert MOCK_PASSWORD not in json.dumps(stack.outputs)
 
 
-@rule("SECRETS-broker-password-rules")
+@rule("SECRETS-generated-password-rules")
 def _(name, cfg, stack):
-    password = one(stack, "random:index/randomPassword:RandomPassword").inputs
-    assert password["length"] >= 32 and "," not in password["overrideSpecial"]
+    passwords = stack.of_type("random:index/randomPassword:RandomPassword")
+    assert len(passwords) == 2  # broker, database
+    for p in passwords:
+        # Amazon MQ refuses commas; RDS refuses '/', '@', '"' and spaces (FACTS.md; RDS CreateDBInstance).
+        assert p.inputs["length"] >= 32 and not set(p.inputs["overrideSpecial"]) & set(',/@" '), p.urn
 
 
 NOT_APPLICABLE["FSBP-SecretsManager.1-rotation"] = (
-    "the RDS-managed secret is rotated by RDS; the broker secret cannot rotate on its own because changing "
-    "Amazon MQ users recreates the broker (FACTS.md)"
+    "the broker secret cannot rotate on its own because changing Amazon MQ users recreates the broker "
+    "(FACTS.md); the database secret also holds the Celery backend URL, so a rotation must rewrite both "
+    "together: rotate by replacing the generated password (pulumi up --replace on its RandomPassword)"
 )
 NOT_APPLICABLE["FSBP-SNS.1-topic-encryption"] = (
     "the alarm topic carries alarm texts only, and a topic encrypted with the AWS-managed aws/sns key cannot "

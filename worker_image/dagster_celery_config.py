@@ -20,7 +20,10 @@ import worker_runtime.fast_task
 import worker_runtime.protection
 
 CONFIG_PATH_VAR = "DAGSTER_CELERY_CONFIG"  # as dagster_project/celery_config.py: a path to another file
-_config = get_validated_config(os.environ.get(CONFIG_PATH_VAR) or "celery_config.yaml")  # in APP_DIR
+_path = os.environ.get(CONFIG_PATH_VAR) or "celery_config.yaml"  # in APP_DIR
+_config = get_validated_config(_path)
+if _config is None:  # an `{env: X}` whose variable is not set: the task definition lacks it
+    raise RuntimeError(f"{_path}: could not resolve its settings; is every variable it names (env: ...) set?")
 
 broker_url = _config["broker"]
 if _config.get("backend"):

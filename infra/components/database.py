@@ -1,21 +1,38 @@
 """Database: RDS PostgreSQL for Dagster's run, event-log and schedule storage.
 
-Creates: a subnet group in the private subnets, a parameter group that forces TLS, and an encrypted,
-private instance with backups, whose master password RDS generates and keeps in Secrets Manager
-(``manage_master_user_password``); containers read it only through ECS secrets.
+Creates: a subnet group in the private subnets, a parameter group that forces TLS, an encrypted, private
+instance with backups, a generated master password, and a Secrets Manager secret holding JSON
+``{"username", "password", "celery_backend_url"}`` -- containers read each key only through ECS secrets.
+(RDS can keep the password itself, ``manage_master_user_password``, but then no secret could hold the
+Celery result backend URL that embeds it.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import json
+from urllib.parse import quote
+
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
 MASTER_USER = "dagster"
+# RDS refuses '/', '@', '"' and spaces in a master password; these also need no quoting in a URL.
+PASSWORD_SPECIALS = "-_.~!#$%^*"
+
+
+def credentials_json(address: str, port: int, password: str) -> str:
+    """The database secret: what containers read through ECS secrets (one JSON key each)."""
+    backend = (
+        f"db+postgresql+psycopg2://{MASTER_USER}:{quote(password, safe='')}@{address}:{port}/{DB_NAME}"
+        "?sslmode=require"  # the parameter group forces TLS
+    )
+    return json.dumps({"username": MASTER_USER, "password": password, "celery_backend_url": backend})
 
 
 @dataclass
@@ -38,6 +55,9 @@ class Database(pulumi.ComponentResource):
             parameters=[{"name": "rds.force_ssl", "value": "1"}], opts=child,
         )  # fmt: skip
         protect = args.deletion_protection
+        password = random.RandomPassword(
+            f"{name}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, opts=child
+        )
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
             engine="postgres",
@@ -50,7 +70,7 @@ class Database(pulumi.ComponentResource):
             storage_encrypted=True,  # pulumi-aws defaults to False
             db_name=DB_NAME,
             username=MASTER_USER,
-            manage_master_user_password=True,
+            password=password.result,
             db_subnet_group_name=subnets.name,
             parameter_group_name=parameters.name,
             vpc_security_group_ids=[args.security_group_id],
@@ -65,5 +85,19 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.address = self.instance.address
-        self.secret_arn = self.instance.master_user_secrets[0].secret_arn
+        self.secret = aws.secretsmanager.Secret(
+            f"{name}-credentials", description="Dagster database: username, password, Celery result backend URL",
+            opts=child,
+        )  # fmt: skip
+        aws.secretsmanager.SecretVersion(
+            f"{name}-credentials",
+            secret_id=self.secret.id,
+            secret_string=pulumi.Output.secret(
+                pulumi.Output.all(self.instance.address, self.instance.port, password.result).apply(
+                    lambda a: credentials_json(*a)
+                )
+            ),
+            opts=child,
+        )
+        self.secret_arn = self.secret.arn
         self.register_outputs({"endpoint": self.instance.endpoint, "secret_arn": self.secret_arn})

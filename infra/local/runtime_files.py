@@ -9,7 +9,7 @@ replaced, and dumped:
   ``storage`` -> sqlite. Everything else (run coordinator, S3 compute logs, run monitoring, ...) is kept.
 - ``workspace.yaml``: the code location's ``module_name`` (``--code-module``) and a ``working_directory``
   (the repository root, where the image has APP_DIR).
-- ``celery_config.yaml``: unchanged with a real broker; with the embedded one, ``backend`` and
+- ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
   ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
 """
 

@@ -1,7 +1,8 @@
 """Backing services: the broker, Dagster's storage and an S3 API endpoint, embedded or given by URL.
 
 Embedded (a fresh machine with nothing but Python; development only):
-- broker: Celery's ``filesystem://`` transport in ``<state>/broker`` with a ``db+sqlite`` result backend
+- broker: Celery's ``filesystem://`` transport in ``<state>/broker``; results (celery_config.yaml ``backend``)
+  in the storage's database: PostgreSQL, or a ``db+sqlite`` file beside the embedded storage
   (shared/FACTS.md, "Embedded mode that works with no servers"). It ignores priorities and cannot
   redeliver a killed worker's step;
 - storage: Dagster's sqlite storage in ``<state>/storage``;
@@ -18,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from infra import contract
 
@@ -76,7 +77,6 @@ def _broker(url: str | None, state: Path, svc: Services) -> None:
             folder.mkdir(parents=True)
         svc.env[contract.BROKER_URL] = "filesystem://"
         svc.celery_overrides = {
-            "backend": f"db+sqlite:///{state / 'celery-results.sqlite'}",
             "config_source": {
                 # The AMQP-only options of celery_config.yaml (publisher confirms, retry timings) do not
                 # apply to this transport; these replace them (kombu.transport.filesystem).
@@ -112,6 +112,7 @@ def _database(url: str | None, state: Path, svc: Services) -> None:
         base = state / "storage"
         base.mkdir(parents=True, exist_ok=True)
         svc.storage = {"sqlite": {"base_dir": str(base)}}
+        svc.env[contract.BACKEND_URL] = f"db+sqlite:///{base / 'celery-results.sqlite'}"
         svc.described.append(f"storage   embedded sqlite in {base}")
         return
     parts = urlsplit(url)
@@ -141,6 +142,12 @@ def _database(url: str | None, state: Path, svc: Services) -> None:
             f"exists, or leave --database-url / DCA_DATABASE_URL unset for embedded sqlite storage."
         ) from None
     svc.env.update(values)
+    # Celery's results in the same database (celery_config.yaml: backend), as on AWS.
+    svc.env[contract.BACKEND_URL] = (
+        f"db+postgresql+psycopg2://{quote(values[contract.PG_USERNAME], safe='')}:"
+        f"{quote(values[contract.PG_PASSWORD], safe='')}@{values[contract.PG_HOST]}:{values[contract.PG_PORT]}/"
+        f"{quote(values[contract.PG_DB], safe='')}"
+    )
     svc.storage = None
     svc.described.append(f"storage   {_redact(url)}")
 
