@@ -76,3 +76,21 @@ def rabbit_vhost(prefix: str):
         yield vhost
     finally:
         subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def s3_server():
+    """A moto S3 API server on 127.0.0.1 (any free port): (endpoint, client)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+        yield endpoint, client
+    finally:
+        server.stop()

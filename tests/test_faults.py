@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table, wait_for
-from tests.conftest import postgres_database, rabbit_vhost, unavailable
+from tests.conftest import postgres_database, rabbit_vhost, s3_server, unavailable
 
 LOCATION = "dagster_project.faults"
 VALUE = "held-and-released"  # dagster_project.faults.VALUE
@@ -95,19 +95,8 @@ def private_rabbit(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def s3():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
-        yield endpoint, client
-    finally:
-        server.stop()
+    with s3_server() as server:
+        yield server
 
 
 # ---------------------------------------------------------------------------------------------- the stack

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from infra import contract
-from tests.conftest import postgres_database, rabbit_vhost
+from tests.conftest import postgres_database, rabbit_vhost, s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT = 600  # seconds for one `--once` invocation (start, run, stop) on a 2-core machine
@@ -73,19 +73,8 @@ def pg_url():
 @pytest.fixture
 def s3():
     """A moto S3 API server on 127.0.0.1 (any free port) and a client for it."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
-        yield endpoint, client
-    finally:
-        server.stop()
+    with s3_server() as server:
+        yield server
 
 
 def events(db_url: str, run_id: str) -> list:
