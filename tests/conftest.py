@@ -19,16 +19,17 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition", interval: float = 0.05):
+def wait_for(what: str, predicate, timeout: float = 20.0, interval: float = 0.05):
     """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass (fail).
     The interval is only how often to look; the deadline is the bound."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if value:
             return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -94,3 +95,41 @@ def s3_server():
         yield endpoint, client
     finally:
         server.stop()
+
+
+RABBIT_MANAGEMENT = "http://127.0.0.1:15672"
+RABBIT_AUTH = ("guest", "guest")
+
+
+def _management_up() -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{RABBIT_MANAGEMENT}/api/overview", auth=RABBIT_AUTH, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.fixture(scope="session")
+def management_api() -> str:
+    """The machine's RabbitMQ management API; its plugin is enabled here if it is off (a fresh machine)."""
+    if not _management_up():
+        tool = shutil.which("rabbitmq-plugins")
+        if not tool:
+            pytest.fail("RabbitMQ management API not on :15672 and no rabbitmq-plugins to enable it")
+        subprocess.run([tool, "enable", "rabbitmq_management"], check=True, capture_output=True, timeout=60)
+        wait_for("the management API on :15672", _management_up, timeout=30)
+    return RABBIT_MANAGEMENT
+
+
+@pytest.fixture
+def vhost(management_api):
+    """A vhost of its own (created through the management API), deleted afterwards."""
+    import requests
+
+    name = f"dca-test-{uuid.uuid4().hex[:8]}"
+    requests.put(f"{management_api}/api/vhosts/{name}", auth=RABBIT_AUTH, timeout=5).raise_for_status()
+    requests.put(f"{management_api}/api/permissions/{name}/guest", auth=RABBIT_AUTH, timeout=5,
+                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()  # fmt: skip
+    yield name
+    requests.delete(f"{management_api}/api/vhosts/{name}", auth=RABBIT_AUTH, timeout=10)

@@ -17,33 +17,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import port_open
+from tests.conftest import port_open, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")  # the real scripts; /usr/sbin/* wrappers `su` to rabbitmq
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-class Timeout(AssertionError):
-    pass
-
-
-def wait_for(what: str, predicate: Callable[[], object], timeout: float, interval: float = 0.2):
-    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise Timeout(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:

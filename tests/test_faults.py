@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table, wait_for
-from tests.conftest import postgres_database, rabbit_vhost, s3_server, unavailable
+from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table
+from tests.conftest import wait_for, postgres_database, rabbit_vhost, s3_server, unavailable
 
 LOCATION = "dagster_project.faults"
 VALUE = "held-and-released"  # dagster_project.faults.VALUE

@@ -14,18 +14,15 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
-import requests
 from celery import Celery
 
 from tests.conftest import wait_for
 from worker_runtime import protection
 
 ROOT = Path(__file__).resolve().parents[1]
-MGMT, AUTH = "http://127.0.0.1:15672", ("guest", "guest")
 ON = {"ProtectionEnabled": True, "ExpiresInMinutes": 240}
 OFF = {"ProtectionEnabled": False}
 
@@ -84,20 +81,6 @@ def agent():
     server.shutdown()
 
 
-@pytest.fixture
-def vhost():
-    try:
-        requests.get(f"{MGMT}/api/overview", auth=AUTH, timeout=2).raise_for_status()
-    except requests.RequestException:
-        pytest.fail("RabbitMQ management API not on :15672: rabbitmq-plugins enable rabbitmq_management")
-    name = f"dca-prot-{uuid.uuid4().hex[:8]}"
-    requests.put(f"{MGMT}/api/vhosts/{name}", auth=AUTH, timeout=5).raise_for_status()
-    requests.put(f"{MGMT}/api/permissions/{name}/guest", auth=AUTH, timeout=5,
-                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    yield name
-    requests.delete(f"{MGMT}/api/vhosts/{name}", auth=AUTH, timeout=10)
-
-
 class Worker:
     def __init__(self, tmp: Path, vhost: str, env: dict[str, str], concurrency: int):
         tmp.mkdir()
@@ -122,7 +105,7 @@ class Worker:
 
     def started(self, name: str) -> int:
         path = self.gate / f"{name}.started"
-        wait_for(lambda: path.exists() and path.read_text(), what=f"task {name} to start")
+        wait_for(f"task {name} to start", lambda: path.exists() and path.read_text())
         return int(path.read_text())
 
     def release(self, name: str):
@@ -175,27 +158,27 @@ def test_on_while_any_step_runs_off_when_idle_and_after_a_lost_child(agent, star
     worker = start_worker({"ECS_AGENT_URI": agent.url}, concurrency=2)
     first = worker.send("a")
     worker.started("a")
-    wait_for(lambda: agent.seen, what="protection ON")
+    wait_for("protection ON", lambda: agent.seen)
     assert agent.seen == [("/task-protection/v1/state", ON)]
 
     second = worker.send("b")  # runs in the other prefork child
     worker.started("b")
     worker.release("a")
     assert first.get(timeout=10) == "a"
-    wait_for(lambda: worker.running() == 1, what="a's end to be recorded")
+    wait_for("a's end to be recorded", lambda: worker.running() == 1)
     assert [body for _, body in agent.seen] == [ON]  # b still runs: no OFF
 
     worker.release("b")
     assert second.get(timeout=10) == "b"
-    wait_for(lambda: len(agent.seen) >= 2, what="protection OFF")
+    wait_for("protection OFF", lambda: len(agent.seen) >= 2)
     assert [body for _, body in agent.seen] == [ON, OFF]
 
     # A child killed mid-step (OOM, hard time limit): its replacement turns protection OFF.
     worker.send("c")
     pid = worker.started("c")
-    wait_for(lambda: len(agent.seen) >= 3, what="protection ON for c")
+    wait_for("protection ON for c", lambda: len(agent.seen) >= 3)
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: len(agent.seen) >= 4, what="protection OFF after the lost child")
+    wait_for("protection OFF after the lost child", lambda: len(agent.seen) >= 4)
     assert [body for _, body in agent.seen] == [ON, OFF, ON, OFF]
 
 
@@ -206,7 +189,7 @@ def test_agent_errors_never_fail_the_step_and_no_agent_no_requests(agent, start_
     for worker, name in ((failing, "x"), (silent, "y")):
         worker.release(name)  # the step finishes as soon as it starts
     assert failing.send("x").get(timeout=20) == "x"
-    wait_for(lambda: len(agent.seen) >= 2, what="ON and OFF attempts")
+    wait_for("ON and OFF attempts", lambda: len(agent.seen) >= 2)
     assert [body for _, body in agent.seen] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 2880}, OFF]
     before = len(agent.seen)
     # Two steps on one child: the second starts only after the first one's postrun hooks have run.

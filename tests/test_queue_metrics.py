@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,39 +30,10 @@ from botocore.config import Config as BotoConfig
 from tests.conftest import wait_for
 from worker_runtime import queue_metrics as qm
 
-MGMT = "http://127.0.0.1:15672"
-AUTH = ("guest", "guest")
+from tests.conftest import RABBIT_MANAGEMENT as MGMT  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
-def _api_up() -> bool:
-    try:
-        return requests.get(f"{MGMT}/api/overview", auth=AUTH, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-@pytest.fixture(scope="session")
-def management_api():
-    if not _api_up():
-        tool = shutil.which("rabbitmq-plugins")
-        if not tool:
-            pytest.fail("RabbitMQ management API not on :15672 and no rabbitmq-plugins to enable it")
-        subprocess.run([tool, "enable", "rabbitmq_management"], check=True, capture_output=True, timeout=60)
-        wait_for(_api_up, timeout=30, what="the management API on :15672")
-    return MGMT
-
-
-@pytest.fixture
-def vhost(management_api):
-    name = f"dca-test-{uuid.uuid4().hex[:8]}"
-    requests.put(f"{MGMT}/api/vhosts/{name}", auth=AUTH, timeout=5).raise_for_status()
-    requests.put(f"{MGMT}/api/permissions/{name}/guest", auth=AUTH, timeout=5,
-                 json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
-    yield name
-    requests.delete(f"{MGMT}/api/vhosts/{name}", auth=AUTH, timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +86,7 @@ def collect_until(cfg, expected: dict[str, tuple]):
         stats = qm.collect(requests.Session(), cfg)
         got = {q: (s.messages, s.messages_ready, s.messages_unacknowledged, s.consumers) for q, s in stats.items()}
         return stats if all(got.get(q) == v for q, v in expected.items()) else None
-    return wait_for(ready, timeout=20, what=f"management API to report {expected}")
+    return wait_for(f"management API to report {expected}", ready, 20)
 
 
 def test_parse_broker_url():
@@ -212,15 +182,14 @@ def test_outage_logged_once_no_data_then_recovery(vhost, cloudwatch, caplog):
     loop.start()
     proxy = None
     try:
-        wait_for(lambda: session.calls >= 5, timeout=10, what="several failed cycles")
+        wait_for("several failed cycles", lambda: session.calls >= 5, 10)
         outage = [r for r in caplog.records if "unavailable" in r.getMessage()]
         assert len(outage) == 1 and "ConnectionError" in outage[0].getMessage()
         assert cloudwatch.list_metrics(Dimensions=[{"Name": "Stack", "Value": cfg.stack}])["Metrics"] == []
         proxy = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Proxy)
         threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        wait_for(lambda: "answers again" in caplog.text, timeout=10, what="the recovery line")
-        wait_for(lambda: metric_value(cloudwatch, cfg, "QueueDepth", "dagster") == [2], timeout=15,
-                 what="a data point after recovery")
+        wait_for("the recovery line", lambda: "answers again" in caplog.text, 10)
+        wait_for("a data point after recovery", lambda: metric_value(cloudwatch, cfg, "QueueDepth", "dagster") == [2], 15)
     finally:
         stop.set()
         loop.join(timeout=2)
@@ -245,8 +214,7 @@ def test_module_runs_and_exits_on_sigterm(vhost, cloudwatch_endpoint):
         client = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=cloudwatch_endpoint,
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         cfg = cfg_for(vhost, ["dagster"], stack=stack)
-        wait_for(lambda: 1.0 in metric_value(client, cfg, "QueueDepth", "dagster"), timeout=20,
-                 what="the sidecar's first data point")
+        wait_for("the sidecar's first data point", lambda: 1.0 in metric_value(client, cfg, "QueueDepth", "dagster"), 20)
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
         assert proc.wait(timeout=5) == 0
