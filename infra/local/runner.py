@@ -60,7 +60,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg) -> d
     path = (str(REPO_ROOT), str(IMAGE_DIR), env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env["PYTHONUNBUFFERED"] = "1"
-    # The topology's commands (dagster-webserver, dagster-celery, ...) come from this Python's environment,
+    # The topology's commands (dagster-webserver, celery, ...) come from this Python's environment,
     # also when it was not activated (`.venv/bin/python -m infra.local`).
     env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
     # dagster_project reads its executor's Celery settings from this file when the variable is set
@@ -157,8 +157,9 @@ def up(opts: Options) -> int:
         say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
 
         sup = Supervisor(layout.app_dir, env, layout.logs)
-        migrate = getattr(topology, "MIGRATE_COMMAND", None)
-        if migrate and sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
+        # As the daemon task does on ECS before anything serves (taskdef.container_definitions).
+        migrate = topology.MIGRATE_COMMAND
+        if sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
             raise Failed(f"error: `{' '.join(migrate)}` failed; see {layout.logs}/migrate.log", 1)
         for spec in [*workers, *serving]:
             sup.start(spec.name, local_argv(spec, port))
