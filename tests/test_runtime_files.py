@@ -154,6 +154,13 @@ def test_compute_log_manager_builds_from_env(contract_env):
     assert value["prefix"] == contract.COMPUTE_LOGS_PREFIX
     manager = _class(section).from_config_value(None, value)
     assert manager._s3_bucket == "sample-bucket"  # noqa: SLF001
+    # dagster-aws's manager, capturing with the thread mirror (worker_runtime/compute_logs.py)
+    from dagster_aws.s3 import S3ComputeLogManager
+
+    from worker_runtime.compute_logs import ThreadMirroredLocalComputeLogManager
+
+    assert isinstance(manager, S3ComputeLogManager)
+    assert isinstance(manager.local_manager, ThreadMirroredLocalComputeLogManager)
 
 
 def test_ecs_run_launcher_uses_the_given_task_definition(contract_env):
@@ -299,13 +306,20 @@ def test_example_job_uses_both_queues_and_a_priority(project):
     assert len(tags) >= 4  # a fan-out and a join
 
 
-def test_io_manager_is_s3_pickle_on_the_contract_bucket(project):
-    from dagster_aws.s3 import S3PickleIOManager
+def test_io_manager_is_s3_pickle_on_the_contract_bucket(project, monkeypatch):
+    from dagster import build_resources
+    from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 
-    io_manager = project.defs.resources["io_manager"]
-    assert isinstance(io_manager, S3PickleIOManager)
-    assert io_manager.s3_prefix == contract.IO_PREFIX
     assert project.S3_BUCKET_VAR == contract.S3_BUCKET
+    monkeypatch.setenv(contract.S3_BUCKET, "sample-bucket")
+    with mock_aws():
+        boto3.client("s3").create_bucket(
+            Bucket="sample-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        with build_resources({"io_manager": project.defs.resources["io_manager"]}) as resources:
+            io_manager = resources.io_manager
+    assert isinstance(io_manager, PickledObjectS3IOManager)  # dagster-aws's, as S3PickleIOManager uses
+    assert (io_manager.bucket, str(io_manager._base_path)) == ("sample-bucket", contract.IO_PREFIX)  # noqa: SLF001
 
 
 def test_example_job_values_go_to_the_bucket(project):
