@@ -4,19 +4,24 @@ Step outputs go through the S3 pickle I/O manager to the deployment's bucket (a 
 read another worker's disk). The S3 endpoint is boto3's: AWS on ECS, `AWS_ENDPOINT_URL_S3` locally.
 """
 
-from dagster import Definitions, EnvVar
-from dagster_aws.s3 import S3PickleIOManager
+from dagster import Definitions
 from dagster_celery import celery_executor
 
 from dagster_project.celery_config import celery_executor_config
 from dagster_project.example import build_job
-from dagster_project.fast_path import CachedS3Resource, set_executor_poll_interval
+from dagster_project.fast_path import (
+    CachedS3Resource,
+    poll_results_in_batches,
+    s3_pickle_io_manager,
+    set_executor_poll_interval,
+)
 
 S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/contract.py S3_BUCKET
 IO_PREFIX = "io"  # infra/contract.py IO_PREFIX
 
 executor = celery_executor.configured(celery_executor_config(), name="celery")
 set_executor_poll_interval()  # the run worker polls its steps every 0.1 s, not 1 s (dagster_project/fast_path.py)
+poll_results_in_batches()  # ... with one result-backend query per poll, not one per running step
 example_job = build_job(executor)
 
 s3 = CachedS3Resource()  # S3Resource with one boto3 client per process, not one per step
@@ -24,8 +29,8 @@ defs = Definitions(
     jobs=[example_job],
     resources={
         "s3": s3,
-        "io_manager": S3PickleIOManager(
-            s3_resource=s3, s3_bucket=EnvVar(S3_BUCKET_VAR), s3_prefix=IO_PREFIX
+        "io_manager": s3_pickle_io_manager.configured(
+            {"s3_bucket": {"env": S3_BUCKET_VAR}, "s3_prefix": IO_PREFIX}
         ),
     },
 )

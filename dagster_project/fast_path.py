@@ -1,15 +1,23 @@
-"""Two per-step costs of this code location on Celery that the code location itself removes.
+"""Per-step costs of this code location on Celery that the code location itself removes.
 
-1. ``S3Resource.get_client`` (dagster-aws) builds a new boto3 session and client on every call, and a Celery
-   step initialises its resources anew: botocore re-reads its endpoint and S3 service model JSON files
-   every time, which was the largest single cost of a trivial step in the worker (~40% of it;
-   benchmarks/profile_step.py). ``CachedS3Resource`` is the same resource with the client kept per process
-   and per configuration (boto3 clients are thread-safe; a forked process makes its own).
-2. The run worker's Celery executor sleeps ``TICK_SECONDS`` (1 s) between polls of its steps' results
+A Celery step initialises its resources anew in the worker, where in-process execution does it once per
+run (benchmarks/profile_step.py shows where a step's time goes):
+
+1. ``S3Resource.get_client`` (dagster-aws) builds a new boto3 session and client on every call: botocore
+   re-reads its endpoint and S3 service model JSON files every time, which was the largest single cost of
+   a trivial step in the worker (~40% of it). ``CachedS3Resource`` is the same resource with the client
+   kept per process and per configuration (boto3 clients are thread-safe; a forked process makes its own).
+2. ``S3PickleIOManager`` builds its inner I/O manager on first use in each step, and that constructor
+   lists the bucket prefix (one S3 request, an access check) every time. ``CachedS3PickleIOManager`` keeps
+   the inner I/O manager per process and configuration, so the check is made once per process.
+3. The run worker's Celery executor sleeps ``TICK_SECONDS`` (1 s) between polls of its steps' results
    (dagster_celery.core_execution_loop), so each step that waits for another one starts up to 1 s late and
    the run ends up to 1 s after its last step. ``set_executor_poll_interval`` lowers it in the run worker
-   (the module reads the value on every loop). Each poll asks the result backend once per step still
-   running (one ``basic_get`` with ``rpc://``), so the interval stays well above a broker round trip.
+   (the module reads the value on every loop).
+4. Each poll asks the result backend about every step still running, one ``AsyncResult.ready()`` each: with
+   results in PostgreSQL (celery_config.yaml), one query per running step every poll, i.e. 400 queries a
+   second for 40 steps in flight at a 0.1 s poll. ``poll_results_in_batches`` has the executor's Celery app
+   read database results with ``BatchPolledDatabaseBackend``: one query per poll for all of them.
 """
 
 from __future__ import annotations
@@ -17,14 +25,33 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
+from celery import states
+from celery.backends.database import DatabaseBackend, session_cleanup
+from dagster import Field, StringSource, io_manager
 from dagster_aws.s3 import S3Resource
+from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 
 EXECUTOR_POLL_SECONDS = 0.1
 
-_clients: dict[tuple[int, str], Any] = {}  # (pid, configuration) -> client
-_lock = threading.Lock()
+_kept: dict[tuple[int, str], Any] = {}  # (pid, what and its configuration) -> object
+_lock = threading.RLock()  # a factory may itself use per_process
+
+
+def per_process(key: Any, make: Callable[[], Any]) -> Any:
+    """The object made by ``make`` for ``key`` (JSON-able) in this process, made on first use."""
+    k = (os.getpid(), json.dumps(key, sort_keys=True, default=str))
+    with _lock:
+        if k not in _kept:
+            _kept[k] = make()
+        return _kept[k]
+
+
+def _aws_env() -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
 
 
 class CachedS3Resource(S3Resource):
@@ -32,16 +59,82 @@ class CachedS3Resource(S3Resource):
     resource's fields and the ``AWS_*`` environment boto3 reads, e.g. ``AWS_ENDPOINT_URL_S3``)."""
 
     def get_client(self) -> Any:
-        aws_env = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
-        key = (os.getpid(), json.dumps([self.model_dump(), aws_env], sort_keys=True, default=str))
-        with _lock:
-            client = _clients.get(key)
-            if client is None:
-                client = _clients[key] = super().get_client()
-            return client
+        return per_process(["s3-client", self.model_dump(), _aws_env()], super().get_client)
+
+
+@io_manager(
+    config_schema={
+        "s3_bucket": Field(StringSource, description="S3 bucket of the outputs"),
+        "s3_prefix": Field(StringSource, is_required=False, default_value="dagster", description="key prefix"),
+    },
+    description="dagster-aws's S3 pickle I/O manager (PickledObjectS3IOManager), made once per process",
+)
+def s3_pickle_io_manager(init_context) -> PickledObjectS3IOManager:
+    """dagster-aws's ``PickledObjectS3IOManager`` (what ``S3PickleIOManager`` delegates to), made once per
+    process, bucket, prefix and ``AWS_*`` environment, on a ``CachedS3Resource`` client."""
+    bucket, prefix = init_context.resource_config["s3_bucket"], init_context.resource_config["s3_prefix"]
+    return per_process(
+        ["s3-pickle-io-manager", bucket, prefix, _aws_env()],
+        lambda: PickledObjectS3IOManager(s3_bucket=bucket, s3_session=CachedS3Resource().get_client(), s3_prefix=prefix),
+    )
 
 
 def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
     import dagster_celery.core_execution_loop as loop
 
     loop.TICK_SECONDS = seconds
+
+
+class BatchPolledDatabaseBackend(DatabaseBackend):
+    """Celery's database result backend, whose reads of unfinished tasks are answered from one query per
+    poll: the first read after ``BATCH_SECONDS`` asks which of the tasks read so far have finished; the
+    others read in the same poll use that answer. A finished task is then read exactly as the stock backend
+    reads it (result, traceback, retries on database errors); an unfinished one reads as PENDING, as the stock
+    backend reads a task without a row. Writes (the workers' results) are the stock backend's."""
+
+    BATCH_SECONDS = EXECUTOR_POLL_SECONDS / 2  # one executor poll reads all its steps well within this
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._batch_lock = threading.Lock()
+        self._waiting: set[str] = set()
+        self._finished: set[str] = set()
+        self._polled_at = float("-inf")
+
+    def _get_task_meta_for(self, task_id):
+        with self._batch_lock:
+            if task_id not in self._finished:
+                self._waiting.add(task_id)
+                if time.monotonic() - self._polled_at >= self.BATCH_SECONDS:
+                    self._finished |= self._finished_among(self._waiting)
+                    self._waiting -= self._finished
+                    self._polled_at = time.monotonic()
+            finished = task_id in self._finished
+        if finished:
+            return super()._get_task_meta_for(task_id)
+        task = self.task_cls(task_id)
+        task.status, task.result = states.PENDING, None
+        return task.to_dict()
+
+    def _finished_among(self, task_ids: set[str]) -> set[str]:
+        session = self.ResultSession()
+        with session_cleanup(session):
+            column = self.task_cls.task_id
+            rows = session.query(column).filter(column.in_(task_ids), self.task_cls.status.in_(states.READY_STATES))
+            return {task_id for (task_id,) in rows}
+
+
+def poll_results_in_batches() -> None:
+    """In this process, the Celery executor's app reads ``db+...`` results with ``BatchPolledDatabaseBackend``
+    (its loader maps Celery's ``db`` scheme to it: Celery's ``override_backends``)."""
+    import dagster_celery.core_execution_loop as loop
+
+    stock = getattr(loop.make_app, "stock", loop.make_app)
+
+    def make_app(app_args=None):
+        app = stock(app_args)
+        app.loader.override_backends = {"db": f"{__name__}:{BatchPolledDatabaseBackend.__name__}"}
+        return app
+
+    make_app.stock = stock
+    loop.make_app = make_app

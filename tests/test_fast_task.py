@@ -143,6 +143,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
         for inst in fast_task._instances.values():
             inst.dispose()
         fast_task._instances.clear()
+        fast_task.run_for.cache_clear()
         instance.dispose()
         server.stop()
 
@@ -217,7 +218,70 @@ def test_instances_are_not_shared_across_a_fork(monkeypatch):
     assert fast_task.instance_for("ref") is not a and len(made) == 2
 
 
+def test_a_run_record_is_read_once_per_process_and_run():
+    from worker_runtime import fast_task
+
+    class Instance:
+        reads: list[str] = []
+
+        def get_run_by_id(self, run_id):
+            self.reads.append(run_id)
+            return None if run_id == "gone" else f"run {run_id}"
+
+    fast_task.run_for.cache_clear()
+    a, b = Instance(), Instance()
+    assert fast_task.run_for(a, "r1") == fast_task.run_for(a, "r1") == "run r1"
+    assert fast_task.run_for(b, "r1") == "run r1"  # another instance (another database): read again
+    assert Instance.reads == ["r1", "r1"]
+    for _ in range(2):  # a run that cannot be read fails the step, and is not remembered as missing
+        with pytest.raises(Exception, match="Could not load run gone"):
+            fast_task.run_for(a, "gone")
+    assert Instance.reads == ["r1", "r1", "gone", "gone"]
+    fast_task.run_for.cache_clear()
+
+
 # ------------------------------------------------------------------------------ the code location's side
+def test_io_manager_is_made_once_per_process_and_configuration(monkeypatch):
+    from dagster import build_resources
+    from moto import mock_aws
+
+    from dagster_project import fast_path
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setattr(fast_path, "_kept", {})
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="io-bucket")
+        listed = []
+        monkeypatch.setattr(
+            "dagster_aws.s3.io_manager.PickledObjectS3IOManager.__init__",
+            _recording_init(listed),
+        )
+
+        def build(prefix: str):
+            io = fast_path.s3_pickle_io_manager.configured({"s3_bucket": "io-bucket", "s3_prefix": prefix})
+            with build_resources({"io_manager": io}) as resources:
+                return resources.io_manager
+
+        first, second, other = build("io"), build("io"), build("elsewhere")
+    assert first is second and other is not first
+    assert listed == [("io-bucket", "io"), ("io-bucket", "elsewhere")]  # the bucket check: once per configuration
+
+
+def _recording_init(calls: list):
+    from dagster_aws.s3.io_manager import PickledObjectS3IOManager
+
+    original = PickledObjectS3IOManager.__init__
+
+    def init(self, s3_bucket, s3_session, s3_prefix=None):
+        calls.append((s3_bucket, s3_prefix))
+        original(self, s3_bucket, s3_session, s3_prefix)
+
+    return init
+
+
 def test_s3_client_is_made_once_per_process_and_configuration(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     from dagster_project.fast_path import CachedS3Resource
@@ -242,3 +306,53 @@ def test_run_worker_poll_interval(monkeypatch):
     # The loop reads the module global on every iteration; a dagster-celery release that stops doing so
     # would silently bring back the 1 s poll.
     assert "time.sleep(TICK_SECONDS)" in inspect.getsource(loop.core_celery_execution_loop)
+
+
+def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
+    """The executor's app (dagster_celery.core_execution_loop.make_app) on a real PostgreSQL result table: the
+    steps read in one poll share one query; finished ones read as the stock backend reads them."""
+    from types import SimpleNamespace
+
+    import dagster_celery.core_execution_loop as loop
+    from celery.backends.database import DatabaseBackend
+
+    from dagster_project import fast_path
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(fast_path, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(loop, "make_app", loop.make_app)
+    fast_path.poll_results_in_batches()
+    fast_path.poll_results_in_batches()  # twice: still one wrapper
+    assert loop.make_app.stock.__module__ == "dagster_celery.make_app"
+    with postgres_database("dca_results") as db:
+        url = f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"  # the form the stack writes
+        app = loop.make_app({"broker": "memory://", "backend": url})
+        backend = app.backend
+        assert type(backend) is fast_path.BatchPolledDatabaseBackend and backend.url == url[3:]
+        worker_side = DatabaseBackend(app=app, url=url[3:])  # how a worker stores results: the stock backend
+        batches, full_reads = [], []
+        finished_among = backend._finished_among
+        monkeypatch.setattr(backend, "_finished_among", lambda ids: batches.append(set(ids)) or finished_among(ids))
+        stock_read = DatabaseBackend._get_task_meta_for
+        monkeypatch.setattr(DatabaseBackend, "_get_task_meta_for", lambda self, i: full_reads.append(i) or stock_read(self, i))
+
+        ids = [f"task-{i}" for i in range(5)]
+        worker_side.store_result(ids[1], ["event"], "SUCCESS")
+        worker_side.store_result(ids[2], ValueError("step failed"), "FAILURE")
+        results = [app.AsyncResult(i) for i in ids]
+
+        assert [r.ready() for r in results] == [False] * 5  # first poll: only the first read asks
+        assert batches == [{ids[0]}] and full_reads == []
+        clock.now += fast_path.BatchPolledDatabaseBackend.BATCH_SECONDS
+        assert [r.ready() for r in results] == [False, True, True, False, False]
+        assert batches[1:] == [set(ids)]  # one query for the five
+        assert results[1].get() == ["event"]
+        with pytest.raises(ValueError, match="step failed"):
+            results[2].get(propagate=True)
+        worker_side.store_result(ids[0], ["late"], "SUCCESS")
+        clock.now += fast_path.BatchPolledDatabaseBackend.BATCH_SECONDS
+        assert [r.ready() for r in results] == [True, True, True, False, False]
+        assert batches[2:] == [{ids[0], ids[3], ids[4]}]  # finished tasks are not asked about again
+        assert sorted(full_reads) == sorted(ids[:3])  # each finished task read once, in full
+        backend.ResultSession().get_bind().dispose()
+        worker_side.ResultSession().get_bind().dispose()
