@@ -329,6 +329,10 @@ def main_measure(args) -> dict:
     try:
         with Environment(args, state) as env:
             say(f"environment ready in {time.monotonic() - t_start:.0f} s: {args.workers} worker(s) x -c {args.concurrency}")
+            # Not measured: one Celery run first, so that every pool process has imported the code location
+            # and made its instance, as in a worker that has been up for a while (cold start: measured below).
+            env.run(f"bench_fan{min(bench.FAN_SIZES)}_celery", {})
+            say(f"  warm-up run done: {time.monotonic() - t_start:.0f} s")
             for rep in range(reps):
                 for figure, shape, executor in plan(args):
                     job = f"bench_{shape}_{executor}"
