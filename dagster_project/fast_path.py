@@ -90,12 +90,20 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
     poll: the first read after ``BATCH_SECONDS`` asks which of the tasks read so far have finished; the
     others read in the same poll use that answer. A finished task is then read exactly as the stock backend
     reads it (result, traceback, retries on database errors); an unfinished one reads as PENDING, as the stock
-    backend reads a task without a row. Writes (the workers' results) are the stock backend's."""
+    backend reads a task without a row. Writes (the workers' results) are the stock backend's.
+
+    It also keeps its SQLAlchemy engine. Celery keeps one engine per database (a connection pool, pinged and
+    recycled: its ``database_engine_options`` defaults) only in the processes its worker forks, and makes a
+    new engine and a new connection for every read anywhere else (celery/backends/database/session.py), i.e.
+    a PostgreSQL connection and SQLAlchemy's dialect set-up per poll in a run worker. A retryable database
+    error drops the kept engine (Celery's ``on_backend_retryable_error``), so a restarted database is
+    reconnected to."""
 
     BATCH_SECONDS = EXECUTOR_POLL_SECONDS / 2  # one executor poll reads all its steps well within this
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.session_manager.forked = True  # the session manager's switch for "keep the engine"
         self._batch_lock = threading.Lock()
         self._waiting: set[str] = set()
         self._finished: set[str] = set()

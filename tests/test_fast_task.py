@@ -330,6 +330,10 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
         backend = app.backend
         assert type(backend) is fast_path.BatchPolledDatabaseBackend and backend.url == url[3:]
         worker_side = DatabaseBackend(app=app, url=url[3:])  # how a worker stores results: the stock backend
+        # one engine (connection pool) for every read here; the stock backend outside a forked worker makes
+        # a new engine, i.e. a new PostgreSQL connection, per read
+        assert backend.ResultSession().get_bind() is backend.ResultSession().get_bind()
+        assert worker_side.ResultSession().get_bind() is not worker_side.ResultSession().get_bind()
         batches, full_reads = [], []
         finished_among = backend._finished_among
         monkeypatch.setattr(backend, "_finished_among", lambda ids: batches.append(set(ids)) or finished_among(ids))
@@ -355,4 +359,3 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
         assert batches[2:] == [{ids[0], ids[3], ids[4]}]  # finished tasks are not asked about again
         assert sorted(full_reads) == sorted(ids[:3])  # each finished task read once, in full
         backend.ResultSession().get_bind().dispose()
-        worker_side.ResultSession().get_bind().dispose()
