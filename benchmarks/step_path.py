@@ -1,6 +1,6 @@
 """Benchmark of the step path on real services: what a step costs on Celery, next to in-process and multiprocess.
 
-    python benchmarks/step_path.py --quick          # ~4 min: one run of each job
+    python benchmarks/step_path.py --quick          # ~3 min: one run of each job
     python benchmarks/step_path.py                  # full: 3 runs of each job (medians), N=40 and N=200
     python benchmarks/step_path.py --compare before.json after.json   # before/after table from two outputs
 
@@ -498,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         run_one(argv[1], argv[2])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one run of each job, N=40 only (~4 min)")
+    p.add_argument("--quick", action="store_true", help="one run of each job, N=40 only (~3 min)")
     p.add_argument("--reps", type=int, default=0, help="runs of each job (default 3; 1 with --quick)")
     p.add_argument("--workers", type=int, default=1, help="Celery worker processes on queue dagster (W)")
     p.add_argument("--concurrency", type=int, default=2, help="-c of each worker (C); slots = W x C")
