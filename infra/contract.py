@@ -7,6 +7,8 @@ issue #2163: a Celery worker rebuilds the instance from the InstanceRef and need
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 # Paths inside the image (worker_image/Dockerfile lays them out).
 APP_DIR = "/opt/dagster/app"  # workspace.yaml, celery_config.yaml, dagster_project/
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
@@ -34,9 +36,17 @@ RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLaunch
 PG_USERNAME = "DAGSTER_PG_USERNAME"
 PG_PASSWORD = "DAGSTER_PG_PASSWORD"
 BROKER_URL = "DAGSTER_CELERY_BROKER_URL"
-BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: db+postgresql+psycopg2://... (the database)
+BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: backend_url(...), in the same database
 
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
+
+
+def backend_url(username: str, password: str, host: str, port: int | str, db: str, sslmode: str | None = None) -> str:
+    """Celery's database result backend on Dagster's PostgreSQL (celery_config.yaml: backend), as the stack's
+    database secret (components/database.py) and the local runner (local/services.py) both write it.
+    psycopg2 is named: SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3, which is not installed."""
+    url = f"db+postgresql+psycopg2://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
+    return f"{url}?sslmode={sslmode}" if sslmode else url
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, PROTECTION_MINUTES)
 

@@ -92,6 +92,19 @@ def test_secret_values_appear_only_in_secret_resources_and_never_in_outputs(exam
             assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in c["secrets"]), taskdef.urn
 
 
+def test_backend_url_keeps_any_credentials_intact():
+    """The one URL builder of the stack's secret and the local runner: whatever the user name, password and
+    database name hold, SQLAlchemy reads back the same values (quoted, not mangled)."""
+    from sqlalchemy.engine import make_url
+
+    url = contract.backend_url("us@er", "p/w:%?#", "db.internal", 5433, "my db", sslmode="require")
+    assert url.startswith("db+")
+    parsed = make_url(url[3:])
+    assert (parsed.drivername, parsed.username, parsed.password) == ("postgresql+psycopg2", "us@er", "p/w:%?#")
+    assert (parsed.host, parsed.port, parsed.database, parsed.query) == ("db.internal", 5433, "my db", {"sslmode": "require"})
+    assert "?" not in contract.backend_url("u", "p", "h", 5432, "d")
+
+
 def test_broker_and_database_are_private_encrypted_and_backed_up(example):
     cfg, stack = example
     broker = stack.of_type("aws:mq/broker:Broker")[0]

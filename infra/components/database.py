@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import json
-from urllib.parse import quote
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra import contract
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
@@ -28,10 +28,7 @@ PASSWORD_SPECIALS = "-_.~!#$%^*"
 
 def credentials_json(address: str, port: int, password: str) -> str:
     """The database secret: what containers read through ECS secrets (one JSON key each)."""
-    backend = (
-        f"db+postgresql+psycopg2://{MASTER_USER}:{quote(password, safe='')}@{address}:{port}/{DB_NAME}"
-        "?sslmode=require"  # the parameter group forces TLS
-    )
+    backend = contract.backend_url(MASTER_USER, password, address, port, DB_NAME, sslmode="require")  # TLS forced
     return json.dumps({"username": MASTER_USER, "password": password, "celery_backend_url": backend})
 
 

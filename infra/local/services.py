@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from infra import contract
 
@@ -143,10 +143,8 @@ def _database(url: str | None, state: Path, svc: Services) -> None:
         ) from None
     svc.env.update(values)
     # Celery's results in the same database (celery_config.yaml: backend), as on AWS.
-    svc.env[contract.BACKEND_URL] = (
-        f"db+postgresql+psycopg2://{quote(values[contract.PG_USERNAME], safe='')}:"
-        f"{quote(values[contract.PG_PASSWORD], safe='')}@{values[contract.PG_HOST]}:{values[contract.PG_PORT]}/"
-        f"{quote(values[contract.PG_DB], safe='')}"
+    svc.env[contract.BACKEND_URL] = contract.backend_url(
+        *(values[k] for k in (contract.PG_USERNAME, contract.PG_PASSWORD, contract.PG_HOST, contract.PG_PORT, contract.PG_DB))
     )
     svc.storage = None
     svc.described.append(f"storage   {_redact(url)}")
