@@ -11,6 +11,7 @@ fast path (dagster_project/fast_path.py).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_database
+from tests.conftest import postgres_database, s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_DIR = REPO_ROOT / "worker_image"
@@ -42,11 +43,13 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
         "app.conf.worker_prefetch_multiplier, sorted(n for n in app.tasks if not n.startswith('celery.')))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_CELERY_CONFIG")}
-    env.update(
-        DAGSTER_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//",
-        DAGSTER_CELERY_BACKEND_URL="db+sqlite:///:memory:",
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]),
-    )
+    from infra import contract
+
+    env.update({
+        contract.BROKER_URL: "amqp://guest:guest@127.0.0.1:5672//",
+        contract.BACKEND_URL: "db+sqlite:///:memory:",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]),
+    })
     proc = subprocess.run([sys.executable, "-c", code], cwd=IMAGE_DIR, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("before", "after")))
@@ -90,27 +93,24 @@ def pg_url():
 def step_env(pg_url, tmp_path, monkeypatch):
     """DAGSTER_HOME with the image's dagster.yaml (Postgres, S3 compute logs), a moto S3 server, the contract
     environment; yields (instance, a function that builds the executor's message for a step)."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
+    from infra import contract
     from infra.local import runtime_files
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    stack = contextlib.ExitStack()
+    endpoint, s3 = stack.enter_context(s3_server())
+    s3.create_bucket(Bucket="fast")
     env = {
-        "DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432",
-        "DAGSTER_PG_DB": pg_url, "DAGSTER_PG_USERNAME": "postgres", "DAGSTER_PG_PASSWORD": "",
-        "DAGSTER_S3_BUCKET": "fast", "DAGSTER_MAX_CONCURRENT_RUNS": "1",
-        "DAGSTER_CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
-        "DAGSTER_CELERY_BACKEND_URL": f"db+sqlite:///{tmp_path / 'results.sqlite'}",
-        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+        "DAGSTER_HOME": str(tmp_path), contract.PG_HOST: "127.0.0.1", contract.PG_PORT: "5432",
+        contract.PG_DB: pg_url, contract.PG_USERNAME: "postgres", contract.PG_PASSWORD: "",
+        contract.S3_BUCKET: "fast", contract.MAX_CONCURRENT_RUNS: "1",
+        contract.BROKER_URL: "amqp://guest:guest@127.0.0.1:5672//",
+        contract.BACKEND_URL: f"db+sqlite:///{tmp_path / 'results.sqlite'}",
+        "AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local", contract.REGION: "us-east-1",
     }  # fmt: skip
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("DAGSTER_CELERY_CONFIG", raising=False)
-    boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"]).create_bucket(Bucket="fast")
     import yaml
 
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(runtime_files.instance_config(None)))
@@ -145,7 +145,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
         fast_task._instances.clear()
         fast_task.run_for.cache_clear()
         instance.dispose()
-        server.stop()
+        stack.close()
 
 
 def _event_types(result) -> list[str]:
