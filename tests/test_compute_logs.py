@@ -64,12 +64,17 @@ def test_capture_mirrors_every_line_to_the_process_streams_and_uploads_them(tmp_
     }
 
 
-def test_a_stream_without_a_descriptor_is_captured_only(tmp_path):
+def test_a_stream_without_a_descriptor_is_left_alone(tmp_path):
+    """A stream with no file descriptor (a test runner's) cannot be redirected: Dagster's redirect leaves it
+    as it is, and so does the mirror: no thread, no error, the output stays on the stream."""
     import io
+    import threading
 
     from worker_runtime.compute_logs import mirror_to_file
 
     stream = io.StringIO()
+    threads = threading.active_count()
     with mirror_to_file(stream, str(tmp_path / "x.out")):
-        pass  # redirect_to_file skips a stream without a descriptor, as Dagster's mirror does
-    assert (tmp_path / "x.out").exists() and stream.getvalue() == ""
+        stream.write("kept\n")
+        assert threading.active_count() == threads
+    assert stream.getvalue() == "kept\n" and (tmp_path / "x.out").read_text() == ""
