@@ -77,6 +77,12 @@ class Environment:
         self.cleanups: list = []
         self.sup = None
 
+    def _enter(self, context):
+        """Enter a context manager now; it is exited with the other clean-ups (last in, first out)."""
+        value = context.__enter__()
+        self.cleanups.append(lambda: context.__exit__(None, None, None))
+        return value
+
     def __enter__(self):
         from infra.local import runtime_files, services
         from infra.local.processes import Supervisor
@@ -84,53 +90,24 @@ class Environment:
 
         args = self.args
         broker, database, s3 = args.broker_url, args.database_url, args.s3_endpoint
+        # The test suite's own helpers: a private vhost / database, deleted / dropped on exit.
+        from tests.conftest import port_open, postgres_database, rabbit_vhost, wait_for
+        from tests.faults_support import free_port
+
         if broker is None:
-            vhost = f"dca-bench-{uuid.uuid4().hex[:8]}"
-            ctl = ["rabbitmqctl", "-q"]
-            subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-            self.cleanups.append(lambda: subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60))
-            subprocess.run([*ctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                           check=True, capture_output=True, timeout=60)  # fmt: skip
+            vhost = self._enter(rabbit_vhost("dca-bench"))
             broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
         if database is None:
-            import psycopg2
-
-            name = f"dca_bench_{uuid.uuid4().hex[:8]}"
-            admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-            admin.autocommit = True
-            with admin.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-
-            def drop():
-                with admin.cursor() as cur:
-                    cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                admin.close()
-
-            self.cleanups.append(drop)
-            database = f"postgresql://postgres@127.0.0.1:5432/{name}"
+            database = f"postgresql://postgres@127.0.0.1:5432/{self._enter(postgres_database('dca_bench'))}"
         if s3 is None:  # its own process: an S3 server thread here would compete with profiles for the GIL
-            import socket
-            import urllib.error
-            import urllib.request
-
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
+            port = free_port()
             moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             self.cleanups.append(lambda: (moto.terminate(), moto.wait(10)))
             s3 = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    urllib.request.urlopen(s3, timeout=2).close()
-                    break
-                except urllib.error.HTTPError:  # it answers
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or moto.poll() is not None:
-                        raise RuntimeError(f"moto_server did not start on {s3}") from None
-                    time.sleep(0.2)
+            wait_for(f"moto_server on {s3}", lambda: moto.poll() is not None or port_open(port), 60)
+            if moto.poll() is not None:
+                raise RuntimeError(f"moto_server exited rc={moto.returncode} before listening on {s3}")
         self.svc = services.start(broker, database, s3, "bench", self.state)
         self.cleanups.append(self.svc.close)
         self.layout = runtime_files.write(self.state, CODE_MODULE, self.svc.storage, self.svc.celery_overrides)
