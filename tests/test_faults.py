@@ -18,6 +18,7 @@ Two runners serve the module (a start costs ~40 s on 2 cores):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -223,12 +224,23 @@ def _children(pid: int) -> list[int]:
     return [p for p, (pp, _) in proc_table().items() if pp == pid]
 
 
+@contextlib.contextmanager
+def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str = "hold_job"):
+    """One worker per suffix on ``queue``, a run of ``job``, and its held step started: yields (workers,
+    run id, markers, the first attempt's record); the workers are stopped afterwards."""
+    workers = [stack.runner.start_worker(queue, s) for s in suffixes]
+    try:
+        run_id, markers = stack.submit(job)
+        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+        yield workers, run_id, markers, first
+    finally:
+        for w in workers:
+            w.stop()
+
+
 # ---------------------------------------------------------------------------------------------- fault 1
 def test_worker_sigkilled_mid_step_is_redelivered_to_another_worker_and_run_succeeds(stack):
-    workers = [stack.runner.start_worker("faults", s) for s in ("a", "b")]
-    try:
-        run_id, markers = stack.submit("hold_job")
-        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+    with held_run(stack, "faults", ("a", "b")) as (workers, run_id, markers, first):
         victim = _worker_of(workers, first["node"])
         other = next(w for w in workers if w is not victim)
         pool = _children(victim.pid)
@@ -250,19 +262,13 @@ def test_worker_sigkilled_mid_step_is_redelivered_to_another_worker_and_run_succ
         kinds = [(k, s) for k, s, _ in stack.messages(run_id)]
         assert kinds.count(("STEP_SUCCESS", "hold_faults")) == 1 and ("STEP_SUCCESS", "check") in kinds
         print(f"fault 1: redelivered {redelivered_in:.1f} s after SIGKILL; run SUCCESS {took:.1f} s after it")
-    finally:
-        for w in workers:
-            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 2
 def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
     from infra.local.processes import STOP_GRACE
 
-    workers = [stack.runner.start_worker("faults", s) for s in ("c", "d")]
-    try:
-        run_id, markers = stack.submit("hold_job")
-        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+    with held_run(stack, "faults", ("c", "d")) as (workers, run_id, markers, first):
         victim = _worker_of(workers, first["node"])
         signalled = time.monotonic()
         victim.popen.send_signal(signal.SIGTERM)  # what ECS sends first (then SIGKILL after stopTimeout)
@@ -278,39 +284,30 @@ def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
         keys = stack.output_objects(run_id, "hold_faults")
         assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
         print(f"fault 2: worker exited rc=0 {exited_in:.1f} s after SIGTERM, its step done; run SUCCESS")
-    finally:
-        for w in workers:
-            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 5
 def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
-    worker = stack.runner.start_worker("orphan", "e")
-    try:
-        run_id, markers = stack.submit("orphan_job")
-        wait_for("the held step to start", lambda: attempts(markers), 120)
-        worker.stop()  # SIGKILL to the worker's process group: it disappears and never comes back
-        gone = time.monotonic()
-        status = stack.wait_end(run_id, timeout=WATCHDOG_SECONDS + 60)
-        took = time.monotonic() - gone
-        assert status == "FAILURE"
-        failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
-        assert failures and 'queue "orphan"' in failures[-1] and "hold_orphan" in failures[-1], failures
-        assert took < WATCHDOG_SECONDS + 30
-        print(f"fault 5: run FAILURE {took:.1f} s after the queue's last worker vanished: {failures[-1]}")
-    finally:
-        worker.stop()
-        release(markers)
+    with held_run(stack, "orphan", ("e",), job="orphan_job") as ([worker], run_id, markers, _):
+        try:
+            worker.stop()  # SIGKILL to the worker's process group: it disappears and never comes back
+            gone = time.monotonic()
+            status = stack.wait_end(run_id, timeout=WATCHDOG_SECONDS + 60)
+            took = time.monotonic() - gone
+            assert status == "FAILURE"
+            failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
+            assert failures and 'queue "orphan"' in failures[-1] and "hold_orphan" in failures[-1], failures
+            assert took < WATCHDOG_SECONDS + 30
+            print(f"fault 5: run FAILURE {took:.1f} s after the queue's last worker vanished: {failures[-1]}")
+        finally:
+            release(markers)  # lets any copy of the held step end
 
 
 # ---------------------------------------------------------------------------------------------- fault 4
 def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
     """PostgreSQL goes down mid-step and stays down while the step ends (PG_OUTAGE s), then comes back.
     The run must END -- SUCCESS, or FAILURE with a database error -- never stay STARTED."""
-    workers = [stack.runner.start_worker("faults", "f")]
-    try:
-        run_id, markers = stack.submit("hold_job")
-        wait_for("the held step to start", lambda: attempts(markers), 120)
+    with held_run(stack, "faults", ("f",)) as (_, run_id, markers, _):
         t0 = time.monotonic()
         private_pg.stop(mode="fast")  # every connection is cut; nothing can be stored while it is down
         release(markers)
@@ -332,9 +329,6 @@ def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
         print(f"fault 4: PostgreSQL down {down:.1f} s; run {status} {took:.1f} s after the stop; "
               f"{len(attempts(markers))} attempt(s); hold_faults events: "
               f"{[k for k, step, _ in msgs if step == 'hold_faults']}")
-    finally:
-        for w in workers:
-            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 3
@@ -343,10 +337,7 @@ def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, pr
     the connection reset does not end it; the worker lets its late-acked step finish instead of cancelling
     it (worker_cancel_long_running_tasks_on_connection_loss: false). The broker requeued the unacked
     message, so the step may run a second time (idempotent output). The run succeeds."""
-    workers = [rabbit_stack.runner.start_worker("faults", "g")]
-    try:
-        run_id, markers = rabbit_stack.submit("hold_job")
-        wait_for("the held step to start", lambda: attempts(markers), 120)
+    with held_run(rabbit_stack, "faults", ("g",)) as (_, run_id, markers, _):
         t0 = time.monotonic()
         private_rabbit.stop()  # `rabbitmqctl stop`: every connection is closed
         private_rabbit.start()
@@ -360,9 +351,6 @@ def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, pr
                  lambda: private_rabbit.consumers("faults") >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
         print(f"fault 3: broker down {down:.1f} s; run in flight SUCCESS {ended:.1f} s after the stop; "
               f"{len(attempts(markers))} attempt(s) of the held step")
-    finally:
-        for w in workers:
-            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 6
@@ -377,10 +365,7 @@ def test_step_longer_than_consumer_timeout_runs_twice(rabbit_stack, private_rabb
     private_rabbit.stop()
     private_rabbit.configure(consumer_timeout_ms=CONSUMER_TIMEOUT_MS)
     private_rabbit.start()
-    workers = [rabbit_stack.runner.start_worker("faults", s) for s in ("h", "i")]
-    try:
-        run_id, markers = rabbit_stack.submit("hold_job")
-        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+    with held_run(rabbit_stack, "faults", ("h", "i")) as (workers, run_id, markers, first):
         t0 = time.monotonic()
         victim = _worker_of(workers, first["node"])
         other = next(w for w in workers if w is not victim)
@@ -401,9 +386,6 @@ def test_step_longer_than_consumer_timeout_runs_twice(rabbit_stack, private_rabb
         print(f"fault 6: second delivery {redelivered:.1f} s after the first (consumer_timeout "
               f"{CONSUMER_TIMEOUT_MS / 1000:.0f} s); run SUCCESS {took:.1f} s after the first start; step ran "
               f"twice; timed-out worker exited rc={rc}")
-    finally:
-        for w in workers:
-            w.stop()
 
 
 def test_stack_consumer_timeout_is_rendered_from_config():
