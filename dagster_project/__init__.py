@@ -5,23 +5,17 @@ read another worker's disk). The S3 endpoint is boto3's: AWS on ECS, `AWS_ENDPOI
 """
 
 from dagster import Definitions
-from dagster_celery import celery_executor
 
 from dagster_project.celery_config import celery_executor_config
 from dagster_project.example import build_job
-from dagster_project.fast_path import (
-    CachedS3Resource,
-    poll_results_in_batches,
-    s3_pickle_io_manager,
-    set_executor_poll_interval,
-)
+from dagster_project.fast_path import CachedS3Resource, celery_executor, s3_pickle_io_manager
 
 S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/contract.py S3_BUCKET
 IO_PREFIX = "io"  # infra/contract.py IO_PREFIX
 
+# dagster-celery's executor, which also tunes the run worker: pooled connections, a 0.1 s poll of the steps'
+# results with one query per poll (dagster_project/fast_path.py)
 executor = celery_executor.configured(celery_executor_config(), name="celery")
-set_executor_poll_interval()  # the run worker polls its steps every 0.1 s, not 1 s (dagster_project/fast_path.py)
-poll_results_in_batches()  # ... with one result-backend query per poll, not one per running step
 example_job = build_job(executor)
 
 s3 = CachedS3Resource()  # S3Resource with one boto3 client per process, not one per step

@@ -10,14 +10,19 @@ run (benchmarks/profile_step.py shows where a step's time goes):
 2. ``S3PickleIOManager`` builds its inner I/O manager on first use in each step, and that constructor
    lists the bucket prefix (one S3 request, an access check) every time. ``CachedS3PickleIOManager`` keeps
    the inner I/O manager per process and configuration, so the check is made once per process.
-3. The run worker's Celery executor sleeps ``TICK_SECONDS`` (1 s) between polls of its steps' results
-   (dagster_celery.core_execution_loop), so each step that waits for another one starts up to 1 s late and
-   the run ends up to 1 s after its last step. ``set_executor_poll_interval`` lowers it in the run worker
-   (the module reads the value on every loop).
-4. Each poll asks the result backend about every step still running, one ``AsyncResult.ready()`` each: with
-   results in PostgreSQL (celery_config.yaml), one query per running step every poll, i.e. 400 queries a
-   second for 40 steps in flight at a 0.1 s poll. ``poll_results_in_batches`` has the executor's Celery app
-   read database results with ``BatchPolledDatabaseBackend``: one query per poll for all of them.
+
+The run worker (the process that runs a job's Celery executor) pays per step too. ``celery_executor`` is
+dagster-celery's executor, with the same config and the same messages, which in the run worker first:
+3. puts the run's Dagster instance on pooled connections (``worker_runtime.fast_task.pool_connections``, as
+   the workers do): dagster-postgres opens a new PostgreSQL connection for every event outside the
+   webserver, and the run worker writes one ("Submitting celery task") just before sending each step;
+4. lowers ``TICK_SECONDS`` (``set_executor_poll_interval``): the executor sleeps 1 s between polls of its
+   steps' results (dagster_celery.core_execution_loop), so each step that waits for another one starts up
+   to 1 s late and the run ends up to 1 s after its last step (the module reads the value on every loop);
+5. has the executor's Celery app read database results with ``BatchPolledDatabaseBackend``
+   (``poll_results_in_batches``): each poll asks about every step still running, one ``AsyncResult.ready()``
+   each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second for 40 steps in flight
+   at a 0.1 s poll; the batched backend asks one query per poll for all of them.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from typing import Any
 
 from celery import states
 from celery.backends.database import DatabaseBackend, session_cleanup
-from dagster import Field, StringSource, io_manager
+from dagster import ExecutorDefinition, Field, StringSource, io_manager, multiple_process_executor_requirements
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
+from dagster_celery import celery_executor as stock_celery_executor
+from dagster_celery.executor import CeleryExecutor
+from worker_runtime.fast_task import pool_connections
 
 EXECUTOR_POLL_SECONDS = 0.1
 
@@ -146,3 +154,30 @@ def poll_results_in_batches() -> None:
 
     make_app.stock = stock
     loop.make_app = make_app
+
+
+class TunedCeleryExecutor(CeleryExecutor):
+    """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker
+    (this module's docstring, 3-5)."""
+
+    def execute(self, plan_context, execution_plan):
+        pool_connections(plan_context.instance)
+        set_executor_poll_interval()
+        poll_results_in_batches()
+        return super().execute(plan_context, execution_plan)
+
+
+def _tuned_celery_executor(init_context) -> TunedCeleryExecutor:
+    """dagster-celery's executor, as the stock definition makes it from the config, in the tuned class."""
+    tuned = TunedCeleryExecutor.__new__(TunedCeleryExecutor)
+    tuned.__dict__.update(vars(stock_celery_executor.executor_creation_fn(init_context)))
+    return tuned
+
+
+celery_executor = ExecutorDefinition(
+    name=stock_celery_executor.name,
+    config_schema=stock_celery_executor.config_schema,
+    requirements=multiple_process_executor_requirements(),
+    executor_creation_fn=_tuned_celery_executor,
+    description="dagster-celery's celery_executor, tuning the run worker (dagster_project/fast_path.py)",
+)

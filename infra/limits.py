@@ -28,12 +28,15 @@ RDS_MEMORY_GIB: dict[str, float] = {
        for size, mem in (("large", 16), ("xlarge", 32), ("2xlarge", 64), ("4xlarge", 128), ("8xlarge", 256))},
 }
 
-# Connections each process may hold at once (peaks). dagster-postgres opens its storages with NullPool (one
-# connection per storage call in flight). A worker pool process keeps one pooled connection per storage it
-# uses -- run, event log, rarely schedule -- opens one more for a nested call (worker_runtime/fast_task.py),
-# and one for Celery's result backend, which is the same database (celery_config.yaml: backend):
+# Connections each process may hold at once (peaks). A worker pool process keeps one pooled connection per
+# storage it uses -- run, event log, rarely schedule -- opens one more for a nested call
+# (worker_runtime/fast_task.py), and one for Celery's result backend, which is the same database
+# (celery_config.yaml: backend). A run worker on the Celery executor pools its run and event-log storages the
+# same way (dagster_project/fast_path.py celery_executor); it makes one storage call at a time and does not
+# use the schedule storage: one connection kept per storage, one nested, one kept for polling the results
+# (3 at most, sampled every 10 ms over fan-out and chain runs):
 PER_WORKER_SLOT = 5
-PER_RUN = 4  # the run worker: run + event-log + schedule storage, and polling results in the backend
+PER_RUN = 4
 WEBSERVER = 10  # concurrent GraphQL requests and the event-log watcher, per task
 DAEMON = 12  # one thread per daemon (schedules, sensors, run queue, monitoring, backfills, ...)
 RESERVED = 3  # rds.superuser_reserved_connections

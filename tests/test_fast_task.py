@@ -295,6 +295,53 @@ def test_s3_client_is_made_once_per_process_and_configuration(monkeypatch):
     assert a.get_client().meta.endpoint_url == "http://127.0.0.1:2"
 
 
+def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(step_env, monkeypatch):
+    """The code location's executor reads its config as dagster-celery's does, and before the stock execution
+    loop runs it pools the run's instance and sets the poll interval and the batched result reads."""
+    from types import SimpleNamespace
+
+    import dagster_celery.core_execution_loop as loop
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.executor.init import InitExecutorContext
+    from dagster_celery import celery_executor as stock_def
+    from dagster_celery.executor import CeleryExecutor
+    from sqlalchemy.pool import NullPool, QueuePool
+
+    import dagster_project
+    from dagster_project import fast_path
+    from worker_runtime import fast_task
+
+    instance, _ = step_env
+    monkeypatch.setattr(loop, "TICK_SECONDS", 1)
+    monkeypatch.setattr(loop, "make_app", getattr(loop.make_app, "stock", loop.make_app))
+    job = InMemoryJob(dagster_project.defs.resolve_job_def("example_job"))
+    config = {
+        "broker": "amqp://u@broker:5671//", "backend": "db+postgresql+psycopg2://u@db/d", "include": ["a.b"],
+        "config_source": {"worker_prefetch_multiplier": 1}, "retries": {"disabled": {}},
+    }  # fmt: skip
+
+    def made(definition):
+        context = InitExecutorContext(job=job, executor_def=definition, executor_config=config, instance=instance)
+        return definition.executor_creation_fn(context)
+
+    ours, stock = made(fast_path.celery_executor), made(stock_def)
+    assert type(ours) is fast_path.TunedCeleryExecutor and isinstance(ours, CeleryExecutor)
+    assert (ours.broker, ours.backend, ours.include, vars(ours.config_source), ours.retries) == (
+        stock.broker, stock.backend, stock.include, vars(stock.config_source), stock.retries
+    )  # fmt: skip
+    assert fast_path.celery_executor.config_schema is stock_def.config_schema
+
+    ran = []
+    monkeypatch.setattr(CeleryExecutor, "execute", lambda self, ctx, plan: ran.append((self, ctx, plan)) or iter(()))
+    assert all(isinstance(e.pool, NullPool) for e in fast_task._postgres_engines(instance))  # dagster-postgres'
+    context = SimpleNamespace(instance=instance)
+    list(ours.execute(context, "plan"))
+    assert ran == [(ours, context, "plan")]
+    assert all(isinstance(e.pool, QueuePool) for e in fast_task._postgres_engines(instance))
+    assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS
+    assert loop.make_app.stock.__module__ == "dagster_celery.make_app"
+
+
 def test_run_worker_poll_interval(monkeypatch):
     import dagster_celery.core_execution_loop as loop
 

@@ -289,7 +289,7 @@ def project(contract_env):
 
 def test_definitions_load_with_celery_executor(project):
     job = project.defs.resolve_job_def("example_job")
-    from dagster_celery import celery_executor
+    from dagster_project.fast_path import celery_executor
 
     assert job.executor_def.name == "celery"
     assert job.executor_def.executor_creation_fn is celery_executor.executor_creation_fn
