@@ -204,6 +204,50 @@ def test_dropped_database_connections_are_replaced(step_env, pg_url):
     assert "STEP_SUCCESS" in _event_types(task.apply(kwargs=message("step_4"), throw=True))
 
 
+def test_pooled_connections_are_pinged_only_when_postgresql_has_spoken(pg_url):
+    """The checkout check: an idle live connection is used without a round trip; one with something to read
+    is pinged, and used if it answers (a notification) or replaced if PostgreSQL closed it."""
+    import select
+
+    import psycopg2
+    from sqlalchemy import exc
+
+    from worker_runtime import fast_task
+
+    class Recording:  # a DB-API connection that counts the pings
+        def __init__(self, conn):
+            self.conn, self.pings = conn, 0
+
+        def fileno(self):
+            return self.conn.fileno()
+
+        def cursor(self):
+            self.pings += 1
+            return self.conn.cursor()
+
+    def readable(conn) -> bool:  # waits (up to 10 s) for PostgreSQL's message to arrive
+        return bool(select.select([conn.fileno()], [], [], 10)[0])
+
+    connect = dict(host="127.0.0.1", port=5432, user="postgres", dbname=pg_url)
+    with contextlib.closing(psycopg2.connect(**connect)) as admin, contextlib.closing(psycopg2.connect(**connect)) as raw:
+        admin.autocommit = raw.autocommit = True
+        conn = Recording(raw)
+        fast_task._check_on_checkout(conn, None, None)
+        assert conn.pings == 0  # live and idle: no round trip
+
+        raw.cursor().execute("LISTEN dca")
+        admin.cursor().execute("NOTIFY dca")
+        assert readable(raw)
+        fast_task._check_on_checkout(conn, None, None)
+        assert conn.pings == 1  # something to read, but it answers: kept
+
+        admin.cursor().execute("SELECT pg_terminate_backend(%s)", (raw.get_backend_pid(),))
+        assert readable(raw)
+        with pytest.raises(exc.DisconnectionError):
+            fast_task._check_on_checkout(conn, None, None)
+        assert conn.pings == 2
+
+
 def test_instances_are_not_shared_across_a_fork(monkeypatch):
     from worker_runtime import fast_task
 

@@ -10,8 +10,8 @@ This task is the same function with the same name (``execute_plan``), arguments 
 executor's messages are unchanged and a run worker cannot tell the two apart. It differs in two things:
 - the instance is kept for the life of the pool process, per ``InstanceRef``, with its PostgreSQL storages on
   a small connection pool (``DagsterInstance.optimize_for_webserver``, what dagster-webserver does, without a
-  statement timeout) whose connections are checked with ``SELECT 1`` when taken from the pool, so a
-  connection that PostgreSQL or the network dropped is replaced instead of failing a step;
+  statement timeout) whose connections are checked when taken from the pool (``_check_on_checkout``), so a
+  connection that PostgreSQL dropped is replaced instead of failing a step;
 - the run's record is read once per pool process and run (``run_for``; ~12 ms per step in the profile), not
   once per step.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import select
 import threading
 
 from celery import Celery
@@ -60,11 +61,20 @@ _instances: dict[str, DagsterInstance] = {}
 _pid = os.getpid()
 
 
-def _ping_on_checkout(dbapi_connection, connection_record, connection_proxy) -> None:
+def _check_on_checkout(dbapi_connection, connection_record, connection_proxy) -> None:
     """SQLAlchemy pool ``checkout`` hook: a dead pooled connection raises DisconnectionError, and the pool
-    retries with a fresh one (SQLAlchemy docs, "Dealing with Disconnects")."""
+    retries with a fresh one (SQLAlchemy docs, "Dealing with Disconnects").
+
+    A live connection that sits in the pool has nothing to read; one that PostgreSQL closed meanwhile (backend
+    terminated, server restarted, idle timeout) has its FATAL message or end-of-file waiting. So only a
+    connection with something to read is pinged with ``SELECT 1``: a ping on every checkout was a round trip
+    per event write, 15% of the event writes' time in the worker (benchmarks/README.md)."""
     from sqlalchemy import exc
 
+    waiting = select.poll()
+    waiting.register(dbapi_connection.fileno(), select.POLLIN)  # hang-ups and errors are always reported
+    if not waiting.poll(0):
+        return
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SELECT 1")
@@ -89,7 +99,7 @@ def _postgres_engines(instance: DagsterInstance) -> list | None:
 
 
 def pool_connections(instance: DagsterInstance) -> bool:
-    """Put the instance's PostgreSQL storages on a pinged connection pool; False (nothing changed) if its
+    """Put the instance's PostgreSQL storages on a checked connection pool; False (nothing changed) if its
     storages are not all dagster-postgres ones."""
     from sqlalchemy import event
 
@@ -102,7 +112,7 @@ def pool_connections(instance: DagsterInstance) -> bool:
     if engines is None:  # pragma: no cover - a dagster-postgres release that changed its internals
         return False
     for engine in engines:
-        event.listen(engine, "checkout", _ping_on_checkout)
+        event.listen(engine, "checkout", _check_on_checkout)
     return True
 
 
