@@ -6,7 +6,9 @@ fast path (dagster_project/fast_path.py).
 - the task takes the stock executor's message (dagster_celery.executor._submit_task's arguments), returns
   the same events as the stock task, keeps one instance per process on pooled connections, and survives
   PostgreSQL dropping those connections (real PostgreSQL on 127.0.0.1:5432, a private database; moto S3);
-- the S3 client is reused, and the run worker's poll interval is the one set.
+  a pooled connection is pinged only when PostgreSQL has sent something on it;
+- the S3 client is reused; the code location's executor is dagster-celery's, and tunes the run worker
+  (pooled connections, the poll interval, one result query per poll).
 """
 
 from __future__ import annotations
