@@ -383,7 +383,10 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     context = SimpleNamespace(instance=instance)
     list(ours.execute(context, "plan"))
     assert ran == [(ours, context, "plan")]
-    assert all(isinstance(e.pool, QueuePool) for e in fast_task._postgres_engines(instance))
+    pooled = fast_task._postgres_engines(instance)
+    assert all(isinstance(e.pool, QueuePool) for e in pooled)
+    list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
+    assert fast_task._postgres_engines(instance) == pooled and len(ran) == 2
     assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS
     assert loop.make_app.stock.__module__ == "dagster_celery.make_app"
 

@@ -100,11 +100,15 @@ def _postgres_engines(instance: DagsterInstance) -> list | None:
 
 def pool_connections(instance: DagsterInstance) -> bool:
     """Put the instance's PostgreSQL storages on a checked connection pool; False (nothing changed) if its
-    storages are not all dagster-postgres ones."""
+    storages are not all dagster-postgres ones. An instance already pooled here keeps its pools (a process
+    that runs several Celery runs on one instance would otherwise leave a pool behind each time)."""
     from sqlalchemy import event
 
-    if _postgres_engines(instance) is None:
+    engines = _postgres_engines(instance)
+    if engines is None:
         return False
+    if all(event.contains(e, "checkout", _check_on_checkout) for e in engines):
+        return True
     instance.optimize_for_webserver(
         statement_timeout=NO_STATEMENT_TIMEOUT, pool_recycle=POOL_RECYCLE_SECONDS, max_overflow=POOL_MAX_OVERFLOW
     )
