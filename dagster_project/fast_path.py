@@ -8,7 +8,7 @@ run (benchmarks/profile_step.py shows where a step's time goes):
    a trivial step in the worker (~40% of it). ``CachedS3Resource`` is the same resource with the client
    kept per process and per configuration (boto3 clients are thread-safe; a forked process makes its own).
 2. ``S3PickleIOManager`` builds its inner I/O manager on first use in each step, and that constructor
-   lists the bucket prefix (one S3 request, an access check) every time. ``CachedS3PickleIOManager`` keeps
+   lists the bucket prefix (one S3 request, an access check) every time. ``s3_pickle_io_manager`` keeps
    the inner I/O manager per process and configuration, so the check is made once per process.
 
 The run worker (the process that runs a job's Celery executor) pays per step too. ``celery_executor`` is

@@ -40,13 +40,6 @@ BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: backend_url
 
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
 
-
-def backend_url(username: str, password: str, host: str, port: int | str, db: str, sslmode: str | None = None) -> str:
-    """Celery's database result backend on Dagster's PostgreSQL (celery_config.yaml: backend), as the stack's
-    database secret (components/database.py) and the local runner (local/services.py) both write it.
-    psycopg2 is named: SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3, which is not installed."""
-    url = f"db+postgresql+psycopg2://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
-    return f"{url}?sslmode={sslmode}" if sslmode else url
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, PROTECTION_MINUTES)
 
@@ -58,3 +51,11 @@ BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API b
 # Key prefixes inside the bucket.
 IO_PREFIX = "io"
 COMPUTE_LOGS_PREFIX = "compute-logs"
+
+
+def backend_url(username: str, password: str, host: str, port: int | str, db: str, sslmode: str | None = None) -> str:
+    """Celery's database result backend on Dagster's PostgreSQL (celery_config.yaml: backend), as the stack's
+    database secret (components/database.py) and the local runner (local/services.py) both write it.
+    psycopg2 is named: SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3, which is not installed."""
+    url = f"db+postgresql+psycopg2://{quote(username, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
+    return f"{url}?sslmode={sslmode}" if sslmode else url

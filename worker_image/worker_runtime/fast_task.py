@@ -24,6 +24,8 @@ Used by the workers only: worker_image/dagster_celery_config.py connects ``insta
 ``import_modules`` signal, which a worker sends at start-up (``loader.import_default_modules``): after
 ``dagster_celery.app`` registered its own task, before the consumer maps task names to tasks and before the
 pool processes fork. ``install`` puts this task in the stock one's place. Importing this module changes nothing.
+``pool_connections`` also serves the run worker: the code location's executor pools the run's instance with it
+(dagster_project/fast_path.py ``celery_executor``).
 """
 
 from __future__ import annotations
