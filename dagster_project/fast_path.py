@@ -20,9 +20,9 @@ dagster-celery's executor, with the same config and the same messages, which in 
    steps' results (dagster_celery.core_execution_loop), so each step that waits for another one starts up
    to 1 s late and the run ends up to 1 s after its last step (the module reads the value on every loop);
 5. has the executor's Celery app read database results with ``BatchPolledDatabaseBackend``
-   (``poll_results_in_batches``): each poll asks about every step still running, one ``AsyncResult.ready()``
-   each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second for 40 steps in flight
-   at a 0.1 s poll; the batched backend asks one query per poll for all of them.
+   (``TunedCeleryExecutor.app_args``): each poll asks about every step still running, one
+   ``AsyncResult.ready()`` each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second
+   for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them.
 """
 
 from __future__ import annotations
@@ -140,30 +140,24 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
             return {task_id for (task_id,) in rows}
 
 
-def poll_results_in_batches() -> None:
-    """In this process, the Celery executor's app reads ``db+...`` results with ``BatchPolledDatabaseBackend``
-    (its loader maps Celery's ``db`` scheme to it: Celery's ``override_backends``)."""
-    import dagster_celery.core_execution_loop as loop
-
-    stock = getattr(loop.make_app, "stock", loop.make_app)
-
-    def make_app(app_args=None):
-        app = stock(app_args)
-        app.loader.override_backends = {"db": f"{__name__}:{BatchPolledDatabaseBackend.__name__}"}
-        return app
-
-    make_app.stock = stock
-    loop.make_app = make_app
-
-
 class TunedCeleryExecutor(CeleryExecutor):
     """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker
     (this module's docstring, 3-5)."""
 
+    def app_args(self):
+        """The stock arguments of the executor's Celery app, with a ``db+...`` result backend read by
+        ``BatchPolledDatabaseBackend``: Celery takes the part of a backend URL before ``+`` as a backend name
+        or class path (celery/app/backends.py ``by_url``). Only this executor's app is affected; the workers
+        store results with the stock backend."""
+        args = super().app_args()
+        backend = args["backend"]
+        if backend and backend.startswith("db+"):
+            args["backend"] = f"{__name__}:{BatchPolledDatabaseBackend.__name__}+{backend[len('db+'):]}"
+        return args
+
     def execute(self, plan_context, execution_plan):
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
-        poll_results_in_batches()
         return super().execute(plan_context, execution_plan)
 
 

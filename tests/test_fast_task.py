@@ -359,7 +359,6 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
 
     instance, _ = step_env
     monkeypatch.setattr(loop, "TICK_SECONDS", 1)
-    monkeypatch.setattr(loop, "make_app", getattr(loop.make_app, "stock", loop.make_app))
     job = InMemoryJob(dagster_project.defs.resolve_job_def("example_job"))
     config = {
         "broker": "amqp://u@broker:5671//", "backend": "db+postgresql+psycopg2://u@db/d", "include": ["a.b"],
@@ -375,6 +374,11 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     assert (ours.broker, ours.backend, ours.include, vars(ours.config_source), ours.retries) == (
         stock.broker, stock.backend, stock.include, vars(stock.config_source), stock.retries
     )  # fmt: skip
+    # the app's arguments: the stock ones, the result backend read by the batched backend class
+    ours_args, stock_args = ours.app_args(), stock.app_args()
+    assert ours_args.pop("backend") == "dagster_project.fast_path:BatchPolledDatabaseBackend+postgresql+psycopg2://u@db/d"
+    assert stock_args.pop("backend") == config["backend"]
+    assert vars(ours_args.pop("config_source")) == vars(stock_args.pop("config_source")) and ours_args == stock_args
     assert fast_path.celery_executor.config_schema is stock_def.config_schema
 
     ran = []
@@ -388,7 +392,6 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
     assert fast_task._postgres_engines(instance) == pooled and len(ran) == 2
     assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS
-    assert loop.make_app.stock.__module__ == "dagster_celery.make_app"
 
 
 def test_run_worker_poll_interval(monkeypatch):
@@ -405,24 +408,28 @@ def test_run_worker_poll_interval(monkeypatch):
 
 
 def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
-    """The executor's app (dagster_celery.core_execution_loop.make_app) on a real PostgreSQL result table: the
-    steps read in one poll share one query; finished ones read as the stock backend reads them."""
+    """The executor's app (dagster-celery's make_app on the executor's app_args, as its execution loop builds
+    it) on a real PostgreSQL result table: the steps read in one poll share one query; finished ones read as
+    the stock backend reads them."""
     from types import SimpleNamespace
 
-    import dagster_celery.core_execution_loop as loop
     from celery.backends.database import DatabaseBackend
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.make_app import make_app
 
     from dagster_project import fast_path
 
+    import dagster_celery.core_execution_loop as loop
+
+    # the execution loop builds its app from the executor's app_args; a release that stops doing so would
+    # silently bring back one query per running step
+    assert "make_app(executor.app_args())" in inspect.getsource(loop.core_celery_execution_loop)
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(fast_path, "time", SimpleNamespace(monotonic=lambda: clock.now))
-    monkeypatch.setattr(loop, "make_app", loop.make_app)
-    fast_path.poll_results_in_batches()
-    fast_path.poll_results_in_batches()  # twice: still one wrapper
-    assert loop.make_app.stock.__module__ == "dagster_celery.make_app"
     with postgres_database("dca_results") as db:
         url = f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"  # the form the stack writes
-        app = loop.make_app({"broker": "memory://", "backend": url})
+        executor = fast_path.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=url)
+        app = make_app(executor.app_args())
         backend = app.backend
         assert type(backend) is fast_path.BatchPolledDatabaseBackend and backend.url == url[3:]
         worker_side = DatabaseBackend(app=app, url=url[3:])  # how a worker stores results: the stock backend

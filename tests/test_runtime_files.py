@@ -226,15 +226,16 @@ def _check_reliability_settings(conf) -> None:
 
 
 def test_celery_settings_of_the_run_worker(contract_env):
-    """The app that celery_executor sends steps with (executor config -> make_app)."""
+    """The app that the project's celery_executor sends steps with (executor config -> make_app)."""
     from dagster._core.execution.retries import RetryMode
     from dagster_celery.cli import get_validated_config
-    from dagster_celery.executor import CeleryExecutor
     from dagster_celery.make_app import make_app
+
+    from dagster_project.fast_path import TunedCeleryExecutor
 
     validated = dict(get_validated_config(str(CELERY_YAML)))
     validated.pop("retries")
-    executor = CeleryExecutor(retries=RetryMode.DISABLED, **validated)
+    executor = TunedCeleryExecutor(retries=RetryMode.DISABLED, **validated)
     _check_reliability_settings(make_app(executor.app_args()).conf)
 
 
