@@ -33,15 +33,30 @@ MOCK_ECR_TOKEN = "MockEcrToken-never-leak"
 
 
 @dataclass
+class Options:
+    """The resource options the engine would receive (what mocks alone do not show)."""
+
+    urn: str = ""
+    dependencies: tuple[str, ...] = ()  # URNs this resource waits for (depends_on and inputs' resources)
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] = ()
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    aliases: tuple[str, ...] = ()  # alias names (specs without a URN) and URNs
+
+
+@dataclass
 class Resource:
     typ: str
     name: str
     inputs: dict[str, Any]
     state: dict[str, Any]
+    options: Options = field(default_factory=Options)
 
     @property
     def urn(self) -> str:
-        return f"urn:pulumi:test::{PROJECT}::{self.typ}::{self.name}"
+        return self.options.urn or f"urn:pulumi:test::{PROJECT}::{self.typ}::{self.name}"
 
 
 @dataclass
@@ -138,8 +153,32 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = {**args.inputs, **_computed(args.typ, args.name, args.inputs)}
-        self.resources.append(Resource(args.typ, args.name, dict(args.inputs), state))
+        self.resources.append(Resource(args.typ, args.name, dict(args.inputs), state, self._pending.pop((args.typ, args.name))))
         return state.get("id", f"{args.name}-id"), state
+
+    _pending: dict[tuple[str, str], Options]
+
+    def monitor(self) -> pulumi.runtime.mocks.MockMonitor:
+        """A mock monitor that also records each registration's options (dependencies, protect, ...)."""
+        mocks = self
+        mocks._pending = {}
+
+        class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):
+            def RegisterResource(self, request):
+                if request.type != "pulumi:pulumi:Stack":
+                    mocks._pending[(request.type, request.name)] = Options(
+                        urn=self.make_urn(request.parent, request.type, request.name),
+                        dependencies=tuple(request.dependencies),
+                        ignore_changes=tuple(request.ignoreChanges),
+                        replace_on_changes=tuple(request.replaceOnChanges),
+                        protect=bool(request.protect),
+                        retain_on_delete=bool(request.retainOnDelete),
+                        delete_before_replace=bool(request.deleteBeforeReplace),
+                        aliases=tuple(a.urn or a.spec.name for a in request.aliases),
+                    )  # fmt: skip
+                return super().RegisterResource(request)
+
+        return RecordingMonitor(mocks)
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         token = args.token
@@ -171,7 +210,7 @@ def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | Non
     raw = stack_file_config(stack_file) if stack_file else {}
     raw |= {f"{PROJECT}:{k}": v for k, v in (config or {}).items()}
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=mocks.monitor())
     # Pulumi hands structured values to the program as JSON text.
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
     result = StackResult(resources=mocks.resources)
