@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra import naming
 from infra.config import Broker as BrokerConfig
 from infra.config import DeploymentMode
 
@@ -52,12 +53,12 @@ class Broker(pulumi.ComponentResource):
             opts=child,
         )  # fmt: skip
         configuration = aws.mq.Configuration(
-            f"{name}-config", engine_type="RabbitMQ", engine_version=cfg.engine_version.value,
+            naming.fit(aws.mq.Configuration, f"{name}-config"), engine_type="RabbitMQ", engine_version=cfg.engine_version.value,
             data=rabbitmq_conf(cfg), description="dagster-celery-aws broker settings", opts=child,
         )  # fmt: skip
         single = cfg.deployment_mode == DeploymentMode.SINGLE_INSTANCE
         self.broker = aws.mq.Broker(
-            f"{name}-broker",
+            naming.fit(aws.mq.Broker, f"{name}-broker"),
             engine_type="RabbitMQ",
             engine_version=cfg.engine_version.value,
             host_instance_type=cfg.instance_type,
@@ -75,7 +76,7 @@ class Broker(pulumi.ComponentResource):
         # The RabbitMQ management API (HTTPS) that the queue-metrics publisher reads.
         self.console_url = self.broker.instances[0].console_url
         self.url_secret = aws.secretsmanager.Secret(
-            f"{name}-url", description="Celery broker URL (amqps://user:password@host:5671//)", opts=child
+            naming.fit(aws.secretsmanager.Secret, f"{name}-url"), description="Celery broker URL (amqps://user:password@host:5671//)", opts=child
         )
         aws.secretsmanager.SecretVersion(
             f"{name}-url",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract
+from infra import contract, naming
 
 COMPUTE_LOG_DAYS = 30
 NONCURRENT_VERSION_DAYS = 30
@@ -47,7 +47,7 @@ class Bucket(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         protect = args.deletion_protection
         self.bucket = aws.s3.Bucket(
-            f"{name}-data", force_destroy=not protect, opts=pulumi.ResourceOptions(parent=self, protect=protect)
+            naming.fit(aws.s3.Bucket, f"{name}-data"), force_destroy=not protect, opts=pulumi.ResourceOptions(parent=self, protect=protect)
         )
         bucket_id = self.bucket.id
         aws.s3.BucketOwnershipControls(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import iam, scaling
+from infra import iam, naming, scaling
 
 EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
@@ -32,38 +32,38 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.cluster = aws.ecs.Cluster(
-            f"{name}-cluster", settings=[{"name": "containerInsights", "value": "enabled"}], opts=child
+            naming.fit(aws.ecs.Cluster, f"{name}-cluster"), settings=[{"name": "containerInsights", "value": "enabled"}], opts=child
         )
         self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-logs", retention_in_days=args.log_retention_days, opts=child
+            naming.fit(aws.cloudwatch.LogGroup, f"{name}-logs"), retention_in_days=args.log_retention_days, opts=child
         )
         trust = json.dumps(iam.ECS_TASKS_TRUST)
-        self.execution_role = aws.iam.Role(f"{name}-execution", assume_role_policy=trust, opts=child)
+        self.execution_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-execution"), assume_role_policy=trust, opts=child)
         aws.iam.RolePolicyAttachment(
             f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
         )
         aws.iam.RolePolicy(
-            f"{name}-execution",
+            naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
             policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
                 lambda a: json.dumps(iam.execution_policy(list(a[1:]), a[0]))
             ),
             opts=child,
         )
-        self.worker_role = aws.iam.Role(f"{name}-worker", assume_role_policy=trust, opts=child)
+        self.worker_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-worker"), assume_role_policy=trust, opts=child)
         aws.iam.RolePolicy(
-            f"{name}-worker",
+            naming.fit(aws.iam.RolePolicy, f"{name}-worker"),
             role=self.worker_role.id,
             policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn).apply(
                 lambda a: json.dumps(iam.worker_policy(a[0], a[1], args.ecs_exec))
             ),
             opts=child,
         )
-        self.control_role = aws.iam.Role(f"{name}-control", assume_role_policy=trust, opts=child)
+        self.control_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-control"), assume_role_policy=trust, opts=child)
         region = aws.get_region_output().region
         account = aws.get_caller_identity_output().account_id
         aws.iam.RolePolicy(
-            f"{name}-control",
+            naming.fit(aws.iam.RolePolicy, f"{name}-control"),
             role=self.control_role.id,
             policy=pulumi.Output.all(
                 args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn

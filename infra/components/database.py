@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra import contract
+from infra import contract, naming
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
@@ -45,10 +45,10 @@ class Database(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:database:Database", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        subnets = aws.rds.SubnetGroup(f"{name}-subnets", subnet_ids=args.subnet_ids, opts=child)
+        subnets = aws.rds.SubnetGroup(naming.fit(aws.rds.SubnetGroup, f"{name}-subnets"), subnet_ids=args.subnet_ids, opts=child)
         major = cfg.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(
-            f"{name}-params", family=f"postgres{major}", description="dagster-celery-aws: TLS only",
+            naming.fit(aws.rds.ParameterGroup, f"{name}-params"), family=f"postgres{major}", description="dagster-celery-aws: TLS only",
             parameters=[{"name": "rds.force_ssl", "value": "1"}], opts=child,
         )  # fmt: skip
         protect = args.deletion_protection
@@ -56,7 +56,7 @@ class Database(pulumi.ComponentResource):
             f"{name}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, opts=child
         )
         self.instance = aws.rds.Instance(
-            f"{name}-postgres",
+            naming.fit(aws.rds.Instance, f"{name}-postgres"),
             engine="postgres",
             engine_version=cfg.engine_version,  # a major version follows minor upgrades (FACTS.md)
             auto_minor_version_upgrade=True,
@@ -77,13 +77,13 @@ class Database(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             deletion_protection=protect,
             skip_final_snapshot=not protect,
-            final_snapshot_identifier=f"{name}-final" if protect else None,
+            final_snapshot_identifier=naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier") if protect else None,
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.address = self.instance.address
         self.secret = aws.secretsmanager.Secret(
-            f"{name}-credentials", description="Dagster database: username, password, Celery result backend URL",
+            naming.fit(aws.secretsmanager.Secret, f"{name}-credentials"), description="Dagster database: username, password, Celery result backend URL",
             opts=child,
         )  # fmt: skip
         aws.secretsmanager.SecretVersion(

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra import contract
+from infra import contract, naming
 from infra.components.loadbalancer import LoadBalancer
 
 USER = "dagster"
@@ -25,7 +25,7 @@ class Flower(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
         self.secret = aws.secretsmanager.Secret(
-            f"{name}-basic-auth", description="Flower basic auth (user:password)", opts=child
+            naming.fit(aws.secretsmanager.Secret, f"{name}-basic-auth"), description="Flower basic auth (user:password)", opts=child
         )
         aws.secretsmanager.SecretVersion(
             f"{name}-basic-auth",

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
+from infra import naming
 from infra.config import Image as ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ class Image(pulumi.ComponentResource):
             self.ref = pulumi.Output.from_input(cfg.uri)
         else:
             repo = aws.ecr.Repository(
-                f"{name}-repo",
+                naming.fit(aws.ecr.Repository, f"{name}-repo"),
                 image_scanning_configuration={"scan_on_push": True},
                 image_tag_mutability="IMMUTABLE",
                 force_delete=True,  # images are rebuilt from the repository; they hold no data

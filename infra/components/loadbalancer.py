@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract
+from infra import contract, naming
 from infra.config import Ui, UiAccess
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -54,7 +54,7 @@ class LoadBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ui = args.ui
         self.lb = aws.lb.LoadBalancer(
-            f"{name}-alb",
+            naming.fit(aws.lb.LoadBalancer, f"{name}-alb"),
             load_balancer_type="application",
             internal=ui.access == UiAccess.PRIVATE,
             subnets=args.subnet_ids,
@@ -64,7 +64,7 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         self.target_group = aws.lb.TargetGroup(
-            f"{name}-webserver",
+            naming.fit(aws.lb.TargetGroup, f"{name}-webserver"),
             port=contract.WEBSERVER_PORT,
             protocol="HTTP",
             target_type="ip",  # Fargate tasks register by IP
@@ -101,7 +101,7 @@ class LoadBalancer(pulumi.ComponentResource):
         """Serve ``path`` from tasks on ``port`` through the UI's listener, behind the same sign-in."""
         child = pulumi.ResourceOptions(parent=self)
         group = aws.lb.TargetGroup(
-            f"{self._name}-{suffix}", port=port, protocol="HTTP", target_type="ip", vpc_id=self._vpc_id,
+            naming.fit(aws.lb.TargetGroup, f"{self._name}-{suffix}"), port=port, protocol="HTTP", target_type="ip", vpc_id=self._vpc_id,
             deregistration_delay=30, health_check={"path": health_path, "matcher": "200"}, opts=child,
         )  # fmt: skip
         forward = {"type": "forward", "target_group_arn": group.arn}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import monitoring
+from infra import monitoring, naming
 from infra.config import StackConfig
 
 
@@ -32,7 +32,7 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:monitoring:Monitoring", name, None, opts)
         cfg, t = args.config, args.targets
         child = pulumi.ResourceOptions(parent=self)
-        self.topic = aws.sns.Topic(f"{name}-alarms", opts=child)
+        self.topic = aws.sns.Topic(naming.fit(aws.sns.Topic, f"{name}-alarms"), opts=child)
         account = aws.get_caller_identity_output().account_id
         aws.sns.TopicPolicy(
             f"{name}-alarms",
@@ -52,7 +52,7 @@ class Monitoring(pulumi.ComponentResource):
                 f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=cfg.operations.alarm_email, opts=child
             )
         self.dashboard = aws.cloudwatch.Dashboard(
-            f"{name}-dashboard", dashboard_name=name, dashboard_body=t.apply(monitoring.dashboard_body), opts=child
+            f"{name}-dashboard", dashboard_name=naming.fit(aws.cloudwatch.Dashboard, name), dashboard_body=t.apply(monitoring.dashboard_body), opts=child
         )
 
         def alarm(suffix: str, arguments: pulumi.Output) -> None:
@@ -75,7 +75,7 @@ class Monitoring(pulumi.ComponentResource):
         for suffix in ("db-storage-low", "broker-memory", "webserver-unhealthy", "queue-metrics-missing"):
             alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.database.allocated_storage_gb, cfg.queues[0].name)[s]))
         rule = aws.cloudwatch.EventRule(
-            f"{name}-task-failed",
+            naming.fit(aws.cloudwatch.EventRule, f"{name}-task-failed"),
             description="a task of the stack stopped with a container exiting non-zero",
             event_pattern=pulumi.Output.from_input(args.cluster_arn).apply(monitoring.task_failure_pattern),
             opts=child,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, iam
+from infra import contract, iam, naming
 from infra.config import Network as NetworkConfig
 from infra.config import Ui, UiAccess
 
@@ -102,14 +102,14 @@ class Network(pulumi.ComponentResource):
             self.private_subnet_ids.append(private.id)
 
     def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
-        group = aws.cloudwatch.LogGroup(f"{name}-flow-logs", retention_in_days=90, opts=child)
+        group = aws.cloudwatch.LogGroup(naming.fit(aws.cloudwatch.LogGroup, f"{name}-flow-logs"), retention_in_days=90, opts=child)
         role = aws.iam.Role(
-            f"{name}-flow-logs",
+            naming.fit(aws.iam.Role, f"{name}-flow-logs"),
             assume_role_policy=json.dumps(iam.trust("vpc-flow-logs.amazonaws.com")),
             opts=child,
         )
         aws.iam.RolePolicy(
-            f"{name}-flow-logs", role=role.id,
+            naming.fit(aws.iam.RolePolicy, f"{name}-flow-logs"), role=role.id,
             policy=group.arn.apply(lambda arn: json.dumps(iam.flow_logs_policy(arn))), opts=child,
         )  # fmt: skip
         aws.ec2.FlowLog(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from infra import taskdef
+from infra import naming, taskdef
 from infra.topology import ProcessSpec
 
 
@@ -57,7 +57,7 @@ class Service(pulumi.ComponentResource):
         ).apply(lambda v: taskdef.container_definitions(spec, sidecar=args.sidecar, **v))  # fmt: skip
         self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
-            family=args.family,
+            family=naming.fit(aws.ecs.TaskDefinition, args.family),
             cpu=str(spec.cpu),
             memory=str(spec.memory),
             network_mode="awsvpc",
