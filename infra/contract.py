@@ -27,9 +27,13 @@ RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
 # botocore reads the default region from AWS_DEFAULT_REGION (not AWS_REGION): EcsRunLauncher, the S3 clients
 # and the queue-metrics publisher call the stack's region.
 REGION = "AWS_DEFAULT_REGION"
-# How long a worker's task stays protected from scale-in after a step starts (worker_runtime.protection):
-# the longest expected step, i.e. the broker's consumer timeout.
+# Workers only: how long a worker's task stays protected from scale-in after a step starts
+# (worker_runtime.protection): the longest expected step, i.e. the broker's consumer timeout. Not in every
+# task, so that changing it rolls the workers and nothing else.
 PROTECTION_MINUTES = "DCA_PROTECTION_MINUTES"
+# Daemon only (the process that launches runs): the subnets a run task may start in
+# (worker_runtime.run_launcher); its RUN_TASK_DEFINITION is the run task definition's ARN, not the family.
+RUN_SUBNETS = "DCA_RUN_SUBNETS"
 RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
 
 # Secret environment variables: on ECS they come only through the container's `secrets`.
@@ -41,7 +45,7 @@ BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: backend_url
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
 
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
-PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, PROTECTION_MINUTES)
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
 
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; worker_runtime.queue_metrics).
 METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, monitoring, taskdef
+from infra import contract, monitoring, naming, taskdef
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
@@ -24,7 +24,7 @@ from infra.topology import process_specs
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     """Declare every resource of the stack; returns the stack outputs."""
     prefix = f"dagster-{pulumi.get_stack()}"
-    run_family = f"{prefix}-run"
+    run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run")
     protect = cfg.protection.deletion_protection
 
     specs = {s.name: s for s in process_specs(cfg)}
@@ -69,11 +69,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.PG_DB: DB_NAME,
         contract.S3_BUCKET: bucket.name,
         contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
-        # The family, not an ARN: the run task definition cannot hold its own ARN, and the family's latest
-        # revision registers only after the daemon has migrated the schema (components/service.py).
+        # The family here (the run task definition cannot hold its own ARN); the daemon, which launches the
+        # runs, gets the exact revision below.
         contract.RUN_TASK_DEFINITION: run_family,
         contract.REGION: region,
-        contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes),
     }
     secrets = {
         contract.BROKER_URL: broker.url_secret.arn,
@@ -82,17 +81,19 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.BACKEND_URL: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "celery_backend_url")),
     }
 
-    def service(spec, task_role, depends_on=(), target_group_arn=None, **extra) -> Service:
+    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
-                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref, environment=environment,
+                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref, environment={**environment, **(env or {})},
                 secrets=secrets, cluster_arn=cluster.cluster.arn, cluster_name=cluster.cluster.name,
                 log_group=cluster.log_group.name, region=region, execution_role_arn=cluster.execution_role.arn,
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
-                target_group_arn=target_group_arn, depends_on=list(depends_on), ecs_exec=cfg.operations.ecs_exec,
+                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec,
+                # Tasks start only once their roles may do what they need (IAM is eventually consistent).
+                depends_on=[*depends_on, *cluster.grants],
                 **extra,
             ),
         )  # fmt: skip
@@ -102,21 +103,29 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.METRICS_STACK: prefix,
         contract.BROKER_MANAGEMENT_URL: broker.console_url,
     }
+    # The run task definition registers first and keeps its old revisions (skip_destroy, components/service.py);
+    # the daemon launches exactly the revision deployed with it. Until the new daemon is up -- after the
+    # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
+    # circuit breaker still launches the revision it was deployed with.
+    run = service(specs.pop("run"), cluster.worker_role)
+    run_subnets = pulumi.Output.all(*network.task_subnet_ids).apply(",".join)
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
+        env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets},
         sidecar=specs.pop("queue-metrics"), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(
-        specs.pop("webserver"), cluster.control_role, after_daemon, target_group_arn=lb.target_group.arn
-    )
-    run = service(specs.pop("run"), cluster.worker_role, after_daemon)
+        specs.pop("webserver"), cluster.control_role, [*after_daemon, *lb.listeners],
+        target_group_arn=lb.target_group.arn,
+    )  # fmt: skip
     if flower:
         service(
-            specs.pop("flower"), cluster.worker_role, after_daemon, target_group_arn=flower.target_group.arn,
-            own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.arn},
+            specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
+            target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.arn},
         )  # fmt: skip
-    workers = {spec.queue: service(spec, cluster.worker_role, after_daemon) for spec in specs.values()}
+    worker_env = {contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes)}
+    workers = {spec.queue: service(spec, cluster.worker_role, after_daemon, env=worker_env) for spec in specs.values()}
     for spec in specs.values():
         QueueScaling(
             f"{prefix}-{spec.name}-autoscaling",

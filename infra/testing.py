@@ -121,7 +121,7 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     elif typ == "aws:ecr/repository:Repository":
         state |= {"repositoryUrl": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}", "registryId": ACCOUNT}
     elif typ == "docker-build:index:Image":
-        state["ref"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{name}@sha256:{'0' * 64}"
+        state["digest"] = f"sha256:{'0' * 64}"
     elif typ == "aws:ecs/cluster:Cluster":
         state |= {"name": name, "arn": _arn("ecs", f"cluster/{name}")}
     elif typ == "aws:ecs/taskDefinition:TaskDefinition":

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pulumi
-import pulumi_aws as aws
 import pytest
 
 from infra import contract
@@ -59,13 +57,20 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
     _, stack = example
     taskdefs = stack.of_type(TASKDEF)
     assert {t.inputs["family"].rsplit("-", 1)[-1] for t in taskdefs} >= {"webserver", "daemon", "run", "dagster", "heavy"}
+    # Besides the shared contract, a process gets only what it alone uses, so that changing it rolls only that
+    # process: the metrics sidecar its settings, the daemon (which launches runs) the run subnets, workers the
+    # scale-in protection time.
+    metrics = {contract.METRICS_QUEUES, contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
     seen = set()
     for taskdef in taskdefs:
+        process = taskdef.name.removesuffix("-task").split("-", 2)[2]
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            metrics_only = {contract.METRICS_QUEUES, contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
-            assert env == set(contract.PLAIN_VARS) | (metrics_only if c["name"] == "queue-metrics" else set()), taskdef.urn
+            extra = {"daemon": {contract.RUN_SUBNETS}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
+            if process.startswith("worker-"):
+                extra = {contract.PROTECTION_MINUTES}
+            assert env == set(contract.PLAIN_VARS) | extra, taskdef.urn
             assert secrets == set(contract.SECRET_VARS), taskdef.urn
             assert c["user"] == "10001", taskdef.urn  # never root
             seen.add(c["image"])
@@ -213,35 +218,43 @@ def test_daemon_migrates_the_schema_before_it_starts(example):
     assert (service.inputs["deploymentMaximumPercent"], service.inputs["deploymentMinimumHealthyPercent"]) == (100, 0)
 
 
-@pytest.fixture
-def resource_options(monkeypatch):
-    """Resource options as the program passes them (mocks do not see options): name -> ResourceOptions."""
-    seen: dict[str, pulumi.ResourceOptions] = {}
-    for cls in (aws.ecs.Service, aws.ecs.TaskDefinition):
-        original = cls.__init__
-
-        def spy(self, resource_name, *args, __original=original, **kwargs):
-            seen[resource_name] = kwargs.get("opts")
-            __original(self, resource_name, *args, **kwargs)
-
-        monkeypatch.setattr(cls, "__init__", spy)
-    return seen
+def waits_for(stack, resource) -> set[str]:
+    """Names of the resources ``resource`` is created or updated after (explicit and through its inputs)."""
+    by_urn = {r.urn: r.name for r in stack.resources}
+    return {by_urn[u] for u in resource.options.dependencies if u in by_urn}
 
 
-def test_rollout_order_and_autoscaled_counts_survive_pulumi_up(resource_options):
-    run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl"}]})
-    daemon = "dagster-test-daemon-service"
-    for name, opts in resource_options.items():
-        depends = [getattr(d, "_name", None) for d in (opts.depends_on or [])]
+def test_rollout_order_and_autoscaled_counts_survive_pulumi_up():
+    stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl"}]})
+    grants = {r.name for r in stack.resources if r.typ.startswith("aws:iam/rolePolicy") and "-ecs-" in r.name}
+    assert len(grants) == 4  # the execution role's two policies, the worker's and the control role's
+    for service in stack.of_type(SERVICE):
+        after = waits_for(stack, service)
+        # No task starts before its roles may pull, read secrets and do their work (IAM propagation).
+        assert grants <= after, service.urn
         # Everything but the daemon rolls out after the daemon (and its migration) is steady.
-        if name in ("dagster-test-daemon-service", "dagster-test-daemon-task") or name.endswith(("-webserver-task", "-worker-dagster-task", "-worker-etl-task")):
-            assert depends == [], name
-        else:
-            assert depends == [daemon], name
-        is_worker_service = name.startswith("dagster-test-worker-") and name.endswith("-service")
-        assert (opts.ignore_changes == ["desiredCount"]) == is_worker_service, name
+        assert ("dagster-test-daemon-service" in after) == (service.name != "dagster-test-daemon-service"), service.urn
+        is_worker = service.inputs["name"].startswith("worker-")
+        assert service.options.ignore_changes == (("desiredCount",) if is_worker else ()), service.urn
+    webserver = stack.one(SERVICE, "-webserver-service")
+    assert "dagster-test-ui-http" in waits_for(stack, webserver)  # the target group is behind a listener first
 
 
+def test_runs_launch_the_run_revision_deployed_with_the_daemon_and_old_revisions_stay_active():
+    stack = run_stack(config={"queues": [{"name": "dagster"}]})
+    run = stack.one(TASKDEF, "-run-task")
+    assert run.inputs["skipDestroy"] is True, run.urn  # RunTask on a deregistered (INACTIVE) revision fails
+    daemon = stack.one(TASKDEF, "-daemon-task")
+    assert run.name in waits_for(stack, daemon)  # registered before the daemon that launches it
+    env = {e["name"]: e["value"] for e in main_container(daemon)["environment"]}
+    assert env[contract.RUN_TASK_DEFINITION] == run.state["arn"]  # the exact revision, not the family
+    assert env[contract.RUN_SUBNETS].split(",") == ["dagster-test-public-0-id", "dagster-test-public-1-id"]
+    for other in stack.of_type(TASKDEF):
+        if other is not daemon:  # elsewhere the family: a task definition cannot hold its own ARN
+            values = {e["name"]: e["value"] for e in main_container(other)["environment"]}
+            assert values[contract.RUN_TASK_DEFINITION] == run.inputs["family"], other.urn
+    for taskdef in stack.of_type(TASKDEF):
+        assert taskdef.inputs.get("skipDestroy", False) == (taskdef is run), taskdef.urn
 
 
 def test_each_queue_scales_on_its_backlog_from_zero_only_where_min_is_zero():

@@ -39,10 +39,10 @@ class Cluster(pulumi.ComponentResource):
         )
         trust = json.dumps(iam.ECS_TASKS_TRUST)
         self.execution_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-execution"), assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicyAttachment(
+        managed = aws.iam.RolePolicyAttachment(
             f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
         )
-        aws.iam.RolePolicy(
+        execution = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
             policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
@@ -51,7 +51,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         self.worker_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-worker"), assume_role_policy=trust, opts=child)
-        aws.iam.RolePolicy(
+        worker = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-worker"),
             role=self.worker_role.id,
             policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn).apply(
@@ -62,7 +62,7 @@ class Cluster(pulumi.ComponentResource):
         self.control_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-control"), assume_role_policy=trust, opts=child)
         region = aws.get_region_output().region
         account = aws.get_caller_identity_output().account_id
-        aws.iam.RolePolicy(
+        control = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-control"),
             role=self.control_role.id,
             policy=pulumi.Output.all(
@@ -77,4 +77,6 @@ class Cluster(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # What a task needs granted before it starts: services depend on these.
+        self.grants = [managed, execution, worker, control]
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

@@ -37,4 +37,5 @@ class Flower(pulumi.ComponentResource):
             "flower", contract.FLOWER_PATH, contract.FLOWER_PORT, f"{contract.FLOWER_PATH}/healthcheck",
             LISTENER_RULE_PRIORITY,
         )  # fmt: skip
+        self.rule = lb.rules["flower"]
         self.register_outputs({"secret_arn": self.secret.arn})

@@ -2,14 +2,17 @@
 
 Creates: an ECR repository (scan on push, immutable tags, lifecycle keeping the last images) and the image
 built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
-``worker_image/`` and ``dagster_project/``), tagged with a digest of those files, pushed on ``pulumi up``
-and referenced by image digest. With ``image.uri`` set nothing is built and the given (tag- or
-digest-pinned) image is used.
+``worker_image/`` and ``dagster_project/``), pushed on ``pulumi up`` by digest, with no tag, and referenced
+by that digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
+
+Why no tag: ECR refuses a push to an immutable tag that exists (``ImageTagAlreadyExistsException``), and
+docker-build rebuilds for inputs no content tag can see (another checkout directory, file modes), or when
+going back to an earlier tree. A push by digest of an image that is already there is a no-op, and a
+different image gets a different digest, so nothing is ever overwritten.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +25,7 @@ from infra import naming
 from infra.config import Image as ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-IMAGE_INPUTS = ("worker_image", "dagster_project")  # what .dockerignore lets into the build context
 KEEP_IMAGES = 20
-
-
-def content_tag(root: Path = REPO_ROOT) -> str:
-    """A tag that changes exactly when the image's inputs change: immutable tags never need overwriting."""
-    digest = hashlib.sha256()
-    for top in IMAGE_INPUTS:
-        for path in sorted((root / top).rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"src-{digest.hexdigest()[:16]}"
 
 LIFECYCLE_POLICY = json.dumps(
     {
@@ -78,11 +70,11 @@ class Image(pulumi.ComponentResource):
                 context={"location": str(REPO_ROOT)},
                 dockerfile={"location": str(REPO_ROOT / "worker_image" / "Dockerfile")},
                 platforms=[cfg.platform],
-                push=True,
-                tags=[repo.repository_url.apply(lambda url: f"{url}:{content_tag()}")],
+                push=False,  # the export below pushes, by digest
+                exports=[{"image": {"names": [repo.repository_url], "push": True, "push_by_digest": True}}],
                 registries=[{"address": repo.repository_url, "username": token.user_name, "password": token.password}],
                 opts=child,
             )
             # By digest: a service never picks up a different image than the one this update built.
-            self.ref = image.ref
+            self.ref = pulumi.Output.concat(repo.repository_url, "@", image.digest)
         self.register_outputs({"ref": self.ref})

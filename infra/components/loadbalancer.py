@@ -92,8 +92,11 @@ class LoadBalancer(pulumi.ComponentResource):
         # The listener that serves (HTTPS with a certificate; HTTP redirects) and its sign-in action, so other
         # routes get the same access control as the UI.
         self._serving = https if ui.certificate_arn else http
+        # A target group must be behind a listener before an ECS service can register tasks in it.
+        self.listeners = [http, https] if ui.certificate_arn else [http]
         self._authenticate = authenticate
         self._name, self._vpc_id = name, args.vpc_id
+        self.rules: dict[str, aws.lb.ListenerRule] = {}
         self.url = pulumi.Output.concat(scheme, "://", self.lb.dns_name)
         self.register_outputs({"url": self.url})
 
@@ -106,7 +109,7 @@ class LoadBalancer(pulumi.ComponentResource):
         )  # fmt: skip
         forward = {"type": "forward", "target_group_arn": group.arn}
         actions = [self._authenticate, {**forward, "order": 2}] if self._authenticate else [forward]
-        aws.lb.ListenerRule(
+        self.rules[suffix] = aws.lb.ListenerRule(
             f"{self._name}-{suffix}", listener_arn=self._serving.arn, priority=priority, actions=actions,
             conditions=[{"path_pattern": {"values": [path, f"{path}/*"]}}], opts=child,
         )  # fmt: skip

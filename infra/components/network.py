@@ -89,8 +89,11 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child)
             self.public_subnet_ids.append(public.id)
             if i < cfg.nat_gateways:
-                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", opts=child)
-                nats.append(aws.ec2.NatGateway(f"{name}-nat-{i}", subnet_id=public.id, allocation_id=eip.id, opts=child))
+                # Both need the internet gateway attached first, or EC2 answers Gateway.NotAttached (the
+                # Terraform AWS provider's aws_eip and aws_nat_gateway docs ask for this dependency).
+                after_igw = pulumi.ResourceOptions(parent=self, depends_on=[igw])
+                eip = aws.ec2.Eip(f"{name}-nat-{i}", domain="vpc", opts=after_igw)
+                nats.append(aws.ec2.NatGateway(f"{name}-nat-{i}", subnet_id=public.id, allocation_id=eip.id, opts=after_igw))
         for i in range(AZ_COUNT):
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}", vpc_id=vpc.id, cidr_block=str(blocks[AZ_COUNT + i]), availability_zone=azs[i],
@@ -163,6 +166,15 @@ class Network(pulumi.ComponentResource):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-lb-to-tasks-{port}", security_group_id=self.lb_sg.id, ip_protocol="tcp", from_port=port,
                 to_port=port, referenced_security_group_id=self.tasks_sg.id, description=f"Load balancer to tasks on {port}",
+                opts=child,
+            )  # fmt: skip
+        if ui.access.authenticated:
+            # The load balancer itself calls the identity provider's token and user-info endpoints on 443
+            # (ALB guide, "Authenticate users using an Application Load Balancer": the security group must
+            # allow outbound HTTPS to the IdP); without it every sign-in ends in a 500.
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-lb-to-idp-https", security_group_id=self.lb_sg.id, ip_protocol="tcp", from_port=443,
+                to_port=443, cidr_ipv4="0.0.0.0/0", description="Load balancer to the identity provider (sign-in)",
                 opts=child,
             )  # fmt: skip
         # Tasks pull the image, read secrets and call AWS APIs over HTTPS, and reach the broker and database.

@@ -66,8 +66,10 @@ class Service(pulumi.ComponentResource):
             execution_role_arn=args.execution_role_arn,
             task_role_arn=args.task_role_arn,
             container_definitions=pulumi.Output.json_dumps(containers),
-            # The run task definition registers only after the daemon (and its migration) is deployed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.depends_on if spec.role == "run" else []),
+            # A replaced run task definition keeps its old revision ACTIVE: ECS refuses RunTask on an INACTIVE
+            # revision, and a daemon still running (or rolled back) launches the revision it was given.
+            skip_destroy=spec.role == "run",
+            opts=pulumi.ResourceOptions(parent=self),
         )
         if spec.role == "run":
             self.register_outputs({"task_definition_arn": self.task_definition.arn})
