@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -159,13 +160,19 @@ class Database(_Model):
     backup_retention_days: Int = Field(7, ge=1, le=35)
     # The server's max_connections when it is not the RDS default for the class (custom parameter group).
     max_connections: Int | None = Field(None, ge=10)
+    # Class, storage, Multi-AZ and version changes take effect during `pulumi up` (a short outage for a
+    # class or version change); false leaves them pending until the weekly maintenance window.
+    apply_immediately: bool = True
 
     @model_validator(mode="after")
     def _storage(self) -> Database:
-        if self.max_allocated_storage_gb < self.allocated_storage_gb:
+        # RDS refuses a storage ceiling less than 10 % above the allocated storage ("Managing capacity
+        # automatically with Amazon RDS storage autoscaling": "Invalid max storage size").
+        least = math.ceil(self.allocated_storage_gb * 1.1)
+        if self.max_allocated_storage_gb < least:
             raise ValueError(
-                f"maxAllocatedStorageGb {self.max_allocated_storage_gb} is below allocatedStorageGb "
-                f"{self.allocated_storage_gb}; it must be >= allocatedStorageGb"
+                f"maxAllocatedStorageGb {self.max_allocated_storage_gb} is less than 10 % above allocatedStorageGb "
+                f"{self.allocated_storage_gb}, which RDS refuses; use at least {least}"
             )
         if self.max_connections is None and self.instance_class not in limits.RDS_MEMORY_GIB:
             raise ValueError(

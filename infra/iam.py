@@ -86,6 +86,7 @@ def control_policy(
     cluster_arn: str,
     run_family_arn: str,
     pass_role_arns: list[str],
+    log_group_arn: str,
     metrics_namespace: str,
     ecs_exec: bool = False,
 ) -> dict:
@@ -100,6 +101,9 @@ def control_policy(
              "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}},
             {"Sid": "WatchAndStopRuns", "Effect": "Allow",
              "Action": ["ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"], "Resource": task_arns},
+            # The launcher reads a failed run task's last log lines into the run's events (dagster-aws
+            # ecs/utils.py get_task_logs: logs:GetLogEvents), from the stack's log group only.
+            {"Sid": "ReadRunLogs", "Effect": "Allow", "Action": "logs:GetLogEvents", "Resource": f"{log_group_arn}:*"},
             # DescribeTaskDefinition and DescribeNetworkInterfaces support no resource-level permissions
             # (Service Authorization Reference: ECS, EC2); the launcher reads the run task definition and
             # copies its own task's network settings to each run.

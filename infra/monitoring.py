@@ -28,6 +28,7 @@ class Targets:
     target_group: str  # ARN suffix
     database: str  # DB instance identifier
     broker: str  # broker name
+    broker_nodes: int = 1  # 3 for a CLUSTER_MULTI_AZ broker
 
 
 def _queue_metric(metric: str, t: Targets, queue: str, **opts) -> list:
@@ -68,10 +69,15 @@ def dashboard_body(t: Targets) -> str:
             ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", t.database],
             ["AWS/RDS", "FreeStorageSpace", "DBInstanceIdentifier", t.database, {"yAxis": "right"}],
         ], x=8, y=y, width=8, **region),
-        _widget("broker: CPU, memory, connections", [
-            ["AWS/AmazonMQ", "SystemCpuUtilization", "Broker", t.broker],
-            ["AWS/AmazonMQ", "RabbitMQMemUsed", "Broker", t.broker, {"yAxis": "right"}],
-            ["AWS/AmazonMQ", "ConnectionCount", "Broker", t.broker],
+        # Broker-level figures of a cluster add up its nodes: CPU is shown per node, memory as a share of the
+        # limit (both summed alike), so 100 % means the same on one node and on three.
+        _widget("broker: CPU and memory % (per node), connections", [
+            [{"expression": f"cpu / {t.broker_nodes}", "label": "CPU % (mean per node)", "id": "cpu_per_node"}],
+            [{"expression": "100 * used / limit", "label": "memory % of limit", "id": "memory"}],
+            ["AWS/AmazonMQ", "SystemCpuUtilization", "Broker", t.broker, {"id": "cpu", "visible": False}],
+            ["AWS/AmazonMQ", "RabbitMQMemUsed", "Broker", t.broker, {"id": "used", "visible": False}],
+            ["AWS/AmazonMQ", "RabbitMQMemLimit", "Broker", t.broker, {"id": "limit", "visible": False}],
+            ["AWS/AmazonMQ", "ConnectionCount", "Broker", t.broker, {"yAxis": "right"}],
         ], x=16, y=y, width=8, **region),
     ]  # fmt: skip
     return json.dumps({"widgets": widgets})
@@ -111,15 +117,11 @@ def queue_alarms(q: Queue, t: Targets, no_consumer_minutes: int) -> dict[str, di
     }  # fmt: skip
 
 
-def stack_alarms(t: Targets, allocated_storage_gb: int, first_queue: str) -> dict[str, dict]:
-    """Alarm arguments per alarm name suffix, for the stack's shared parts."""
+def stack_alarms(t: Targets, first_queue: str) -> dict[str, dict]:
+    """Alarm arguments per alarm name suffix, for the stack's shared parts. (The database's storage is watched
+    by RDS's own events, database_storage_pattern: storage autoscaling grows it until the ceiling, so a fixed
+    free-space threshold would be wrong after the first growth.)"""
     return {
-        "db-storage-low": {
-            "alarm_description": "database free storage below 10 % of the allocated storage",
-            "namespace": "AWS/RDS", "metric_name": "FreeStorageSpace", "statistic": "Minimum", "period": 300,
-            "dimensions": {"DBInstanceIdentifier": t.database}, "comparison_operator": "LessThanThreshold",
-            "threshold": allocated_storage_gb * 1024**3 * 0.10, "evaluation_periods": 2,
-        },
         "broker-memory": {
             "alarm_description": "broker memory above 80 % of its limit: RabbitMQ blocks publishers at 100 %",
             "comparison_operator": "GreaterThanThreshold", "threshold": 0.8, "evaluation_periods": 3,
@@ -157,4 +159,19 @@ def task_failure_pattern(cluster_arn: str) -> str:
             "lastStatus": ["STOPPED"],
             "containers": {"exitCode": [{"anything-but": 0}]},
         },
+    })  # fmt: skip
+
+
+# RDS-EVENT-0225: the storage has reached maxAllocatedStorageGb, autoscaling can add no more; RDS-EVENT-0007:
+# the allocated storage is exhausted (RDS User Guide, "Amazon RDS event categories and event messages";
+# "Managing capacity automatically with Amazon RDS storage autoscaling").
+DATABASE_STORAGE_EVENTS = ("RDS-EVENT-0225", "RDS-EVENT-0007")
+
+
+def database_storage_pattern(db_identifier: str) -> str:
+    """EventBridge pattern: the stack's database is at its storage ceiling or out of storage."""
+    return json.dumps({
+        "source": ["aws.rds"],
+        "detail-type": ["RDS DB Instance Event"],
+        "detail": {"SourceIdentifier": [db_identifier], "EventID": list(DATABASE_STORAGE_EVENTS)},
     })  # fmt: skip

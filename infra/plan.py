@@ -162,8 +162,7 @@ def alarm_counts(cfg: StackConfig) -> tuple[int, int, int]:
     """(alarms the stack declares, alarms target tracking creates, alarm metrics billed), from the same builders
     as components/autoscaling.py and components/monitoring.py."""
     t = monitoring.Targets("", "stack", "", {}, "", "", "", "", "")
-    alarms = [monitoring.stack_alarms(t, cfg.database.allocated_storage_gb, cfg.queues[0].name)[k] for k in
-              monitoring.stack_alarms(t, 20, "q")]  # fmt: skip
+    alarms = list(monitoring.stack_alarms(t, cfg.queues[0].name).values())
     managed = []
     for q in cfg.queues:
         alarms += [scaling.idle_alarm(q, "stack"), *([scaling.wake_alarm(q, "stack")] if q.min_workers == 0 else [])]

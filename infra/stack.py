@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, monitoring, naming, taskdef
+from infra import contract, monitoring, naming
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
@@ -57,7 +57,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     cluster = Cluster(
         f"{prefix}-ecs",
         ClusterArgs(
-            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret_arn, *([flower.secret.arn] if flower else [])],
+            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
             bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec,
         ),
     )  # fmt: skip
@@ -75,10 +75,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.REGION: region,
     }
     secrets = {
-        contract.BROKER_URL: broker.url_secret.arn,
-        contract.PG_USERNAME: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "username")),
-        contract.PG_PASSWORD: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "password")),
-        contract.BACKEND_URL: database.secret_arn.apply(lambda arn: taskdef.json_key(arn, "celery_backend_url")),
+        contract.BROKER_URL: broker.url_secret.ref(),
+        contract.PG_USERNAME: database.secret.ref("username"),
+        contract.PG_PASSWORD: database.secret.ref("password"),
+        contract.BACKEND_URL: database.secret.ref("celery_backend_url"),
     }
 
     def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
@@ -122,7 +122,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     if flower:
         service(
             specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
-            target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.arn},
+            target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
     worker_env = {contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes)}
     workers = {spec.queue: service(spec, cluster.worker_role, after_daemon, env=worker_env) for spec in specs.values()}
@@ -138,7 +138,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         webserver_service=webserver.service.name, load_balancer=lb.lb.arn_suffix,
         target_group=lb.target_group.arn_suffix, database=database.instance.identifier,
         broker=broker.broker.broker_name,
-    ).apply(lambda v: monitoring.Targets(stack_id=prefix, **v))  # fmt: skip
+    ).apply(lambda v: monitoring.Targets(stack_id=prefix, broker_nodes=broker.nodes, **v))  # fmt: skip
     watch = Monitoring(f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn))
 
     return {

@@ -15,12 +15,6 @@ FARGATE_MAX_STOP_TIMEOUT = 120
 NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
 
 
-def json_key(secret_arn: str, key: str) -> str:
-    """ECS ``valueFrom`` for one key of a JSON secret (the database secret, components/database.py):
-    ``<arn>:<json-key>::`` (ECS guide, "Pass Secrets Manager secrets through environment variables")."""
-    return f"{secret_arn}:{key}::"
-
-
 def container_definitions(
     spec: ProcessSpec,
     *,

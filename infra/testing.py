@@ -134,6 +134,8 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         state["arnSuffix"] = f"targetgroup/{name}/0123456789abcdef"
     elif typ == "aws:cloudwatch/logGroup:LogGroup":
         state |= {"name": name, "arn": _arn("logs", f"log-group:{name}")}
+    elif typ == "aws:secretsmanager/secretVersion:SecretVersion":
+        state["versionId"] = f"{name}-version-1"
     elif typ == "aws:secretsmanager/secret:Secret":
         state["arn"] = _arn("secretsmanager", f"secret:{name}")
     elif typ == "aws:iam/role:Role":

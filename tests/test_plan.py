@@ -51,7 +51,7 @@ def test_lines_follow_the_stack(repo_root):
     assert dev["NAT gateways"].max_monthly == 0 and dev["public IPv4"].max_monthly == 0
     assert "public IPv4" in dev["worker-dagster"].detail and "public IPv4" not in prod["worker-dagster"].detail
     assert dev["run tasks"].min_monthly == 0 and dev["queue-metrics"].max_monthly == 0
-    assert dev["alarms"].detail.startswith("14 CloudWatch alarms (10 of the stack + 4 created by target tracking)")
+    assert dev["alarms"].detail.startswith("13 CloudWatch alarms (9 of the stack + 4 created by target tracking)")
     assert dev["secrets"].min_monthly == pytest.approx(2 * p["secret_month"])
 
 

@@ -13,9 +13,9 @@ from urllib.parse import quote
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from infra import naming
+from infra.components.credentials import StoredSecret, generated_password
 from infra.config import Broker as BrokerConfig
 from infra.config import DeploymentMode
 
@@ -48,15 +48,13 @@ class Broker(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:broker:Broker", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
-        password = random.RandomPassword(
-            f"{name}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, min_special=2,
-            opts=child,
-        )  # fmt: skip
+        password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
         configuration = aws.mq.Configuration(
             naming.fit(aws.mq.Configuration, f"{name}-config"), engine_type="RabbitMQ", engine_version=cfg.engine_version.value,
             data=rabbitmq_conf(cfg), description="dagster-celery-aws broker settings", opts=child,
         )  # fmt: skip
         single = cfg.deployment_mode == DeploymentMode.SINGLE_INSTANCE
+        self.nodes = 1 if single else 3  # a RabbitMQ cluster broker is three nodes (Amazon MQ guide)
         self.broker = aws.mq.Broker(
             naming.fit(aws.mq.Broker, f"{name}-broker"),
             engine_type="RabbitMQ",
@@ -67,6 +65,9 @@ class Broker(pulumi.ComponentResource):
             security_groups=[args.security_group_id],
             publicly_accessible=False,
             auto_minor_version_upgrade=True,  # required for RabbitMQ 3.13 and later (CreateBroker API)
+            # A new configuration revision (a broker setting such as the consumer timeout) or host type takes
+            # effect only after a reboot: apply it now, with a reboot, instead of leaving it pending unseen.
+            apply_immediately=True,
             configuration={"id": configuration.id, "revision": configuration.latest_revision},
             users=[{"username": ADMIN_USER, "password": password.result}],
             logs={"general": True},
@@ -75,15 +76,8 @@ class Broker(pulumi.ComponentResource):
         self.endpoint = self.broker.instances[0].endpoints[0]
         # The RabbitMQ management API (HTTPS) that the queue-metrics publisher reads.
         self.console_url = self.broker.instances[0].console_url
-        self.url_secret = aws.secretsmanager.Secret(
-            naming.fit(aws.secretsmanager.Secret, f"{name}-url"), description="Celery broker URL (amqps://user:password@host:5671//)", opts=child
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-url",
-            secret_id=self.url_secret.id,
-            secret_string=pulumi.Output.secret(
-                pulumi.Output.all(self.endpoint, password.result).apply(lambda a: broker_url(a[0], ADMIN_USER, a[1]))
-            ),
-            opts=child,
-        )
+        self.url_secret = StoredSecret(
+            f"{name}-url", self, "Celery broker URL (amqps://user:password@host:5671//)",
+            pulumi.Output.all(self.endpoint, password.result).apply(lambda a: broker_url(a[0], ADMIN_USER, a[1])),
+        )  # fmt: skip
         self.register_outputs({"endpoint": self.endpoint, "url_secret_arn": self.url_secret.arn})

@@ -15,6 +15,9 @@ import pulumi_aws as aws
 from infra import contract, naming
 
 COMPUTE_LOG_DAYS = 30
+# The whole bucket, said explicitly: an empty lifecycle filter is deprecated by the provider (a warning that
+# is to become an error); an empty prefix matches every key (S3 API, LifecycleRuleFilter).
+EVERY_OBJECT = {"prefix": ""}
 NONCURRENT_VERSION_DAYS = 30
 
 
@@ -69,11 +72,11 @@ class Bucket(pulumi.ComponentResource):
             f"{name}-lifecycle",
             bucket=bucket_id,
             rules=[
-                {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
+                {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": EVERY_OBJECT,
                  "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
                 {"id": "expire-compute-logs", "status": "Enabled",
                  "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": COMPUTE_LOG_DAYS}},
-                {"id": "expire-old-versions", "status": "Enabled", "filter": {},
+                {"id": "expire-old-versions", "status": "Enabled", "filter": EVERY_OBJECT,
                  "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS}},
             ],  # fmt: skip
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),

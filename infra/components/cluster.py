@@ -66,12 +66,13 @@ class Cluster(pulumi.ComponentResource):
             naming.fit(aws.iam.RolePolicy, f"{name}-control"),
             role=self.control_role.id,
             policy=pulumi.Output.all(
-                args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn
+                args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn,
+                self.log_group.arn,
             ).apply(
                 lambda a: json.dumps(
                     iam.control_policy(
                         a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]],
-                        scaling.NAMESPACE, args.ecs_exec,
+                        a[6], scaling.NAMESPACE, args.ecs_exec,
                     )
                 )
             ),

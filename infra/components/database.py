@@ -15,9 +15,9 @@ import json
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_random as random
 
 from infra import contract, naming
+from infra.components.credentials import StoredSecret, generated_password
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
@@ -52,14 +52,17 @@ class Database(pulumi.ComponentResource):
             parameters=[{"name": "rds.force_ssl", "value": "1"}], opts=child,
         )  # fmt: skip
         protect = args.deletion_protection
-        password = random.RandomPassword(
-            f"{name}-password", length=32, special=True, override_special=PASSWORD_SPECIALS, opts=child
-        )
+        password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
         self.instance = aws.rds.Instance(
             naming.fit(aws.rds.Instance, f"{name}-postgres"),
             engine="postgres",
-            engine_version=cfg.engine_version,  # a major version follows minor upgrades (FACTS.md)
+            engine_version=cfg.engine_version,  # a major version follows minor upgrades
             auto_minor_version_upgrade=True,
+            # A new major version in config is an upgrade RDS performs only with this flag; the parameter
+            # group of the new family (a new resource, since the family cannot change) is swapped in the
+            # same modification, and the old one deleted once the instance has left it.
+            allow_major_version_upgrade=True,
+            apply_immediately=cfg.apply_immediately,
             instance_class=cfg.instance_class,
             allocated_storage=cfg.allocated_storage_gb,
             max_allocated_storage=cfg.max_allocated_storage_gb,
@@ -82,19 +85,10 @@ class Database(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.address = self.instance.address
-        self.secret = aws.secretsmanager.Secret(
-            naming.fit(aws.secretsmanager.Secret, f"{name}-credentials"), description="Dagster database: username, password, Celery result backend URL",
-            opts=child,
-        )  # fmt: skip
-        aws.secretsmanager.SecretVersion(
-            f"{name}-credentials",
-            secret_id=self.secret.id,
-            secret_string=pulumi.Output.secret(
-                pulumi.Output.all(self.instance.address, self.instance.port, password.result).apply(
-                    lambda a: credentials_json(*a)
-                )
+        self.secret = StoredSecret(
+            f"{name}-credentials", self, "Dagster database: username, password, Celery result backend URL",
+            pulumi.Output.all(self.instance.address, self.instance.port, password.result).apply(
+                lambda a: credentials_json(*a)
             ),
-            opts=child,
-        )
-        self.secret_arn = self.secret.arn
-        self.register_outputs({"endpoint": self.instance.endpoint, "secret_arn": self.secret_arn})
+        )  # fmt: skip
+        self.register_outputs({"endpoint": self.instance.endpoint, "secret_arn": self.secret.arn})

@@ -9,10 +9,9 @@ is the shared Service component, from the ``flower`` process spec.
 from __future__ import annotations
 
 import pulumi
-import pulumi_aws as aws
-import pulumi_random as random
 
-from infra import contract, naming
+from infra import contract
+from infra.components.credentials import StoredSecret, generated_password
 from infra.components.loadbalancer import LoadBalancer
 
 USER = "dagster"
@@ -22,17 +21,11 @@ LISTENER_RULE_PRIORITY = 10
 class Flower(pulumi.ComponentResource):
     def __init__(self, name: str, lb: LoadBalancer, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:flower:Flower", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
-        self.secret = aws.secretsmanager.Secret(
-            naming.fit(aws.secretsmanager.Secret, f"{name}-basic-auth"), description="Flower basic auth (user:password)", opts=child
-        )
-        aws.secretsmanager.SecretVersion(
-            f"{name}-basic-auth",
-            secret_id=self.secret.id,
-            secret_string=pulumi.Output.secret(pulumi.Output.concat(USER, ":", password.result)),
-            opts=child,
-        )
+        password = generated_password(f"{name}-password", self)
+        self.secret = StoredSecret(
+            f"{name}-basic-auth", self, "Flower basic auth (user:password)",
+            pulumi.Output.concat(USER, ":", password.result),
+        )  # fmt: skip
         self.target_group = lb.route(
             "flower", contract.FLOWER_PATH, contract.FLOWER_PORT, f"{contract.FLOWER_PATH}/healthcheck",
             LISTENER_RULE_PRIORITY,

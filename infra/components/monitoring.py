@@ -72,13 +72,18 @@ class Monitoring(pulumi.ComponentResource):
         for q in cfg.queues:
             for suffix in ("stuck", "saturated"):
                 alarm(f"{q.name.replace('.', '-')}-{suffix}", t.apply(lambda t, q=q, s=suffix: monitoring.queue_alarms(q, t, minutes)[s]))
-        for suffix in ("db-storage-low", "broker-memory", "webserver-unhealthy", "queue-metrics-missing"):
-            alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.database.allocated_storage_gb, cfg.queues[0].name)[s]))
-        rule = aws.cloudwatch.EventRule(
-            naming.fit(aws.cloudwatch.EventRule, f"{name}-task-failed"),
-            description="a task of the stack stopped with a container exiting non-zero",
-            event_pattern=pulumi.Output.from_input(args.cluster_arn).apply(monitoring.task_failure_pattern),
-            opts=child,
-        )
-        aws.cloudwatch.EventTarget(f"{name}-task-failed", rule=rule.name, arn=self.topic.arn, opts=child)
+        for suffix in ("broker-memory", "webserver-unhealthy", "queue-metrics-missing"):
+            alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.queues[0].name)[s]))
+        events = {
+            "task-failed": ("a task of the stack stopped with a container exiting non-zero",
+                            pulumi.Output.from_input(args.cluster_arn).apply(monitoring.task_failure_pattern)),
+            "db-storage": ("the database reached its storage ceiling (maxAllocatedStorageGb) or ran out of storage",
+                           t.apply(lambda t: monitoring.database_storage_pattern(t.database))),
+        }  # fmt: skip
+        for suffix, (description, pattern) in events.items():
+            rule = aws.cloudwatch.EventRule(
+                naming.fit(aws.cloudwatch.EventRule, f"{name}-{suffix}"), description=description,
+                event_pattern=pattern, opts=child,
+            )  # fmt: skip
+            aws.cloudwatch.EventTarget(f"{name}-{suffix}", rule=rule.name, arn=self.topic.arn, opts=child)
         self.register_outputs({"topic_arn": self.topic.arn, "dashboard": self.dashboard.dashboard_name})
