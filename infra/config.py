@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -168,7 +167,7 @@ class Database(_Model):
     def _storage(self) -> Database:
         # RDS refuses a storage ceiling less than 10 % above the allocated storage ("Managing capacity
         # automatically with Amazon RDS storage autoscaling": "Invalid max storage size").
-        least = math.ceil(self.allocated_storage_gb * 1.1)
+        least = -(-self.allocated_storage_gb * 11 // 10)  # 110 %, rounded up
         if self.max_allocated_storage_gb < least:
             raise ValueError(
                 f"maxAllocatedStorageGb {self.max_allocated_storage_gb} is less than 10 % above allocatedStorageGb "

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, monitoring, naming
+from infra import contract, monitoring, naming, transitions
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.database import DB_NAME, Database, DatabaseArgs
 from infra.components.flower import Flower
+from infra.components.guard import Guard
 from infra.components.image import Image, ImageArgs
 from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
@@ -27,6 +28,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run")
     protect = cfg.protection.deletion_protection
 
+    # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load
+    # balancer replaced) fail the preview instead.
+    Guard(f"{prefix}-transitions", transitions.deployed_values(cfg))
     specs = {s.name: s for s in process_specs(cfg)}
     served = tuple(spec.port for name, spec in specs.items() if name in ("webserver", "flower"))
     network = Network(prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served))

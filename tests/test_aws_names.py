@@ -35,7 +35,7 @@ NAMELESS = {
     "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule", "aws:appautoscaling/target:Target",
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:cloudwatch/eventTarget:EventTarget", "random:index/randomPassword:RandomPassword",
-    "docker-build:index:Image",
+    "docker-build:index:Image", "pulumi-python:dynamic:Resource",
 }  # fmt: skip
 
 

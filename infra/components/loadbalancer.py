@@ -74,12 +74,16 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         forward = [{"type": "forward", "target_group_arn": self.target_group.arn}]
+        # A target group serves one load balancer at a time (ELBv2 quotas: load balancers per target group, 1).
+        # When the load balancer is replaced (ui.access between private and internet-facing changes its scheme),
+        # the old listener must go before the new one forwards to the same group.
+        listener = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         if ui.certificate_arn:
             authenticate = authenticate_action(ui, args.oidc_client_secret)
             https_actions = [authenticate, {**forward[0], "order": 2}] if authenticate else forward
             https = aws.lb.Listener(
                 f"{name}-https", load_balancer_arn=self.lb.arn, port=443, protocol="HTTPS", ssl_policy=TLS_POLICY,
-                certificate_arn=ui.certificate_arn, default_actions=https_actions, opts=child,
+                certificate_arn=ui.certificate_arn, default_actions=https_actions, opts=listener,
             )  # fmt: skip
             http_actions = [{"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443", "status_code": "HTTP_301"}}]
             scheme = "https"
@@ -87,7 +91,7 @@ class LoadBalancer(pulumi.ComponentResource):
             http_actions, scheme, authenticate = forward, "http", None
         http = aws.lb.Listener(
             f"{name}-http", load_balancer_arn=self.lb.arn, port=80, protocol="HTTP", default_actions=http_actions,
-            opts=child,
+            opts=listener,
         )  # fmt: skip
         # The listener that serves (HTTPS with a certificate; HTTP redirects) and its sign-in action, so other
         # routes get the same access control as the UI.
@@ -111,6 +115,7 @@ class LoadBalancer(pulumi.ComponentResource):
         actions = [self._authenticate, {**forward, "order": 2}] if self._authenticate else [forward]
         self.rules[suffix] = aws.lb.ListenerRule(
             f"{self._name}-{suffix}", listener_arn=self._serving.arn, priority=priority, actions=actions,
-            conditions=[{"path_pattern": {"values": [path, f"{path}/*"]}}], opts=child,
+            conditions=[{"path_pattern": {"values": [path, f"{path}/*"]}}],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),  # as the listeners
         )  # fmt: skip
         return group

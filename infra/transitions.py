@@ -1,0 +1,52 @@
+"""Config changes that validation cannot see: a value is fine on its own, but AWS refuses to move to it from
+what is deployed. Checked against the previous deployment's values (components/guard.py) before anything
+is changed, each with a message that says what to do instead.
+"""
+
+from __future__ import annotations
+
+from infra.config import StackConfig
+
+MICRO_BROKER = "mq.t3.micro"
+
+
+def deployed_values(cfg: StackConfig) -> dict[str, str | bool]:
+    """What the next `pulumi up` compares against: the values whose changes AWS may refuse."""
+    return {
+        "brokerInstanceType": cfg.broker.instance_type,
+        "brokerEngineVersion": cfg.broker.engine_version.value,
+        "databaseEngineVersion": cfg.database.engine_version,
+        "internetFacingUi": cfg.ui.access.internet_facing,
+        "deletionProtection": cfg.protection.deletion_protection,
+    }
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(text).split("."))
+
+
+def problems(old: dict, new: dict) -> list[tuple[str, str]]:
+    """(key path, message) for each change from ``old`` (deployed) to ``new`` that AWS would refuse."""
+    if not old:
+        return []  # the first deployment: nothing to move from
+    found = []
+    if new["brokerInstanceType"] == MICRO_BROKER and old["brokerInstanceType"] != MICRO_BROKER:
+        # Amazon MQ guide, "Amazon MQ for RabbitMQ sizing guidelines": mq.t3.micro is for evaluation, and a
+        # broker on a larger host cannot be moved to it.
+        found.append(("broker.instanceType", f"Amazon MQ cannot move a broker from {old['brokerInstanceType']} "
+                      f"down to {MICRO_BROKER}; keep {old['brokerInstanceType']} (or mq.m7g.medium), or replace the "
+                      "broker deliberately with `pulumi up --replace <broker URN>` (queued messages are lost)"))
+    if _version(new["brokerEngineVersion"]) < _version(old["brokerEngineVersion"]):
+        found.append(("broker.engineVersion", f"RabbitMQ cannot be downgraded from {old['brokerEngineVersion']} "
+                      f"to {new['brokerEngineVersion']}; keep {old['brokerEngineVersion']}"))
+    if _version(new["databaseEngineVersion"])[0] < _version(old["databaseEngineVersion"])[0]:
+        found.append(("database.engineVersion", f"RDS cannot downgrade PostgreSQL {old['databaseEngineVersion']} to "
+                      f"{new['databaseEngineVersion']}; restore a snapshot into a new stack instead"))
+    if new["internetFacingUi"] != old["internetFacingUi"] and old["deletionProtection"]:
+        # An internal load balancer cannot become internet-facing or back (ELBv2: Scheme is set at creation),
+        # so the change replaces it, and AWS refuses to delete one with deletion protection on.
+        found.append(("ui.access", "switching between a private and an internet-facing UI replaces the load "
+                      "balancer, whose deletion protection forbids removing the old one: first `pulumi up` with "
+                      "protection.deletionProtection false, then change ui.access and `pulumi up`, then turn "
+                      "protection back on (README, 'Day 2')"))
+    return found
