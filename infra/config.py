@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from infra import fargate, limits, topology
 
 NAMESPACE = "dagster-celery-aws"
-DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (FACTS.md)
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (docs/facts.md)
 
 
 class ConfigError(ValueError):
@@ -116,7 +116,7 @@ class BrokerEngine(StrEnum):
     V4_2 = "4.2"
 
 
-# Amazon MQ for RabbitMQ host types (AWS Amazon MQ guide, "rabbitmq-sizing-guidelines"; FACTS.md).
+# Amazon MQ for RabbitMQ host types (AWS Amazon MQ guide, "rabbitmq-sizing-guidelines"; docs/facts.md).
 BROKER_INSTANCE_TYPES = (
     "mq.t3.micro",
     *(f"mq.m5.{s}" for s in ("large", "xlarge", "2xlarge", "4xlarge")),
@@ -128,7 +128,7 @@ class Broker(_Model):
     engine_version: BrokerEngine = BrokerEngine.V3_13
     instance_type: str = "mq.t3.micro"
     deployment_mode: DeploymentMode = DeploymentMode.SINGLE_INSTANCE
-    # Must exceed the longest step: a late-acked step past it is redelivered (FACTS.md, consumer_timeout).
+    # Must exceed the longest step: a late-acked step past it is redelivered (docs/facts.md, consumer_timeout).
     consumer_timeout_minutes: Int = Field(120, ge=1, le=7 * 24 * 60)
 
     @model_validator(mode="after")

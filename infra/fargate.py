@@ -1,6 +1,6 @@
 """Fargate task sizes: which cpu/memory pairs ECS accepts.
 
-Source: ECS developer guide, "task-cpu-memory-error" (also ../shared/FACTS.md): each cpu value allows a
+Source: ECS developer guide, "task-cpu-memory-error" (docs/facts.md): each cpu value allows a
 range of memory values in fixed steps.
 """
 

@@ -69,7 +69,7 @@ def cluster_task_arns(cluster_arn: str) -> str:
 
 def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False) -> dict:
     """Workers and run tasks: step outputs and compute logs in the stack's bucket, and scale-in protection
-    of their own tasks while a step runs (the ECS agent calls it with the task role; FACTS.md)."""
+    of their own tasks while a step runs (the ECS agent calls it with the task role; docs/facts.md)."""
     return {
         "Version": VERSION,
         "Statement": [

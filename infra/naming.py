@@ -8,7 +8,7 @@ and target groups) or uses a character a type refuses (``.`` in an SNS topic, ``
 
 ``fit(type, logical)`` keeps a logical name that already yields a valid name (so no deployed resource is
 renamed) and otherwise returns a shortened, sanitised one with a hash of the original, stable across runs.
-The limits and character sets are those of each AWS API reference (cited per rule; docs/aws-rules.md).
+The limits and character sets are those of each AWS API reference (cited per rule below; docs/facts.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-queue scaling parameters (pure): the CloudWatch metrics the queue-metrics publisher writes and the
 Application Auto Scaling / CloudWatch settings built on them.
 
-Three mechanisms per worker service (FACTS.md, "Application Auto Scaling / CloudWatch"):
+Three mechanisms per worker service (docs/facts.md, "Application Auto Scaling / CloudWatch"):
 - backlog: target tracking on messages per worker slot (metric math over the published metrics). Target
   tracking is proportional to the current count, so it cannot leave 0 tasks, and its own scale-in alarm
   waits a fixed ~15 minutes; it only scales out here (``disable_scale_in``);
@@ -30,7 +30,7 @@ def _stat(metric: str, stack_id: str, queue: str, stat: str, *, alarm: bool) -> 
     metric_block = {
         "namespace": NAMESPACE,
         "metric_name": metric,
-        # MetricAlarm takes dimensions as a dict, target tracking as a list of {name, value} (FACTS.md).
+        # MetricAlarm takes dimensions as a dict, target tracking as a list of {name, value} (docs/facts.md).
         "dimensions": dims if alarm else [{"name": k, "value": v} for k, v in dims.items()],
     }
     if alarm:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from infra import contract
 from infra.topology import MIGRATE_COMMAND, ProcessSpec
 
-# Fargate's maximum stopTimeout (ECS task definition parameters; FACTS.md): a worker gets this long to
+# Fargate's maximum stopTimeout (ECS task definition parameters; docs/facts.md): a worker gets this long to
 # finish its step after SIGTERM (Celery's warm shutdown) before it is killed.
 FARGATE_MAX_STOP_TIMEOUT = 120
 NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates

@@ -17,3 +17,16 @@ def test_readme_user_stack_example_passes(monkeypatch):
     assert len(tests) == 2
     for test in tests:
         test()
+
+
+def test_product_files_stand_alone(repo_root):
+    """Code, config and docs cite public sources (docs/facts.md), never the team's private notes."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    offenders = [
+        path for path in tracked
+        if path.endswith((".py", ".md", ".yaml", ".yml", ".toml", "Dockerfile", "Makefile"))
+        and any(word in (repo_root / path).read_text(errors="replace") for word in ("FACTS" + ".md", "../" + "shared"))
+    ]  # fmt: skip
+    assert offenders == []

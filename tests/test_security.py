@@ -207,7 +207,7 @@ def _(name, cfg, stack):
     assert broker["securityGroups"] == [next(g.state["id"] for g in stack.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-broker"))]
 
 
-NOT_APPLICABLE["CKV_AWS_209-mq-customer-kms-key"] = "RabbitMQ brokers ignore customer KMS keys (FACTS.md); AWS encrypts at rest"
+NOT_APPLICABLE["CKV_AWS_209-mq-customer-kms-key"] = "RabbitMQ brokers ignore customer KMS keys (docs/facts.md); AWS encrypts at rest"
 
 
 # --- ECS --------------------------------------------------------------------------------------------------
@@ -457,13 +457,13 @@ def _(name, cfg, stack):
     passwords = stack.of_type("random:index/randomPassword:RandomPassword")
     assert len(passwords) == 2  # broker, database
     for p in passwords:
-        # Amazon MQ refuses commas; RDS refuses '/', '@', '"' and spaces (FACTS.md; RDS CreateDBInstance).
+        # Amazon MQ refuses commas; RDS refuses '/', '@', '"' and spaces (docs/facts.md; RDS CreateDBInstance).
         assert p.inputs["length"] >= 32 and not set(p.inputs["overrideSpecial"]) & set(',/@" '), p.urn
 
 
 NOT_APPLICABLE["FSBP-SecretsManager.1-rotation"] = (
     "the broker secret cannot rotate on its own because changing Amazon MQ users recreates the broker "
-    "(FACTS.md); the database secret also holds the Celery backend URL, so a rotation must rewrite both "
+    "(docs/facts.md); the database secret also holds the Celery backend URL, so a rotation must rewrite both "
     "together: rotate by replacing the generated password (pulumi up --replace on its RandomPassword)"
 )
 NOT_APPLICABLE["FSBP-SNS.1-topic-encryption"] = (

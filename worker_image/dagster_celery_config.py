@@ -3,7 +3,7 @@
 ``dagster_celery.app`` (the app every worker runs) loads a module named ``dagster_celery_config`` when one
 is importable (dagster_celery/make_app.py). ``dagster-celery worker start`` generates that module under
 $DAGSTER_HOME with the resolved broker URL -- the broker password -- written to disk in plain text
-(FACTS.md). The workers here run ``celery -A dagster_celery.app worker`` with this module on PYTHONPATH
+(docs/facts.md). The workers here run ``celery -A dagster_celery.app worker`` with this module on PYTHONPATH
 instead: the same settings, resolved by dagster-celery's own validation, never written anywhere.
 
 It also installs the ECS task scale-in protection hooks (no-ops outside ECS), and has the worker run

@@ -20,7 +20,7 @@ from infra.config import Broker as BrokerConfig
 from infra.config import DeploymentMode
 
 ADMIN_USER = "dagster"
-# URL-safe specials only: the password also travels inside the broker URL (FACTS.md: no commas).
+# URL-safe specials only: the password also travels inside the broker URL (docs/facts.md: no commas).
 PASSWORD_SPECIALS = "-_.~"
 
 
@@ -32,7 +32,7 @@ def broker_url(endpoint: str, username: str, password: str) -> str:
 
 def rabbitmq_conf(cfg: BrokerConfig) -> str:
     # consumer_timeout is in milliseconds; it must exceed the longest step, or a late-acked step's channel is
-    # closed and the step redelivered (FACTS.md; Amazon MQ configurable rabbitmq.conf keys).
+    # closed and the step redelivered (docs/facts.md; Amazon MQ configurable rabbitmq.conf keys).
     return f"consumer_timeout = {cfg.consumer_timeout_minutes * 60 * 1000}\n"
 
 

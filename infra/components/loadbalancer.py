@@ -32,7 +32,7 @@ class LoadBalancerArgs:
 
 def authenticate_action(ui: Ui, oidc_client_secret: pulumi.Input[str] | None) -> dict | None:
     """The listener action that signs users in before anything reaches the webserver (ALB listener actions
-    ``authenticate-cognito`` / ``authenticate-oidc``; FACTS.md)."""
+    ``authenticate-cognito`` / ``authenticate-oidc``; docs/facts.md)."""
     if ui.access == UiAccess.COGNITO:
         c = ui.cognito
         return {"type": "authenticate-cognito", "order": 1, "authenticate_cognito": {

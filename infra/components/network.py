@@ -20,7 +20,7 @@ from infra import contract, iam, naming
 from infra.config import Network as NetworkConfig
 from infra.config import Ui, UiAccess
 
-AMQPS_PORT = 5671  # Amazon MQ for RabbitMQ accepts AMQP over TLS only (FACTS.md)
+AMQPS_PORT = 5671  # Amazon MQ for RabbitMQ accepts AMQP over TLS only (docs/facts.md)
 POSTGRES_PORT = 5432
 AZ_COUNT = 2
 

@@ -110,7 +110,7 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=args.depends_on,
-                # Autoscaling owns the worker count; `pulumi up` must not reset it (FACTS.md).
+                # Autoscaling owns the worker count; `pulumi up` must not reset it (docs/facts.md).
                 ignore_changes=["desiredCount"] if spec.role == "worker" else None,
             ),
         )

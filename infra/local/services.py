@@ -3,7 +3,7 @@
 Embedded (a fresh machine with nothing but Python; development only):
 - broker: Celery's ``filesystem://`` transport in ``<state>/broker``; results (celery_config.yaml ``backend``)
   in the storage's database: PostgreSQL, or a ``db+sqlite`` file beside the embedded storage
-  (shared/FACTS.md, "Embedded mode that works with no servers"). It ignores priorities and cannot
+  (docs/facts.md, "Embedded mode that works with no servers"). It ignores priorities and cannot
   redeliver a killed worker's step;
 - storage: Dagster's sqlite storage in ``<state>/storage``;
 - S3: moto's ``ThreadedMotoServer`` inside this process, on 127.0.0.1 and a free port (in memory: the

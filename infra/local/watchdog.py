@@ -1,7 +1,7 @@
 """Ends a run whose step waits on a queue that nobody consumes, naming the queue.
 
 A step sent to a queue with no worker waits forever: the run worker polls ``result.ready()`` with no timeout
-(dagster issue #2336; shared/FACTS.md). It happens when a job uses a queue the stack lacks, or when the only
+(dagster issue #2336; docs/facts.md). It happens when a job uses a queue the stack lacks, or when the only
 worker of a queue dies mid-step and none comes back (its step is requeued and nobody takes it). On AWS the
 stack's alarm fires after ``operations.noConsumerMinutes``; locally this watchdog does the same job and ends
 the run: every ``interval`` seconds it looks at each STARTED run's steps that were submitted to a queue and

@@ -1,7 +1,7 @@
 """ECS task scale-in protection driven by Celery signals: a worker task that runs a step is protected.
 
 ``install()`` (called from the worker's Celery config module) connects the hooks. Protection goes ON
-(``PUT $ECS_AGENT_URI/task-protection/v1/state``, FACTS.md) when a step starts in an idle worker and OFF
+(``PUT $ECS_AGENT_URI/task-protection/v1/state``, docs/facts.md) when a step starts in an idle worker and OFF
 when the last running step of the whole worker ends. Prefork children share the set of running steps
 through one JSON file per container, updated under ``flock``: the kernel releases the lock of a process that
 dies (no deadlock after a SIGKILL), and it works with any pool start method. Entries are (pid, process start

@@ -4,7 +4,7 @@ Runs as a sidecar of the daemon task. Every ``DCA_METRICS_INTERVAL`` seconds it 
 ``DCA_QUEUES`` from the RabbitMQ management HTTP API (``GET /api/queues/<vhost>/<queue>``; same fields on
 RabbitMQ 3.13 and 4.x, classic and quorum queues) and puts ``QueueDepth`` (ready + unacked), ``QueueReady``,
 ``QueueUnacked`` and ``QueueConsumers`` into CloudWatch, dimensions ``Stack`` and ``Queue``. Amazon MQ
-publishes per-queue metrics only on 3.x brokers (FACTS.md, Amazon MQ), hence this process.
+publishes per-queue metrics only on 3.x brokers (docs/facts.md, Amazon MQ), hence this process.
 
 Only numbers that were read are published: an unreachable broker, a 401/5xx or a queue whose statistics are
 not there (freshly declared, or management metrics collection disabled) yields no data point, never a zero.
@@ -68,7 +68,7 @@ def parse_broker_url(url: str) -> tuple[str, str, str, str, str]:
 
 def config_from_env(env=os.environ) -> Config:
     scheme, host, user, password, vhost = parse_broker_url(env["DAGSTER_CELERY_BROKER_URL"])
-    # Amazon MQ: console / management API over HTTPS on the broker host, port 443 (FACTS.md).
+    # Amazon MQ: console / management API over HTTPS on the broker host, port 443 (docs/facts.md).
     default_mgmt = f"https://{host}" if scheme == "amqps" else f"http://{host}:15672"
     interval = float(env.get("DCA_METRICS_INTERVAL", "60"))
     if not 0 < interval <= 60:
