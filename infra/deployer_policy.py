@@ -349,6 +349,7 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "NoResourceLevelPermissions": (*_actions("elasticloadbalancing", "DescribeRules"), *_ELB_READ),
     },
     "random:index/randomPassword:RandomPassword": {},
+    "random:index/randomString:RandomString": {},
     # Python dynamic resources run inside the program (the config-transition guard compares values and calls
     # no AWS API). A dynamic resource that calls AWS needs its actions listed here instead.
     "pulumi-python:dynamic:Resource": {},

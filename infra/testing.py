@@ -142,6 +142,8 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         state |= {"name": name, "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
     elif typ == "random:index/randomPassword:RandomPassword":
         state["result"] = MOCK_PASSWORD
+    elif typ == "random:index/randomString:RandomString":
+        state["result"] = "k3x9q2m7"
     elif typ == "aws:ec2/securityGroup:SecurityGroup":
         state["id"] = f"sg-{abs(hash(name)) % 10**8:08d}"
     return state

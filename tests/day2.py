@@ -134,6 +134,8 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     # hashicorp/terraform-provider-random internal/provider/resource_password.go: every argument
     # RequiresReplace (override_special unless "" -> null): any change is a new password.
     "random:index/randomPassword:RandomPassword": frozenset({"length", "special", "minSpecial", "overrideSpecial"}),
+    # terraform-provider-random internal/provider/resource_string.go: likewise, every argument RequiresReplace.
+    "random:index/randomString:RandomString": frozenset({"length", "special", "upper"}),
     # infra/components/guard.py: our own dynamic resource; its provider updates in place (no diff override).
     "pulumi-python:dynamic:Resource": frozenset(),
 }

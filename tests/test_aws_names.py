@@ -35,6 +35,7 @@ NAMELESS = {
     "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule", "aws:appautoscaling/target:Target",
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:cloudwatch/eventTarget:EventTarget", "random:index/randomPassword:RandomPassword",
+    "random:index/randomString:RandomString",
     "docker-build:index:Image", "pulumi-python:dynamic:Resource",
 }  # fmt: skip
 

@@ -127,7 +127,8 @@ def test_broker_and_database_are_private_encrypted_and_backed_up(example):
     assert db.inputs["backupRetentionPeriod"] == cfg.database.backup_retention_days >= 7
     assert db.inputs["multiAz"] == cfg.database.multi_az
     assert db.inputs["deletionProtection"] == cfg.protection.deletion_protection
-    assert db.inputs["skipFinalSnapshot"] == (not cfg.protection.deletion_protection)
+    assert db.inputs["skipFinalSnapshot"] is False  # a final snapshot, even after protection is turned off
+    assert db.inputs["finalSnapshotIdentifier"].endswith("-db-final-k3x9q2m7")
 
 
 def _rules(stack, sg_suffix):

@@ -15,6 +15,7 @@ import json
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from infra import contract, naming
 from infra.components.credentials import StoredSecret, generated_password
@@ -53,6 +54,7 @@ class Database(pulumi.ComponentResource):
         )  # fmt: skip
         protect = args.deletion_protection
         password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
+        snapshot_suffix = random.RandomString(f"{name}-snapshot-suffix", length=8, special=False, upper=False, opts=child)
         self.instance = aws.rds.Instance(
             naming.fit(aws.rds.Instance, f"{name}-postgres"),
             engine="postgres",
@@ -79,8 +81,13 @@ class Database(pulumi.ComponentResource):
             backup_retention_period=cfg.backup_retention_days,  # pulumi-aws defaults to 0: no backups
             copy_tags_to_snapshot=True,
             deletion_protection=protect,
-            skip_final_snapshot=not protect,
-            final_snapshot_identifier=naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier") if protect else None,
+            # Deleting the database always leaves a final snapshot, protected stack or not: tearing down prod
+            # starts by turning protection off, and that must not also throw the data away. Its name is unique
+            # to this database's life, so destroying a re-created stack does not collide with an old snapshot.
+            skip_final_snapshot=False,
+            final_snapshot_identifier=pulumi.Output.concat(
+                naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier"), "-", snapshot_suffix.result
+            ),
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
