@@ -20,18 +20,20 @@ from functools import cache
 import botocore.session
 from botocore.validate import ParamValidator, ValidationErrors
 
+from infra import naming
 from infra.testing import PROJECT, REGION, Resource, StackResult, reveal
 
-try:
-    from infra.naming import autoname
-except ImportError:  # until infra/naming.py lands: Pulumi's autoname is "<logical name>-<7 random chars>"
-
-    def autoname(typ: str, logical: str) -> str:
-        name = f"{logical}-a1b2c3d"
-        return name.lower() if typ.startswith(("aws:s3/", "aws:rds/")) else name
 
 
-NO_AWS_CALL = {"random", "docker-build"}  # providers whose resources make no AWS API call
+def autoname(typ: str, logical: str) -> str:
+    """The name Pulumi sends for a resource without one: ``<logical>-<7 random chars>`` (a sample suffix),
+    lower-cased where pulumi-aws or AWS lower-cases it (infra/naming.py)."""
+    rule = naming.RULES.get(typ)
+    name = f"{logical}{naming.SAMPLE_SUFFIX}"
+    return name.lower() if rule and rule.folded else name
+
+
+NO_AWS_CALL = {"random", "docker-build", "pulumi-python"}  # providers whose resources make no AWS API call (pulumi-python: the config guard)
 TF_UNIQUE_ID = "terraform-20250101000000000000000001"  # the shape of Terraform's generated IDs (id.UniqueId)
 # The input Pulumi autonames when it is absent, where that is not "name".
 NAME_INPUT = {"aws:mq/broker:Broker": "brokerName", "aws:rds/instance:Instance": "identifier",
@@ -316,7 +318,7 @@ CONVERTERS: dict[str, tuple[str, tuple[str, ...], Convert]] = {
         DBSubnetGroupDescription="Managed by Pulumi")),
     "aws:rds/parameterGroup:ParameterGroup": ("rds", ("CreateDBParameterGroup", "ModifyDBParameterGroup"), _rds_parameter_group),
     "aws:rds/instance:Instance": ("rds", ("CreateDBInstance",), direct(
-        "CreateDBInstance", "DBInstanceIdentifier", drop=("skipFinalSnapshot", "finalSnapshotIdentifier", "applyImmediately"),
+        "CreateDBInstance", "DBInstanceIdentifier", drop=("skipFinalSnapshot", "finalSnapshotIdentifier", "applyImmediately", "allowMajorVersionUpgrade"),
         renames=RDS_INSTANCE)),
     "aws:secretsmanager/secret:Secret": ("secretsmanager", ("CreateSecret",), direct("CreateSecret", "Name", drop=("recoveryWindowInDays",))),
     "aws:secretsmanager/secretVersion:SecretVersion": ("secretsmanager", ("PutSecretValue",), direct("PutSecretValue")),
@@ -650,6 +652,12 @@ def _rule_dashboard(p, i):
         found += [] if "region" in props else [f"widget {n}: no region"]
         found += [] if 1 <= len(props.get("metrics", [])) <= 100 else [f"widget {n}: not 1-100 metrics"]
         for m in props.get("metrics", []):
+            if len(m) == 1 and isinstance(m[0], dict) and "expression" in m[0]:
+                # A math expression over the widget's other metrics, by their ids (same guide, "Metric math").
+                ids = {o.get("id") for other in props["metrics"] for o in other if isinstance(o, dict)}
+                used = set(re.findall(r"[a-z][A-Za-z0-9_]*", m[0]["expression"])) - {"e"}
+                found += [] if used <= ids else [f"widget {n}: expression {m[0]['expression']!r} uses unknown ids {sorted(used - ids)}"]
+                continue
             names, options = [v for v in m if isinstance(v, str)], [v for v in m if isinstance(v, dict)]
             if len(names) < 2 or len(names) % 2 or options not in ([], m[-1:]) or (options and set(options[0]) - rendering):
                 found.append(f"widget {n}: metric {m}")

@@ -133,7 +133,7 @@ BREAKAGES = [
      lambda p: p["TargetTrackingScalingPolicyConfiguration"]["CustomizedMetricSpecification"]["Metrics"][0].update(ReturnData=True),
      "return data"),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "ops-heavy-stuck", "PutMetricAlarm", lambda p: p.update(EvaluationPeriods=1441), "86400"),
-    ("aws:cloudwatch/metricAlarm:MetricAlarm", "ops-db-storage-low", "PutMetricAlarm", lambda p: p.pop("Namespace"), "single-metric"),
+    ("aws:cloudwatch/metricAlarm:MetricAlarm", "ops-webserver-unhealthy", "PutMetricAlarm", lambda p: p.pop("Namespace"), "single-metric"),
     ("aws:cloudwatch/metricAlarm:MetricAlarm", "ops-heavy-stuck", "PutMetricAlarm",
      lambda p: p["Metrics"][2].update(Expression="IF(depth > 0 AND workers == 0, 1, 0)"), "unknown ids ['workers']"),
     ("aws:cloudwatch/eventRule:EventRule", "ops-task-failed", "PutRule",
