@@ -6,9 +6,10 @@ from infra import config, stack
 
 try:
     cfg = config.from_pulumi()
+    outputs = stack.build(cfg)
 except config.ConfigError as err:
-    # Before any resource is declared: nothing is created, changed or deleted.
+    # Raised before any resource is declared: nothing is created, changed or deleted.
     raise pulumi.RunError(str(err)) from None
 
-for key, value in stack.build(cfg).items():
+for key, value in outputs.items():
     pulumi.export(key, value)

@@ -75,12 +75,114 @@ class Scaling(_Model):
     idle_minutes: Int = Field(15, ge=1, le=24 * 60)
 
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Names the stack sets itself (infra/contract.py and AWS's own): a user variable must not shadow them.
+RESERVED_ENV_PREFIXES = ("DAGSTER_", "DCA_", "AWS_", "ECS_")
+SECRET_ARN = re.compile(
+    r"arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+(:[^:]*:[^:]*:[^:]*)?"
+    r"|ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9/_.-]+)"
+)
+MANAGED_POLICY_ARN = re.compile(r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+")
+# Too broad for a task role: they would void the stack's least privilege.
+REFUSED_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+
+def _env_name(name: str) -> str:
+    if not ENV_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not an environment variable name (letters, digits, '_'; not starting with a digit)")
+    if name.startswith(RESERVED_ENV_PREFIXES):
+        raise ValueError(f"{name!r} starts with one of {', '.join(RESERVED_ENV_PREFIXES)}, names the stack sets itself")
+    return name
+
+
+def _statement(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError("an IAM policy statement is a mapping with Effect, Action and Resource")
+    unknown = set(value) - {"Sid", "Effect", "Action", "Resource", "Condition"}
+    if unknown or not {"Effect", "Action", "Resource"} <= set(value):
+        raise ValueError(f"an IAM statement needs Effect, Action and Resource (and may have Sid, Condition); got {sorted(value)}")
+    if value["Effect"] not in ("Allow", "Deny"):
+        raise ValueError(f"Effect {value['Effect']!r} must be Allow or Deny")
+    actions = [value["Action"]] if isinstance(value["Action"], str) else list(value["Action"])
+    resources = [value["Resource"]] if isinstance(value["Resource"], str) else list(value["Resource"])
+    if not actions or not resources or not all(isinstance(x, str) and x for x in actions + resources):
+        raise ValueError("Action and Resource are a string or a non-empty list of strings")
+    if any(a in ("*", "*:*") for a in actions):
+        raise ValueError("Action '*' grants every AWS action: name the actions the code needs, e.g. s3:GetObject")
+    if value["Effect"] == "Allow" and "*" in resources and any(a.endswith(":*") for a in actions):
+        raise ValueError(f"{actions} on Resource '*' grants a whole service on every resource: name the resources")
+    return value
+
+
+Statement = Annotated[dict, BeforeValidator(_statement)]
+EnvName = Annotated[str, BeforeValidator(lambda v: _env_name(v) if isinstance(v, str) else v)]
+
+
+def _secret_arn(value: Any) -> Any:
+    if isinstance(value, str) and not SECRET_ARN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, "
+            f"optionally :json-key:stage:version) or an SSM parameter ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
+        )
+    return value
+
+
+def _managed_policy(value: Any) -> Any:
+    if isinstance(value, str):
+        if not MANAGED_POLICY_ARN.fullmatch(value):
+            raise ValueError(f"{value!r} is not an IAM managed policy ARN (arn:aws:iam::ACCOUNT|aws:policy/NAME)")
+        if value.rsplit("/", 1)[-1] in REFUSED_MANAGED_POLICIES:
+            raise ValueError(f"{value!r} grants far more than code needs; attach a policy scoped to what it uses")
+    return value
+
+
+class Access(_Model):
+    """What user code needs on AWS, for every task or for one queue's workers (README, "Bring your own code").
+
+    ``environment``: plain variables (never secret); ``secrets``: variable -> Secrets Manager secret or SSM
+    parameter ARN, given to containers as ECS secrets; ``iamStatements`` / ``managedPolicyArns``: added to
+    the task role of the code's tasks."""
+
+    environment: dict[EnvName, str] = {}
+    secrets: dict[EnvName, Annotated[str, BeforeValidator(_secret_arn)]] = {}
+    iam_statements: tuple[Statement, ...] = ()
+    managed_policy_arns: tuple[Annotated[str, BeforeValidator(_managed_policy)], ...] = ()
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> Access:
+        both = sorted(set(self.environment) & set(self.secrets))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both in environment and in secrets; keep one")
+        return self
+
+    @property
+    def grants(self) -> bool:
+        return bool(self.iam_statements or self.managed_policy_arns)
+
+
+class CodeLocation(_Model):
+    """A Dagster code location built into the image: ``path`` (a directory, relative to the project directory
+    or absolute) is copied to /opt/dagster/code/<name> and is the working directory ``module`` loads from;
+    ``requirements`` (relative to ``path``; default requirements.txt when it exists) is pip-installed."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    path: str = Field(min_length=1)
+    module: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+    requirements: str | None = None
+
+    @property
+    def module_name(self) -> str:
+        return self.module or self.name.replace("-", "_")
+
+
 class Queue(_Sized):
     name: str
     min_workers: Int = Field(1, ge=0)
     max_workers: Int = Field(2, ge=1)
     concurrency: Int = Field(1, ge=1)
     scaling: Scaling = Scaling()
+    # This queue's workers only; with IAM grants, the queue's workers get a task role of their own.
+    access: Access = Access()
 
     @model_validator(mode="after")
     def _bounds(self) -> Queue:
@@ -330,6 +432,10 @@ class Protection(_Model):
 
 class StackConfig(_Model):
     queues: tuple[Queue, ...]
+    # None: the example code location of this repository (dagster_project), already in the image.
+    code_locations: tuple[CodeLocation, ...] | None = None
+    # Every task that runs user code (webserver, daemon, runs, workers).
+    access: Access = Access()
     webserver: Webserver = Webserver()
     daemon: Daemon = Daemon()
     runs: Runs = Runs()
@@ -373,6 +479,21 @@ class StackConfig(_Model):
             raise ValueError(problem)
         return self
 
+    @model_validator(mode="after")
+    def _code_locations(self) -> StackConfig:
+        if self.code_locations is not None:
+            if not self.code_locations:
+                raise ValueError("codeLocations is empty: name at least one, or leave it out for the example")
+            names = [c.name for c in self.code_locations]
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    raise ValueError(f"codeLocations[{i}].name {name!r} is a duplicate (location names must be unique)")
+        for q in self.queues:
+            clash = sorted((set(q.access.environment) | set(q.access.secrets)) & (set(self.access.environment) | set(self.access.secrets)))
+            if clash:
+                raise ValueError(f"queue {q.name!r} sets {', '.join(clash)}, which access already sets for every task")
+        return self
+
     def queue(self, name: str) -> Queue:
         return next(q for q in self.queues if q.name == name)
 
@@ -380,6 +501,8 @@ class StackConfig(_Model):
 def _path(loc: tuple) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for an error in a mapping's key rather than its value
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 

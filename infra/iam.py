@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 VERSION = "2012-10-17"
 
 def trust(service: str) -> dict:
@@ -27,13 +29,32 @@ def flow_logs_policy(log_group_arn: str) -> dict:
     }  # fmt: skip
 
 
-def execution_policy(secret_arns: list[str], log_group_arn: str) -> dict:
+def secret_resources(value_froms: list[str]) -> tuple[list[str], list[str]]:
+    """(Secrets Manager secret ARNs, SSM parameter ARNs) that containers read, from ECS ``valueFrom``s.
+
+    A Secrets Manager ``valueFrom`` may carry ``:json-key:stage:version`` after the ARN, and may name a secret
+    without the 6-character suffix AWS appends, which a policy then has to match with ``-??????`` (Secrets
+    Manager guide, "Secrets Manager ARNs"; "Resource: Specify secrets by ARN")."""
+    secrets, parameters = set(), set()
+    for value in value_froms:
+        if ":ssm:" in value:
+            parameters.add(value)
+            continue
+        arn = ":".join(value.split(":")[:7])
+        secrets |= {arn, f"{arn}-??????"} if not re.search(r"-[A-Za-z0-9]{6}$", arn) else {arn}
+    return sorted(secrets), sorted(parameters)
+
+
+def execution_policy(secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = ()) -> dict:
     """The ECS agent: read the stack's secrets into containers and write their logs (the image pull is the
     AWS-managed AmazonECSTaskExecutionRolePolicy)."""
+    parameters = [{"Sid": "ReadUserParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
+                   "Resource": list(parameter_arns)}] if parameter_arns else []  # fmt: skip
     return {
         "Version": VERSION,
         "Statement": [
             {"Sid": "ReadStackSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arns},
+            *parameters,
             {"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
              "Resource": f"{log_group_arn}:*"},
         ],
@@ -118,3 +139,9 @@ def control_policy(
             *_exec_statements(ecs_exec),
         ],
     }  # fmt: skip
+
+
+def user_policy(statements: tuple[dict, ...]) -> dict:
+    """What user code needs beyond the stack (stack config ``access.iamStatements``), as given (validated by
+    infra/config.py: no '*' action, no whole service on every resource)."""
+    return {"Version": VERSION, "Statement": [dict(s) for s in statements]}

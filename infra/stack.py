@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 import pulumi_aws as aws
 
-from infra import contract, monitoring, naming, transitions
+from infra import code_locations, contract, monitoring, naming, transitions
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs
@@ -22,8 +24,13 @@ from infra.config import StackConfig
 from infra.topology import process_specs
 
 
+PROJECT_DIR = Path(__file__).resolve().parent.parent  # where Pulumi.yaml is: codeLocations paths start here
+
+
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     """Declare every resource of the stack; returns the stack outputs."""
+    # Before any resource: a code location that is not where the config says is a config error.
+    locations = code_locations.resolve(cfg, PROJECT_DIR) if cfg.code_locations is not None else None
     prefix = f"dagster-{pulumi.get_stack()}"
     run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run")
     protect = cfg.protection.deletion_protection
@@ -46,7 +53,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         ),
     )  # fmt: skip
     bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect))
-    image = Image(f"{prefix}-code", ImageArgs(config=cfg.image))
+    image = Image(
+        f"{prefix}-code", ImageArgs(config=cfg.image, locations=locations, build_dir=PROJECT_DIR / ".build" / prefix)
+    )
     lb = LoadBalancer(
         f"{prefix}-ui",
         LoadBalancerArgs(
@@ -62,7 +71,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         f"{prefix}-ecs",
         ClusterArgs(
             log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
-            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec,
+            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
+            user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
         ),
     )  # fmt: skip
     region = aws.get_region_output().region
@@ -77,8 +87,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         # runs, gets the exact revision below.
         contract.RUN_TASK_DEFINITION: run_family,
         contract.REGION: region,
+        **cfg.access.environment,  # what user code needs in every task
     }
     secrets = {
+        **cfg.access.secrets,
         contract.BROKER_URL: broker.url_secret.ref(),
         contract.PG_USERNAME: database.secret.ref("username"),
         contract.PG_PASSWORD: database.secret.ref("password"),
@@ -129,7 +141,14 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
     worker_env = {contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes)}
-    workers = {spec.queue: service(spec, cluster.worker_role, after_daemon, env=worker_env) for spec in specs.values()}
+    workers = {}
+    for spec in specs.values():
+        access = cfg.queue(spec.queue).access
+        # A queue with grants of its own runs under a role of its own: only its code gets them.
+        role = cluster.queue_role(spec.queue, access) if access.grants else cluster.worker_role
+        workers[spec.queue] = service(
+            spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets)
+        )
     for spec in specs.values():
         QueueScaling(
             f"{prefix}-{spec.name}-autoscaling",

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam, naming, scaling
+from infra.config import Access
 
 EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
@@ -25,6 +26,8 @@ class ClusterArgs:
     bucket_arn: pulumi.Input[str]
     run_family: str
     ecs_exec: bool = False
+    access: Access = Access()  # what user code needs in every task (stack config `access`)
+    user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
 
 
 class Cluster(pulumi.ComponentResource):
@@ -38,6 +41,8 @@ class Cluster(pulumi.ComponentResource):
             naming.fit(aws.cloudwatch.LogGroup, f"{name}-logs"), retention_in_days=args.log_retention_days, opts=child
         )
         trust = json.dumps(iam.ECS_TASKS_TRUST)
+        user_secrets, user_parameters = iam.secret_resources(list(args.user_secrets))
+        self._name, self._trust, self._args = name, trust, args
         self.execution_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-execution"), assume_role_policy=trust, opts=child)
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
@@ -46,7 +51,7 @@ class Cluster(pulumi.ComponentResource):
             naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
             policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
-                lambda a: json.dumps(iam.execution_policy(list(a[1:]), a[0]))
+                lambda a: json.dumps(iam.execution_policy([*a[1:], *user_secrets], a[0], user_parameters))
             ),
             opts=child,
         )
@@ -80,4 +85,36 @@ class Cluster(pulumi.ComponentResource):
         )
         # What a task needs granted before it starts: services depend on these.
         self.grants = [managed, execution, worker, control]
+        for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
+            self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})
+
+    def _grant_user_access(self, role: aws.iam.Role, name: str, access: Access) -> list[pulumi.Resource]:
+        """The user code's own statements and managed policies on ``role``."""
+        child = pulumi.ResourceOptions(parent=self)
+        grants = []
+        if access.iam_statements:
+            grants.append(aws.iam.RolePolicy(
+                naming.fit(aws.iam.RolePolicy, f"{name}-user-code"), role=role.id,
+                policy=json.dumps(iam.user_policy(access.iam_statements)), opts=child,
+            ))  # fmt: skip
+        for i, arn in enumerate(access.managed_policy_arns):
+            grants.append(aws.iam.RolePolicyAttachment(f"{name}-user-managed-{i}", role=role.name, policy_arn=arn, opts=child))
+        return grants
+
+    def queue_role(self, queue: str, access: Access) -> aws.iam.Role:
+        """A task role for one queue's workers: the workers' own permissions plus the queue's grants, so only
+        that queue's code gets them (stack config `queues[].access`)."""
+        child = pulumi.ResourceOptions(parent=self)
+        name = f"{self._name}-queue-{queue.replace('.', '-')}"
+        role = aws.iam.Role(naming.fit(aws.iam.Role, name), assume_role_policy=self._trust, opts=child)
+        base = aws.iam.RolePolicy(
+            naming.fit(aws.iam.RolePolicy, name), role=role.id,
+            policy=pulumi.Output.all(self._args.bucket_arn, self.cluster.arn).apply(
+                lambda a: json.dumps(iam.worker_policy(a[0], a[1], self._args.ecs_exec))
+            ),
+            opts=child,
+        )  # fmt: skip
+        stack_wide = self._grant_user_access(role, f"{name}-stack", self._args.access)
+        self.grants += [base, *stack_wide, *self._grant_user_access(role, name, access)]
+        return role

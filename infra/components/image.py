@@ -2,8 +2,9 @@
 
 Creates: an ECR repository (scan on push, immutable tags, lifecycle keeping the last images) and the image
 built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
-``worker_image/`` and ``dagster_project/``), pushed on ``pulumi up`` by digest, with no tag, and referenced
-by that digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
+``worker_image/`` and ``dagster_project/``) -- plus, for code locations in stack config, each location's
+directory as a named build context, its requirements and a generated workspace -- pushed on ``pulumi up`` by
+digest, with no tag, and referenced by that digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
 
 Why no tag: ECR refuses a push to an immutable tag that exists (``ImageTagAlreadyExistsException``), and
 docker-build rebuilds for inputs no content tag can see (another checkout directory, file modes), or when
@@ -20,8 +21,9 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
+import yaml
 
-from infra import naming
+from infra import code_locations, naming
 from infra.config import Image as ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,28 @@ LIFECYCLE_POLICY = json.dumps(
 @dataclass
 class ImageArgs:
     config: ImageConfig
+    # Code locations built on top of worker_image/Dockerfile; None: the example only, which the base has.
+    locations: tuple[code_locations.Location, ...] | None = None
+    build_dir: Path | None = None  # where generated build inputs (workspace.yaml) are written
+
+
+WORKSPACE_CONTEXT = "dca-workspace"
+
+
+def build_inputs(args: ImageArgs) -> tuple[dict, dict]:
+    """The docker-build context and Dockerfile: the repository and worker_image/Dockerfile, plus, for configured
+    code locations, one named context per location, a generated workspace.yaml and the lines that add them."""
+    dockerfile = REPO_ROOT / "worker_image" / "Dockerfile"
+    if not args.locations:
+        return {"location": str(REPO_ROOT)}, {"location": str(dockerfile)}
+    args.build_dir.mkdir(parents=True, exist_ok=True)
+    workspace = code_locations.workspace(args.locations, in_image=True)
+    (args.build_dir / "workspace.yaml").write_text(yaml.safe_dump(workspace, sort_keys=False))
+    named = {f"code-{loc.name}": {"location": str(loc.directory)} for loc in args.locations}
+    named[WORKSPACE_CONTEXT] = {"location": str(args.build_dir)}
+    lines = code_locations.dockerfile_lines(args.locations, WORKSPACE_CONTEXT)
+    inline = dockerfile.read_text().rstrip("\n") + "\n\n# Code locations from stack config (infra/code_locations.py)\n" + "\n".join(lines) + "\n"
+    return {"location": str(REPO_ROOT), "named": named}, {"inline": inline}
 
 
 class Image(pulumi.ComponentResource):
@@ -65,10 +89,11 @@ class Image(pulumi.ComponentResource):
             )
             aws.ecr.LifecyclePolicy(f"{name}-lifecycle", repository=repo.name, policy=LIFECYCLE_POLICY, opts=child)
             token = aws.ecr.get_authorization_token_output(registry_id=repo.registry_id)
+            context, dockerfile = build_inputs(args)
             image = docker_build.Image(
                 f"{name}-image",
-                context={"location": str(REPO_ROOT)},
-                dockerfile={"location": str(REPO_ROOT / "worker_image" / "Dockerfile")},
+                context=context,
+                dockerfile=dockerfile,
                 platforms=[cfg.platform],
                 push=False,  # the export below pushes, by digest
                 exports=[{"image": {"names": [repo.repository_url], "push": True, "push_by_digest": True}}],

@@ -7,17 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = REPO_ROOT / "worker_image"
 
 
-def default_code_module() -> str:
-    """The module of the first code location in worker_image/workspace.yaml (the image's code location)."""
-    doc = yaml.safe_load((IMAGE_DIR / "workspace.yaml").read_text())
-    entry = doc["load_from"][0]["python_module"]
-    return entry if isinstance(entry, str) else entry["module_name"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +20,8 @@ class Options:
     stack_file: Path
     once: bool
     job: str
-    code_module: str | None  # None: the one in worker_image/workspace.yaml
+    code_module: str | None  # None: the stack file's codeLocations, or the example
+    code_dir: str | None  # the directory --code-module loads from (default: the repository root)
     broker_url: str | None  # None: embedded filesystem:// broker
     database_url: str | None  # None: embedded sqlite storage
     s3_endpoint: str | None  # None: embedded moto S3 server
@@ -42,6 +37,7 @@ ENV = {
     "stack_file": ("DCA_STACK_FILE", "Pulumi.dev.yaml"),
     "job": ("DCA_JOB", "example_job"),
     "code_module": ("DCA_CODE_MODULE", None),
+    "code_dir": ("DCA_CODE_DIR", None),
     "broker_url": ("DCA_BROKER_URL", None),
     "database_url": ("DCA_DATABASE_URL", None),
     "s3_endpoint": ("DCA_S3_ENDPOINT", None),
@@ -69,7 +65,9 @@ def parser() -> argparse.ArgumentParser:
 
     opt("--stack-file", "stack_file", "Pulumi stack file to read queues and sizes from")
     opt("--job", "job", "job to run")
-    opt("--code-module", "code_module", "Python module of the Dagster code location (default: worker_image/workspace.yaml's)")
+    opt("--code-module", "code_module", "Python module of one Dagster code location, instead of the stack file's "
+        "codeLocations (default: those, or the repository's example)")
+    opt("--code-dir", "code_dir", "directory --code-module is imported from (default: the repository root)")
     opt("--broker-url", "broker_url", "Celery broker URL, e.g. amqp://guest:guest@127.0.0.1:5672/vhost (default: embedded filesystem broker)")
     opt("--database-url", "database_url", "PostgreSQL URL postgresql://user:pass@host:port/db (default: embedded sqlite)")
     opt("--s3-endpoint", "s3_endpoint", "S3 API endpoint, e.g. http://127.0.0.1:9000 (default: embedded moto server)")
@@ -101,6 +99,7 @@ def parse(argv: list[str] | None = None) -> Options:
         once=a.once,
         job=a.job,
         code_module=a.code_module or None,
+        code_dir=a.code_dir or None,
         broker_url=a.broker_url or None,
         database_url=a.database_url or None,
         s3_endpoint=a.s3_endpoint or None,

@@ -112,11 +112,11 @@ class Supervisor:
         self.cwd, self.env, self.logs = cwd, env, logs
         self.procs: list[Proc] = []
 
-    def start(self, name: str, argv: list[str]) -> Proc:
+    def start(self, name: str, argv: list[str], extra_env: dict[str, str] | None = None) -> Proc:
         log = self.logs / f"{name}.log"
         with open(log, "wb") as fh:
             popen = subprocess.Popen(
-                argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                argv, cwd=self.cwd, env={**self.env, **(extra_env or {})}, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: Ctrl-C in the terminal reaches only the runner
             )  # fmt: skip
         proc = Proc(name, argv, log, popen)

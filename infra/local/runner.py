@@ -19,8 +19,8 @@ import urllib.request
 
 from infra import contract, topology
 from infra.config import ConfigError, load_stack_file
-from infra.local import jobs, runtime_files, services, watchdog
-from infra.local.options import IMAGE_DIR, REPO_ROOT, Options, default_code_module
+from infra.local import code, jobs, runtime_files, services, watchdog
+from infra.local.options import IMAGE_DIR, REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv
 
 READY_TIMEOUT = 180.0  # seconds for the webserver to answer (code location load on a small machine)
@@ -50,14 +50,18 @@ def node_name(spec: topology.ProcessSpec) -> str:
     return host_format(argv[argv.index("-n") + 1] if "-n" in argv else "celery@%h")
 
 
-def _environment(svc: services.Services, layout: runtime_files.Layout, cfg) -> dict[str, str]:
+def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, code_path: list[str]) -> dict[str, str]:
     env = dict(os.environ)
+    for q in cfg.queues:  # a queue's own variables reach its workers only (Supervisor.start's extra_env)
+        for name in (*q.access.environment, *q.access.secrets):
+            env.pop(name, None)
     env.update(svc.env)
+    env.update(code.access_env(cfg.access))
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
-    # The image's APP_DIR on the import path is the repository root (dagster_project; infra.local.jobs) plus
-    # worker_image/ (the runtime helpers the Dockerfile copies next to dagster_project).
-    path = (str(REPO_ROOT), str(IMAGE_DIR), env.get("PYTHONPATH", ""))
+    # The code locations and their requirements first (the image installs them), then the image's APP_DIR:
+    # the repository root (dagster_project; infra.local.jobs) plus worker_image/ (the runtime helpers).
+    path = (*code_path, str(REPO_ROOT), str(IMAGE_DIR), env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env["PYTHONUNBUFFERED"] = "1"
     # The topology's commands (dagster-webserver, celery, ...) come from this Python's environment,
@@ -69,17 +73,23 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg) -> d
     return env
 
 
-def check_queues(opts: Options, module: str, layout, env, workers) -> dict[str, str]:
-    """Every queue the job's steps use must have a worker, or the run would wait forever (#2336)."""
+def find_job(opts: Options, locs, layout, env) -> tuple[str, dict[str, str]]:
+    """(the code location that has the job, {step: queue}), loading each location as a worker does."""
     default = (layout.celery_config.get("config_source") or {}).get("task_default_queue", "dagster")
-    proc = subprocess.run(
-        [sys.executable, "-m", "infra.local.jobs", module, opts.job, default],
-        cwd=layout.app_dir, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise Failed(f"error: cannot load job {opts.job!r} from code location {module!r}: {last}", 2)
-    queues = json.loads(proc.stdout.strip().splitlines()[-1])
+    errors = []
+    for loc in locs:
+        proc = subprocess.run(
+            [sys.executable, "-m", "infra.local.jobs", loc.module, opts.job, default],
+            cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return loc.name, json.loads(proc.stdout.strip().splitlines()[-1])
+        errors.append(f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+    raise Failed(f"error: cannot load job {opts.job!r} from the code locations: {'; '.join(errors)}", 2)
+
+
+def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
+    """Every queue the job's steps use must have a worker, or the run would wait forever (#2336)."""
     served = {w.queue for w in workers}
     missing = sorted(set(queues.values()) - served)
     if missing:
@@ -91,7 +101,6 @@ def check_queues(opts: Options, module: str, layout, env, workers) -> dict[str, 
             f"with one of: {', '.join(sorted(served))}.",
             2,
         )
-    return queues
 
 
 def _wait_ready(sup: Supervisor, port: int, check) -> None:
@@ -138,7 +147,11 @@ def up(opts: Options) -> int:
     specs = topology.process_specs(cfg)
     workers = [s for s in specs if s.role == "worker"]
     serving = [s for s in specs if s.role in ("webserver", "daemon")]
-    module = opts.code_module or default_code_module()
+    try:
+        locs = code.locations(opts, cfg)
+    except ConfigError as err:
+        say(f"error: {err}")
+        return 2
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     svc = sup = dog = None
@@ -146,14 +159,15 @@ def up(opts: Options) -> int:
         port = services.check_port_free(opts.port)
         opts.state_dir.mkdir(parents=True, exist_ok=True)
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
-        layout = runtime_files.write(opts.state_dir, module, svc.storage, svc.celery_overrides)
-        env = _environment(svc, layout, cfg)
+        layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
+        env = _environment(svc, layout, cfg, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
         os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
         say(f"stack file {opts.stack_file}: queues " + ", ".join(
             f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
         for line in svc.described:
             say(f"  {line}")
-        queues = check_queues(opts, module, layout, env, workers)
+        location, queues = find_job(opts, locs, layout, env)
+        check_queues(opts, queues, workers)
         say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
 
         sup = Supervisor(layout.app_dir, env, layout.logs)
@@ -162,7 +176,8 @@ def up(opts: Options) -> int:
         if sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
             raise Failed(f"error: `{' '.join(migrate)}` failed; see {layout.logs}/migrate.log", 1)
         for spec in [*workers, *serving]:
-            sup.start(spec.name, local_argv(spec, port))
+            queue_env = code.access_env(cfg.queue(spec.queue).access) if spec.queue else None
+            sup.start(spec.name, local_argv(spec, port), extra_env=queue_env)
         say("processes:")
         for line in sup.status_lines():
             say(line)
@@ -181,7 +196,7 @@ def up(opts: Options) -> int:
         instance = DagsterInstance.from_config(str(layout.dagster_home))
         dog = _start_watchdog(opts, cfg, instance)
         try:
-            run_id = jobs.submit(port, opts.job, layout.location_name)
+            run_id = jobs.submit(port, opts.job, location)
         except Exception as err:  # noqa: BLE001 - e.g. DagsterGraphQLClientError: the webserver refused it
             raise Failed(f"error: the webserver did not accept a run of {opts.job!r}: {err}") from None
         say(f"submitted run {run_id} of {opts.job}")
@@ -206,7 +221,7 @@ def up(opts: Options) -> int:
     except Failed as err:
         say(str(err))
         return err.code
-    except services.StartupError as err:
+    except (services.StartupError, code.CodeError) as err:
         say(f"error: {err}")
         return 2
     except KeyboardInterrupt:

@@ -7,8 +7,8 @@ replaced, and dumped:
 
 - ``dagster.yaml``: ``run_launcher`` -> Dagster's DefaultRunLauncher (no ECS here); with embedded storage,
   ``storage`` -> sqlite. Everything else (run coordinator, S3 compute logs, run monitoring, ...) is kept.
-- ``workspace.yaml``: the code location's ``module_name`` (``--code-module``) and a ``working_directory``
-  (the repository root, where the image has APP_DIR).
+- ``workspace.yaml``: generated from the stack file's code locations (infra/code_locations.py), each loaded
+  from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
   ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from infra import topology
-from infra.local.options import IMAGE_DIR, REPO_ROOT
+from infra import code_locations, topology
+from infra.local.options import IMAGE_DIR
 
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 DEFAULT_RUN_LAUNCHER = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
@@ -34,7 +34,6 @@ class Layout:
     app_dir: Path
     dagster_home: Path
     logs: Path
-    location_name: str
     celery_config: dict  # the `execution.config` block the workers and the run worker use
 
 
@@ -56,20 +55,6 @@ def instance_config(storage: dict | None) -> dict:
     return doc
 
 
-def workspace(code_module: str) -> tuple[dict, str]:
-    doc = _load(topology.WORKSPACE)
-    entry = doc["load_from"][0]["python_module"]
-    if isinstance(entry, str):
-        entry = {"module_name": entry}
-    entry = dict(entry)
-    if entry.get("module_name") != code_module:
-        entry["location_name"] = code_module
-    entry["module_name"] = code_module
-    entry["working_directory"] = str(REPO_ROOT)
-    doc["load_from"] = [{"python_module": entry}]
-    return doc, entry.get("location_name", code_module)
-
-
 def celery_config(overrides: dict) -> dict:
     doc = _load(topology.CELERY_CONFIG)
     cfg = doc.setdefault("execution", {}).setdefault("config", {})
@@ -81,14 +66,14 @@ def celery_config(overrides: dict) -> dict:
     return doc
 
 
-def write(state: Path, code_module: str, storage: dict | None, celery_overrides: dict) -> Layout:
+def write(state: Path, locations, storage: dict | None, celery_overrides: dict) -> Layout:
     app_dir, home, logs = state / "app", state / "dagster_home", state / "logs"
     for d in (app_dir, home, logs):
         d.mkdir(parents=True, exist_ok=True)
     note = "written by infra.local from worker_image/{} (changes: see infra/local/runtime_files.py)"
     _dump(instance_config(storage), home / "dagster.yaml", note.format("dagster.yaml"))
-    ws, location = workspace(code_module)
-    _dump(ws, app_dir / topology.WORKSPACE, note.format(topology.WORKSPACE))
+    ws = code_locations.workspace(locations, in_image=False)
+    _dump(ws, app_dir / topology.WORKSPACE, "written by infra.local from the stack file's code locations (infra/code_locations.py)")
     cc = celery_config(celery_overrides)
     _dump(cc, app_dir / topology.CELERY_CONFIG, note.format(topology.CELERY_CONFIG))
-    return Layout(state, app_dir, home, logs, location, cc["execution"]["config"])
+    return Layout(state, app_dir, home, logs, cc["execution"]["config"])

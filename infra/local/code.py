@@ -1,0 +1,68 @@
+"""The user's code on this machine: the stack's code locations, their requirements, and what the code gets
+from the environment -- as the image and the task definitions give them on AWS.
+
+- Locations: ``codeLocations`` of the stack file (paths relative to the stack file's directory), or one
+  module given with ``--code-module`` (and ``--code-dir``), or the repository's example.
+- Requirements: each location's requirements file is pip-installed into ``<state>/code/<name>`` (from the
+  location's directory, as the image does), again only when the file changed; those directories and the
+  locations' own come first on every process's PYTHONPATH.
+- Access: ``access.environment`` goes to every process, a queue's to its worker only. Secrets are ARNs that
+  only ECS can read: locally each secret's variable is passed on from this shell's environment when set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra import code_locations
+from infra.config import Access, StackConfig
+from infra.local.options import REPO_ROOT, Options
+
+
+class CodeError(Exception):
+    pass
+
+
+def locations(opts: Options, cfg: StackConfig) -> tuple[code_locations.Location, ...]:
+    if opts.code_module:
+        directory = Path(opts.code_dir).resolve() if opts.code_dir else REPO_ROOT
+        name = opts.code_module.split(".")[0]
+        return (code_locations.Location(name, opts.code_module, directory, None, example=directory == REPO_ROOT),)
+    return code_locations.resolve(cfg, opts.stack_file.resolve().parent)
+
+
+def install_requirements(locs, state: Path) -> list[Path]:
+    """Install each location's requirements into a directory of its own; returns those directories."""
+    installed = []
+    for loc in locs:
+        if loc.requirements is None:
+            continue
+        target = state / "code" / loc.name
+        stamp = target / ".requirements.sha256"
+        digest = hashlib.sha256(loc.requirements.read_bytes()).hexdigest()
+        if not (stamp.is_file() and stamp.read_text() == digest):
+            proc = subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade",
+                 "--target", str(target), "--requirement", str(loc.requirements)],
+                cwd=loc.directory, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise CodeError(f"code location {loc.name!r}: pip could not install {loc.requirements}: {last}")
+            stamp.write_text(digest)
+        installed.append(target)
+    return installed
+
+
+def python_path(locs, installed: list[Path]) -> list[str]:
+    return [*(str(loc.directory) for loc in locs), *(str(p) for p in installed)]
+
+
+def access_env(access: Access, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables ``access`` gives a process: plain ones as configured, secrets from this environment."""
+    environ = os.environ if environ is None else environ
+    return {**access.environment, **{k: environ[k] for k in access.secrets if k in environ}}
