@@ -71,10 +71,12 @@ def workspace(locations: tuple[Location, ...], in_image: bool) -> dict:
 def dockerfile_lines(locations: tuple[Location, ...], workspace_context: str) -> list[str]:
     """What the image adds on top of worker_image/Dockerfile for configured locations: each directory from a
     named build context ``code-<name>``, its requirements installed, and the generated workspace."""
-    lines = ["USER root"]
+    # `--from=<name>` is a named build context, not a stage: hadolint's DL3022 cannot know it.
+    named = "# hadolint ignore=DL3022"
+    lines = ["USER 0"]
     for loc in locations:
         target = loc.image_directory()
-        lines.append(f"COPY --from=code-{loc.name} --chown=10001:10001 . {target}")
+        lines += [named, f"COPY --from=code-{loc.name} --chown=10001:10001 . {target}"]
         if loc.requirements is not None:
             relative = loc.requirements.relative_to(loc.directory).as_posix()
             # From the location's directory, so relative paths in the file (./vendor/x.whl, .) resolve as locally.
@@ -82,6 +84,7 @@ def dockerfile_lines(locations: tuple[Location, ...], workspace_context: str) ->
             lines.append(f"RUN pip install --no-cache-dir --requirement {relative}")
     lines += [
         f"WORKDIR {contract.APP_DIR}",
+        named,
         f"COPY --from={workspace_context} workspace.yaml {contract.APP_DIR}/workspace.yaml",
         "USER 10001:10001",
     ]
