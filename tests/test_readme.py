@@ -46,8 +46,11 @@ def _models(annotation) -> tuple[list[type[BaseModel]], bool]:
     """The config models inside a field's type, and whether the field is a list of them."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation], False
-    models = [m for arg in typing.get_args(annotation) for m in _models(arg)[0]]
-    return models, typing.get_origin(annotation) in (tuple, list)
+    found = [_models(arg) for arg in typing.get_args(annotation)]
+    # A list of models, also inside an optional (`tuple[X, ...] | None`).
+    return [m for models, _ in found for m in models], typing.get_origin(annotation) in (tuple, list) or any(
+        is_list for _, is_list in found
+    )
 
 
 def config_key_paths(model: type[BaseModel] = StackConfig, prefix: str = "") -> set[str]:
