@@ -102,6 +102,7 @@ def stack_config(location: Path) -> dict:
         ],
         "codeLocations": [{"name": "analytics", "path": str(location), "module": "analytics_code"}],
         "access": {"environment": {"TEAM": "analytics"}},
+        "operations": {"flower": True},
     }
 
 
@@ -123,6 +124,7 @@ def test_the_local_runner_runs_the_code_location_with_every_step_on_its_queue(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert RUN_LINE.search(proc.stdout).group("status") == "SUCCESS"
+    assert re.search(r"^flower: http://127\.0\.0\.1:\d+/flower$", proc.stdout, re.M)  # answered its health check
     placed = dict(re.findall(r"^\s+(prepare|train|report)\s+(\S+)\s+\S+@", proc.stdout, re.M))
     assert placed == {"prepare": "dagster", "train": "ml", "report": "dagster"}
     # The dependency came from the location's requirements, installed for the runner's processes.

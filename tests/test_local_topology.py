@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from infra.config import load_stack_file
+from infra.config import Operations, load_stack_file
 from infra.local import runtime_files
 from infra.local.processes import local_argv
 from infra.testing import run_stack
@@ -59,3 +59,12 @@ def test_local_config_reads_only_variables_every_task_sets(dev, storage):
         for c in json.loads(taskdef.inputs["containerDefinitions"]):
             names = {e["name"] for e in c["environment"]} | {s["name"] for s in c["secrets"]}
             assert reads <= names, (taskdef.urn, c["name"], sorted(reads - names))
+
+
+def test_local_flower_runs_the_task_definitions_command_on_127_0_0_1():
+    path = REPO_ROOT / "Pulumi.dev.yaml"
+    cfg = load_stack_file(path).model_copy(update={"operations": Operations(flower=True)})
+    stack = run_stack(path, config={"operations": {"flower": True}}, stack="dev")
+    (spec,) = [s for s in process_specs(cfg) if s.role == "flower"]
+    local, ecs = local_argv(spec, 43210), ecs_command(stack, spec)
+    assert local == [f"--port={43210}" if a.startswith("--port=") else a for a in ecs] + ["--address=127.0.0.1"]

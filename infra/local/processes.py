@@ -17,12 +17,16 @@ STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL (a Celery worker finish
 
 
 def local_argv(spec: ProcessSpec, port: int) -> list[str]:
-    """The spec's argv, with the one local change: a webserver binds 127.0.0.1 on ``port``.
+    """The spec's argv, with the one local change: a webserver or Flower binds 127.0.0.1 on ``port``.
 
     In the image the webserver listens on 0.0.0.0:WEBSERVER_PORT behind the load balancer; here the values
-    after ``-h``/``--host`` and ``-p``/``--port`` are replaced. Every other argument is the spec's own.
+    after ``-h``/``--host`` and ``-p``/``--port`` are replaced, and Flower's ``--port=`` is replaced and
+    ``--address=127.0.0.1`` added (no basic auth here: nothing outside this machine reaches it). Every other
+    argument is the spec's own.
     """
     argv = list(spec.command)
+    if spec.role == "flower":
+        return [f"--port={port}" if a.startswith("--port=") else a for a in argv] + ["--address=127.0.0.1"]
     if spec.role == "webserver":
         for i, arg in enumerate(argv[:-1]):
             if arg in ("-h", "--host"):

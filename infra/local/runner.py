@@ -103,9 +103,8 @@ def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
         )
 
 
-def _wait_ready(sup: Supervisor, port: int, check) -> None:
+def _wait_ready(sup: Supervisor, url: str, name: str, check) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    url = f"http://127.0.0.1:{port}/server_info"
     while time.monotonic() < deadline:
         check()
         try:
@@ -115,7 +114,7 @@ def _wait_ready(sup: Supervisor, port: int, check) -> None:
         except OSError:
             pass
         time.sleep(0.5)
-    raise Failed(f"error: the webserver did not answer on {url} within {READY_TIMEOUT:.0f} s; see {sup.logs}/webserver.log")
+    raise Failed(f"error: the {name} did not answer on {url} within {READY_TIMEOUT:.0f} s; see {sup.logs}/{name}.log")
 
 
 def _tail(path, n: int = 15) -> str:
@@ -146,7 +145,7 @@ def up(opts: Options) -> int:
         return 2
     specs = topology.process_specs(cfg)
     workers = [s for s in specs if s.role == "worker"]
-    serving = [s for s in specs if s.role in ("webserver", "daemon")]
+    serving = [s for s in specs if s.role in ("webserver", "daemon", "flower")]
     try:
         locs = code.locations(opts, cfg)
     except ConfigError as err:
@@ -175,9 +174,10 @@ def up(opts: Options) -> int:
         migrate = topology.MIGRATE_COMMAND
         if sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
             raise Failed(f"error: `{' '.join(migrate)}` failed; see {layout.logs}/migrate.log", 1)
+        ports = {"webserver": port, "flower": services.check_port_free(0)}
         for spec in [*workers, *serving]:
             queue_env = code.access_env(cfg.queue(spec.queue).access) if spec.queue else None
-            sup.start(spec.name, local_argv(spec, port), extra_env=queue_env)
+            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=queue_env)
         say("processes:")
         for line in sup.status_lines():
             say(line)
@@ -188,8 +188,12 @@ def up(opts: Options) -> int:
                 details = "\n".join(f"  {p.name}  pid {p.pid}  {p.state()}\n{_tail(p.log)}" for p in exited)
                 raise Failed(f"error: a process stopped unexpectedly:\n{details}")
 
-        _wait_ready(sup, port, check)
+        _wait_ready(sup, f"http://127.0.0.1:{port}/server_info", "webserver", check)
         say(f"webserver: http://127.0.0.1:{port}")
+        if any(s.role == "flower" for s in serving):  # operations.flower, as on AWS (at /flower)
+            flower = f"http://127.0.0.1:{ports['flower']}{contract.FLOWER_PATH}"
+            _wait_ready(sup, f"{flower}/healthcheck", "flower", check)
+            say(f"flower: {flower}")
 
         from dagster import DagsterInstance
 
