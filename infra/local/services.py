@@ -67,6 +67,9 @@ def check_port_free(port: int) -> int:
         return s.getsockname()[1]
 
 
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")  # RabbitMQ, as Amazon MQ is; Celery's other transports are not the stack's
+
+
 def _broker(url: str | None, state: Path, svc: Services) -> None:
     if url is None:
         root = state / "broker"
@@ -92,16 +95,33 @@ def _broker(url: str | None, state: Path, svc: Services) -> None:
         }
         svc.described.append(f"broker    embedded filesystem:// in {root}")
         return
+    scheme = urlsplit(url).scheme
+    if scheme not in AMQP_SCHEMES:
+        raise StartupError(
+            f"--broker-url {_redact(url)!r}: scheme {scheme or '(none)'!r} is not supported; the stack's broker is "
+            f"RabbitMQ (Amazon MQ), so give amqp://USER:PASSWORD@HOST:5672/VHOST, or leave --broker-url / "
+            f"DCA_BROKER_URL unset for the embedded broker."
+        )
+    from amqp.exceptions import AccessRefused, NotAllowed
     from kombu import Connection
 
     try:
         with Connection(url, connect_timeout=CHECK_TIMEOUT) as conn:
             conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
-    except Exception as err:  # noqa: BLE001 - any failure is reported the same way
+    except AccessRefused:
         raise StartupError(
-            f"the broker at {_redact(url)} is unreachable ({type(err).__name__}: {err}). Check that it runs, "
-            f"that the vhost exists and the credentials are right, or leave --broker-url / DCA_BROKER_URL unset "
-            f"for the embedded broker."
+            f"the broker at {_redact(url)} refused the user and password (ACCESS_REFUSED); check the credentials "
+            f"in --broker-url / DCA_BROKER_URL."
+        ) from None
+    except NotAllowed:
+        raise StartupError(
+            f"the broker at {_redact(url)} refused access to the vhost (NOT_ALLOWED): create it "
+            f"(rabbitmqctl add_vhost) and give the user permissions on it, or name another in the URL."
+        ) from None
+    except Exception as err:  # noqa: BLE001 - anything else means nobody answered as a broker
+        raise StartupError(
+            f"the broker at {_redact(url)} is unreachable ({type(err).__name__}: {err}); check that RabbitMQ runs "
+            f"there, or leave --broker-url / DCA_BROKER_URL unset for the embedded broker."
         ) from None
     svc.env[contract.BROKER_URL] = url
     svc.described.append(f"broker    {_redact(url)}")
@@ -164,6 +184,11 @@ def _s3(endpoint: str | None, bucket: str, svc: Services) -> None:
         svc.env[key] = os.environ.get(key, value)
     os.environ.update({k: svc.env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
     what = "given S3 API endpoint"
+    if endpoint is not None and (urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc):
+        raise StartupError(
+            f"--s3-endpoint {endpoint!r} is not a URL: give the scheme and host, e.g. http://127.0.0.1:9000, or leave "
+            f"--s3-endpoint / DCA_S3_ENDPOINT unset for the embedded one."
+        )
     if endpoint is None:
         what = "embedded moto server"
         import logging

@@ -1,0 +1,51 @@
+"""The local runner's service flags: each mistake is one line that names the problem, before anything runs."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from infra.local import services
+from tests.conftest import port_open, unavailable
+
+
+def refused(tmp_path, broker=None, s3=None) -> str:
+    with pytest.raises(services.StartupError) as err:
+        services.start(broker, None, s3, "bucket", tmp_path)
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_an_s3_endpoint_without_a_scheme_is_named(tmp_path):
+    message = refused(tmp_path, s3="127.0.0.1:9000")
+    assert message.startswith("--s3-endpoint '127.0.0.1:9000' is not a URL") and "http://127.0.0.1:9000" in message
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "sqs://", "127.0.0.1:5672"])
+def test_a_broker_that_is_not_rabbitmq_is_unsupported_not_unreachable(tmp_path, url):
+    message = refused(tmp_path, broker=url)
+    assert "is not supported" in message and "unreachable" not in message and "amqp://" in message
+
+
+def rabbit() -> None:
+    if not port_open(5672):
+        unavailable("RabbitMQ on 127.0.0.1:5672 is needed")
+
+
+def test_a_wrong_broker_password_is_refused_not_unreachable(tmp_path):
+    rabbit()
+    message = refused(tmp_path, broker="amqp://guest:wrong-password@127.0.0.1:5672//")
+    assert "refused the user and password (ACCESS_REFUSED)" in message and "wrong-password" not in message
+
+
+def test_a_missing_vhost_is_named(tmp_path):
+    rabbit()
+    message = refused(tmp_path, broker=f"amqp://guest:guest@127.0.0.1:5672/missing-{uuid.uuid4().hex[:8]}")
+    assert "refused access to the vhost (NOT_ALLOWED)" in message
+
+
+def test_a_broker_nobody_answers_for_is_unreachable(tmp_path):
+    message = refused(tmp_path, broker="amqp://guest:guest@127.0.0.1:1//")
+    assert "is unreachable" in message
