@@ -49,3 +49,30 @@ def test_a_missing_vhost_is_named(tmp_path):
 def test_a_broker_nobody_answers_for_is_unreachable(tmp_path):
     message = refused(tmp_path, broker="amqp://guest:guest@127.0.0.1:1//")
     assert "is unreachable" in message
+
+
+def test_a_second_runner_on_the_same_state_directory_is_refused_naming_the_first(tmp_path):
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    from infra.local.runner import LOCK_FILE
+    from tests.conftest import REPO_ROOT
+
+    state = tmp_path / "state"
+    state.mkdir()
+    with open(state / LOCK_FILE, "w") as held:  # as a running runner holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("4242")
+        held.flush()
+        proc = subprocess.run(
+            [sys.executable, "-m", "infra.local", "up", "--once", "--state-dir", str(state), "--port", "0"],
+            cwd=REPO_ROOT, env={k: v for k, v in os.environ.items() if not k.startswith("DCA_")},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == (
+        f"error: another local runner (pid 4242) uses the state directory {state}; stop it, or give this one its "
+        f"own with --state-dir (or DCA_STATE_DIR)"
+    )

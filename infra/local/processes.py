@@ -156,24 +156,44 @@ class Supervisor:
         self._stop(list(self.procs), grace)
 
     def _stop(self, procs: list[Proc], grace: float) -> None:
-        pids: set[int] = set()
+        """As ECS stops a task: SIGTERM to each main process only -- a Celery worker then stops taking work and
+        finishes the steps its pool children run (warm shutdown) -- and up to ``grace`` seconds for them to
+        exit; then SIGTERM to what they leave behind (code servers, run workers), and SIGKILL to the rest."""
         for p in procs:
             p.known.update(descendants(p.pid))
-            pids.update(p.known | {p.pid})
+        mains = {p.pid for p in procs if p.popen.poll() is None}
+        for pid in mains:
+            _signal_pid(pid, signal.SIGTERM)
+        self._wait(procs, lambda: {p.pid for p in procs if p.popen.poll() is None}, grace)
         groups = {p.pid for p in procs}  # each child leads its own group (start_new_session)
-        for sig in (signal.SIGTERM, signal.SIGKILL):
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            left = self._left(procs, groups)
+            if not left:
+                break
             for group in groups:
                 try:
                     os.killpg(group, sig)
                 except (ProcessLookupError, PermissionError):
                     pass
-            for pid in pids:
+            for pid in left:
                 _signal_pid(pid, sig)
-            deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5)
-            while time.monotonic() < deadline:
-                for p in procs:
-                    p.popen.poll()  # reap our direct children
-                pids = {pid for pid in pids if _alive(pid)} | group_members(groups)
-                if not pids:
-                    return
-                time.sleep(0.1)
+            self._wait(procs, lambda: self._left(procs, groups), wait)
+        for p in procs:  # reap, so that every status line says how it ended
+            try:
+                p.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    @staticmethod
+    def _left(procs: list[Proc], groups: set[int]) -> set[int]:
+        return {pid for p in procs for pid in p.known | {p.pid} if _alive(pid)} | group_members(groups)
+
+    @staticmethod
+    def _wait(procs: list[Proc], alive, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for p in procs:
+                p.popen.poll()  # reap our direct children
+            if not alive():
+                return
+            time.sleep(0.1)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from infra import contract, topology
 from infra.config import ConfigError, load_stack_file
@@ -103,6 +104,32 @@ def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
         )
 
 
+LOCK_FILE = ".runner.lock"
+
+
+def claim_state_dir(state: Path):
+    """One runner per state directory: two would share the embedded broker and bucket and take each other's
+    steps. Returns the open lock file (an exclusive flock, released by the OS when the runner exits)."""
+    import fcntl
+
+    fh = open(state / LOCK_FILE, "a+")  # noqa: SIM115 - kept open for the runner's life
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise Failed(
+            f"error: another local runner (pid {holder}) uses the state directory {state}; stop it, or give this "
+            f"one its own with --state-dir (or DCA_STATE_DIR)", 2
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
 def _wait_ready(sup: Supervisor, url: str, name: str, check) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -153,10 +180,11 @@ def up(opts: Options) -> int:
         return 2
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    svc = sup = dog = None
+    svc = sup = dog = lock = None
     try:
-        port = services.check_port_free(opts.port)
         opts.state_dir.mkdir(parents=True, exist_ok=True)
+        lock = claim_state_dir(opts.state_dir)  # held until this process exits
+        port = services.check_port_free(opts.port)
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
         layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
         env = _environment(svc, layout, cfg, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
@@ -242,4 +270,6 @@ def up(opts: Options) -> int:
                 say(line)
         if svc is not None:
             svc.close()
+        if lock is not None:
+            lock.close()  # releases the state directory
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
