@@ -76,3 +76,10 @@ def test_a_second_runner_on_the_same_state_directory_is_refused_naming_the_first
         f"error: another local runner (pid 4242) uses the state directory {state}; stop it, or give this one its "
         f"own with --state-dir (or DCA_STATE_DIR)"
     )
+
+
+def test_on_the_embedded_broker_the_watchdog_counts_the_runners_workers_as_consumers():
+    from infra.local.watchdog import QueueWatchdog
+
+    dog = QueueWatchdog(instance=None, broker_url=None, seconds=10, say=print, served={"dagster", "heavy"})
+    assert (dog.consumers("dagster"), dog.consumers("heavy"), dog.consumers("gpu")) == (1, 1, 0)

@@ -152,16 +152,16 @@ def _tail(path, n: int = 15) -> str:
     return "\n".join(f"    | {line}" for line in lines)
 
 
-def _start_watchdog(opts: Options, cfg, instance) -> watchdog.QueueWatchdog | None:
+def _start_watchdog(opts: Options, cfg, instance, served: set[str]) -> watchdog.QueueWatchdog | None:
     """A run whose step waits on a queue with no consumer is failed, naming the queue (infra/local/watchdog.py),
     after --no-consumer-seconds or the stack's operations.noConsumerMinutes (the AWS alarm's threshold)."""
     seconds = opts.no_consumer_seconds
     if seconds is None:
         seconds = cfg.operations.no_consumer_minutes * 60
-    if not seconds or not (opts.broker_url or "").startswith(("amqp://", "amqps://", "pyamqp://")):
+    if not seconds:
         return None
     say(f"watchdog: a run whose step waits {seconds:.0f} s on a queue with no consumer is failed")
-    return watchdog.QueueWatchdog(instance, opts.broker_url, seconds, say).start()
+    return watchdog.QueueWatchdog(instance, opts.broker_url, seconds, say, served=served).start()
 
 
 def up(opts: Options) -> int:
@@ -226,7 +226,7 @@ def up(opts: Options) -> int:
         from dagster import DagsterInstance
 
         instance = DagsterInstance.from_config(str(layout.dagster_home))
-        dog = _start_watchdog(opts, cfg, instance)
+        dog = _start_watchdog(opts, cfg, instance, {w.queue for w in workers})
         try:
             run_id = jobs.submit(port, opts.job, location)
         except Exception as err:  # noqa: BLE001 - e.g. DagsterGraphQLClientError: the webserver refused it

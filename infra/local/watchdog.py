@@ -9,8 +9,9 @@ have not ended (from the run's event log: ``infra.local.jobs.step_rows``), asks 
 consumers each such queue has (a passive ``queue.declare``), and when a queue has had none for ``seconds``,
 marks the run FAILURE with a message that names the step and the queue.
 
-Only for an AMQP broker (the embedded filesystem broker has no consumer count). A broker that cannot be
-asked (e.g. restarting) is no evidence: the clock of that queue starts again. The run worker of a run
+On the embedded filesystem broker, which counts no consumers, a queue has a consumer when the runner started
+a worker for it. A broker that cannot be asked (e.g. restarting) is no evidence: the clock of that queue
+starts again. The run worker of a run
 failed this way stays blocked on its result until the runner stops (it is a subprocess of the code server).
 """
 
@@ -34,8 +35,12 @@ def message(step: str, queue: str, seconds: float) -> str:
 
 
 class QueueWatchdog:
-    def __init__(self, instance, broker_url: str, seconds: float, say: Callable[[str], None], interval: float = 2.0):
+    def __init__(
+        self, instance, broker_url: str | None, seconds: float, say: Callable[[str], None], interval: float = 2.0,
+        served: set[str] = frozenset(),
+    ):  # fmt: skip
         self.instance, self.broker_url, self.seconds, self.say = instance, broker_url, seconds, say
+        self.served = served  # the queues the runner started workers for
         self.interval = min(interval, max(seconds / 4, 0.5))
         self._since: dict[tuple[str, str], float] = {}  # (run id, queue) -> first time seen without consumer
         self._stop = threading.Event()
@@ -58,6 +63,8 @@ class QueueWatchdog:
 
     def consumers(self, queue: str) -> int | None:
         """Consumers of ``queue`` on the broker (0 if it does not exist); None if the broker cannot be asked."""
+        if not (self.broker_url or "").startswith(("amqp://", "amqps://", "pyamqp://")):
+            return 1 if queue in self.served else 0  # embedded broker: no consumer count to ask
         from amqp.exceptions import NotFound
         from kombu import Connection
 
