@@ -9,8 +9,10 @@ Where a step ran is read from the run's event log, not from the op's tags:
 The runner names each worker ``<queue>@%h`` (the topology's ``-n``) and subscribes it to that queue only
 (``-q``), so the node name says which queue it consumed the step from; ``check_placement`` compares the two.
 
-``python -m infra.local.jobs MODULE JOB`` prints the job's ``{step: queue}`` as JSON; the runner runs it in
-the app dir with the workers' environment, so the code is imported exactly as a worker imports it.
+``python -m infra.local.jobs MODULE`` prints, for every job of the code location, its ``{step: queue}`` and
+why the stack's workers would not run it (an executor that runs steps itself, or a Celery executor with a
+broker of its own) as JSON; the runner runs it from the location's directory with the workers' environment,
+so the code is imported exactly as a worker imports it.
 """
 
 from __future__ import annotations
@@ -27,25 +29,40 @@ SUBMITTED = re.compile(r'Submitting celery task for step "(?P<step>.+)" to queue
 WORKER_KEY = "Celery worker"
 
 
-def step_tags(module: str, job_name: str) -> dict[str, dict[str, str]]:
-    """{step key: tags} of the job's execution plan, loading the code location like Dagster does."""
+def location_jobs(module: str):
+    """The jobs of a code location, loaded like Dagster loads it: {name: job definition}."""
     from dagster._core.definitions.reconstruct import repository_def_from_target_def
-    from dagster._core.execution.api import create_execution_plan
     from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
 
-    jobs = {}
+    found = {}
     for target in loadable_targets_from_python_module(module, working_directory=None):
         repo = repository_def_from_target_def(target.target_definition)
-        if repo is not None and repo.has_job(job_name):
-            jobs[job_name] = repo.get_job(job_name)
-    if job_name not in jobs:
-        raise LookupError(f"code location {module!r} has no job named {job_name!r}")
-    plan = create_execution_plan(jobs[job_name])
-    return {step.key: dict(step.tags or {}) for step in plan.steps}
+        if repo is not None:
+            found |= {job.name: job for job in repo.get_all_jobs() if not job.name.startswith("__")}
+    return found
 
 
-def step_queues(module: str, job_name: str, default_queue: str) -> dict[str, str]:
-    return {key: tags.get(QUEUE_TAG, default_queue) for key, tags in step_tags(module, job_name).items()}
+def inspect(job, default_queue: str, broker_url: str) -> dict:
+    """{"queues": {step: queue}, "problem": why the stack's workers would not run it, or None}."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    executor = job.executor_def.name
+    try:
+        config = ResolvedRunConfig.build(job, {}).execution.execution_engine_config or {}
+    except Exception as err:  # noqa: BLE001 - a job that needs run config: its executor cannot be checked here
+        return {"queues": {}, "problem": None, "unchecked": f"{type(err).__name__}"}
+    if "broker" not in config:
+        problem = (f"its executor {executor!r} runs the steps itself, not on the stack's Celery workers; "
+                   f"use dagster_celery_aws's celery_executor")
+        return {"queues": {}, "problem": problem}
+    if config["broker"] != broker_url:
+        problem = "its Celery executor names a broker of its own, so the stack's workers never see its steps; " \
+                  "use dagster_celery_aws's celery_executor (the deployment's broker)"
+        return {"queues": {}, "problem": problem}
+    plan = create_execution_plan(job)
+    return {"queues": {step.key: dict(step.tags or {}).get(QUEUE_TAG, default_queue) for step in plan.steps},
+            "problem": None}  # fmt: skip
 
 
 def submit(port: int, job_name: str, location: str) -> str:
@@ -143,8 +160,13 @@ def report(instance, run, rows: list[StepRow]) -> list[str]:
 
 
 if __name__ == "__main__":
+    # python -m infra.local.jobs MODULE DEFAULT_QUEUE: every job of the location, as JSON {job: inspect(...)}
+    import os
+
     try:
-        print(json.dumps(step_queues(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "dagster")))
+        broker = os.environ["DAGSTER_CELERY_BROKER_URL"]  # infra/contract.py BROKER_URL
+        default = sys.argv[2] if len(sys.argv) > 2 else "dagster"
+        print(json.dumps({name: inspect(job, default, broker) for name, job in location_jobs(sys.argv[1]).items()}))
     except Exception as err:  # noqa: BLE001 - reported to the runner as one line
         first = (str(err).strip().splitlines() or [""])[0]
         print(f"{type(err).__name__}: {first}", file=sys.stderr)

@@ -74,19 +74,36 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, code
     return env
 
 
-def find_job(opts: Options, locs, layout, env) -> tuple[str, dict[str, str]]:
-    """(the code location that has the job, {step: queue}), loading each location as a worker does."""
+def preflight(opts: Options, locs, layout, env, workers) -> tuple[str, dict[str, str]]:
+    """Every job of every location, checked before anything runs: (the location of the job to run, its
+    {step: queue}). The job to run must be one the stack's workers can run, with a worker for each of its
+    queues; any other job that could not is named, so a run launched from the UI does not simply hang."""
     default = (layout.celery_config.get("config_source") or {}).get("task_default_queue", "dagster")
-    errors = []
+    served = {w.queue for w in workers}
+    found, errors = None, []
     for loc in locs:
         proc = subprocess.run(
-            [sys.executable, "-m", "infra.local.jobs", loc.module, opts.job, default],
+            [sys.executable, "-m", "infra.local.jobs", loc.module, default],
             cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-        if proc.returncode == 0:
-            return loc.name, json.loads(proc.stdout.strip().splitlines()[-1])
-        errors.append(f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}")
-    raise Failed(f"error: cannot load job {opts.job!r} from the code locations: {'; '.join(errors)}", 2)
+        if proc.returncode != 0:
+            errors.append(f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+            continue
+        for name, job in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+            if name == opts.job and found is None:
+                if job["problem"]:
+                    raise Failed(f"error: job {opts.job!r} cannot run on this stack: {job['problem']}.", 2)
+                found = (loc.name, job["queues"])
+            elif job["problem"]:
+                say(f"  note: job {name!r} ({loc.name}) would not run on the stack's workers: {job['problem']}")
+            elif set(job["queues"].values()) - served:
+                missing = ", ".join(sorted(set(job["queues"].values()) - served))
+                say(f"  note: job {name!r} ({loc.name}) sends steps to queue(s) {missing} with no worker in "
+                    f"{opts.stack_file}; such a run would be failed by the watchdog")  # fmt: skip
+    if found is None:
+        where = "; ".join(errors) if errors else ", ".join(loc.name for loc in locs)
+        raise Failed(f"error: cannot load job {opts.job!r} from the code locations: {where}", 2)
+    return found
 
 
 def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
@@ -193,7 +210,7 @@ def up(opts: Options) -> int:
             f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
         for line in svc.described:
             say(f"  {line}")
-        location, queues = find_job(opts, locs, layout, env)
+        location, queues = preflight(opts, locs, layout, env, workers)
         check_queues(opts, queues, workers)
         say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
 
