@@ -125,7 +125,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
     from dagster._serdes import pack_value
 
     instance = DagsterInstance.from_config(str(tmp_path))
-    recon = ReconstructableRepository.for_module("dagster_project.bench", "defs", working_directory=str(REPO_ROOT))
+    recon = ReconstructableRepository.for_module("benchmarks.jobs", "defs", working_directory=str(REPO_ROOT))
     job = recon.get_reconstructable_job("bench_fan40_celery")
     run = instance.create_run_for_job(job_def=job.get_definition(), execution_plan=create_execution_plan(job), run_config={})
 

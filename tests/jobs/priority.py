@@ -1,6 +1,6 @@
 """A code location with ``priority_job``: shows that the broker hands out waiting steps by priority.
 
-Used by tests/test_local_e2e.py (``python -m infra.local up --code-module dagster_project.priority``).
+Used by tests/test_local_e2e.py (``python -m infra.local up --code-module tests.jobs.priority``).
 With ONE single-slot worker on queue ``dagster``:
 
 1. ``blocker`` (priority 10, sent first) occupies the slot;
