@@ -41,7 +41,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "worker_image")]
+sys.path[:0] = [str(REPO_ROOT)]
 
 CODE_MODULE = "benchmarks.jobs"
 QUEUE = "dagster"
