@@ -7,10 +7,10 @@ ARGS ?=
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml worker_image/requirements.txt
+$(VENV)/.installed: pyproject.toml runtime/pyproject.toml worker_image/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r worker_image/requirements.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -r worker_image/requirements.txt -e ./runtime -e '.[dev]'
 	touch $@
 
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.

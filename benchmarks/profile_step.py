@@ -5,7 +5,7 @@
 
 Same services and runtime files as benchmarks/step_path.py (private vhost, private database, moto S3), no
 worker processes: one run of ``bench_fan40_celery`` is created, then the worker app's registered
-``execute_plan`` task (``dagster_celery.app`` with worker_image/dagster_celery_config.py loaded and the
+``execute_plan`` task (``dagster_celery.app`` with the runtime's dagster_celery_config loaded and the
 worker's start-up imports done, so the deployment's task, whichever it is) runs its steps here, with the message arguments the executor sends
 (dagster_celery.executor._submit_task). The first step warms the process up (as a worker's pool child is
 after its first task); the next ``--steps`` are timed one by one and profiled together.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "worker_image")]
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
 
 from step_path import CODE_MODULE, REPO_ROOT, Environment, say  # noqa: E402
 
@@ -42,7 +42,7 @@ def main() -> int:
         from dagster._serdes import pack_value
         from dagster_celery.app import app
 
-        app.loader.import_default_modules()  # as a worker does at start-up (dagster_celery_config.py hooks it)
+        app.loader.import_default_modules()  # as a worker does at start-up (dagster_celery_config hooks it)
         task = app.tasks["execute_plan"]
         say(f"execute_plan task: {type(task).__module__}.{type(task).__qualname__} ({task.run.__module__})")
         repo = ReconstructableRepository.for_module(CODE_MODULE, "defs", working_directory=str(REPO_ROOT))

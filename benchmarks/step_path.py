@@ -8,7 +8,7 @@ Services (as tests/test_local_e2e.py): RabbitMQ on 127.0.0.1:5672 (guest/guest) 
 ``rabbitmqctl``, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) with a private database, and a moto S3
 server started here on 127.0.0.1. ``--broker-url`` / ``--database-url`` / ``--s3-endpoint`` use given ones.
 The environment is the local runner's own (infra.local: services, runtime files, environment contract,
-Supervisor), with the jobs of ``dagster_project.bench``; the Celery workers are the topology's command
+Supervisor), with the jobs of ``benchmarks.jobs``; the Celery workers are the topology's command
 (``celery -A dagster_celery.app worker -Q dagster -n ... -c C``), W of them. Each run is executed by a fresh
 ``python`` process (a run worker, as Dagster's run launcher starts one), so no run profits from another's
 imports; the workers stay up between runs, as on ECS.
@@ -41,9 +41,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "worker_image")]
+sys.path[:0] = [str(REPO_ROOT)]
 
-CODE_MODULE = "dagster_project.bench"
+CODE_MODULE = "benchmarks.jobs"
 QUEUE = "dagster"
 COLD_QUEUE = "bench-cold"
 SUBMITTED = re.compile(r'^(Submitting celery task for step "|Launching subprocess for ")')
@@ -287,7 +287,7 @@ def plan(args) -> list[tuple[str, str, str]]:
 
 
 def main_measure(args) -> dict:
-    from dagster_project import bench
+    from benchmarks import jobs as bench
 
     slots = args.workers * args.concurrency
     reps = args.reps or (1 if args.quick else 3)

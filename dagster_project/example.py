@@ -7,6 +7,7 @@ import os
 import socket
 
 from dagster import In, OpExecutionContext, job, op
+from dagster_celery_aws import celery_executor
 
 QUEUE_TAG = "dagster-celery/queue"  # dagster-celery's op tag; untagged steps go to queue `dagster`
 PRIORITY_TAG = "dagster-celery/priority"  # 0..10 on the `dagster` queue (default 5)
@@ -62,10 +63,7 @@ def join(context: OpExecutionContext, parts: list[int]) -> int:
     return total
 
 
-def build_job(executor_def):
-    @job(executor_def=executor_def)
-    def example_job():
-        value = seed()
-        join([part(value) for part in PARTS])
-
-    return example_job
+@job(executor_def=celery_executor)
+def example_job():
+    value = seed()
+    join([part(value) for part in PARTS])

@@ -1,6 +1,6 @@
 """The environment contract shared by every process of the topology.
 
-The ECS task definitions, the local runner, the runtime files in ``worker_image/`` and the tests all use
+The ECS task definitions, the local runner, the runtime files (``worker_image/``, ``runtime/``) and the tests all use
 these names, so a variable that ``dagster.yaml`` reads can never be missing from one service (dagster
 issue #2163: a Celery worker rebuilds the instance from the InstanceRef and needs the same environment).
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 # Paths inside the image (worker_image/Dockerfile lays them out).
-APP_DIR = "/opt/dagster/app"  # workspace.yaml, celery_config.yaml, dagster_project/
+APP_DIR = "/opt/dagster/app"  # workspace.yaml, dagster_project/
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
 
 WEBSERVER_PORT = 3000
@@ -28,11 +28,11 @@ RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
 # and the queue-metrics publisher call the stack's region.
 REGION = "AWS_DEFAULT_REGION"
 # Workers only: how long a worker's task stays protected from scale-in after a step starts
-# (worker_runtime.protection): the longest expected step, i.e. the broker's consumer timeout. Not in every
+# (dagster_celery_aws.protection): the longest expected step, i.e. the broker's consumer timeout. Not in every
 # task, so that changing it rolls the workers and nothing else.
 PROTECTION_MINUTES = "DCA_PROTECTION_MINUTES"
 # Daemon only (the process that launches runs): the subnets a run task may start in
-# (worker_runtime.run_launcher); its RUN_TASK_DEFINITION is the run task definition's ARN, not the family.
+# (dagster_celery_aws.run_launcher); its RUN_TASK_DEFINITION is the run task definition's ARN, not the family.
 RUN_SUBNETS = "DCA_RUN_SUBNETS"
 RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
 
@@ -47,7 +47,7 @@ SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
 
-# The queue-metrics publisher's own settings (a sidecar of the daemon task; worker_runtime.queue_metrics).
+# The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
 METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names
 METRICS_STACK = "DCA_STACK"  # the Stack dimension of the metrics
 BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API base URL

@@ -30,9 +30,9 @@ RDS_MEMORY_GIB: dict[str, float] = {
 
 # Connections each process may hold at once (peaks). A worker pool process keeps one pooled connection per
 # storage it uses -- run, event log, rarely schedule -- opens one more for a nested call
-# (worker_runtime/fast_task.py), and one for Celery's result backend, which is the same database
+# (dagster_celery_aws.fast_task), and one for Celery's result backend, which is the same database
 # (celery_config.yaml: backend). A run worker on the Celery executor pools its run and event-log storages the
-# same way (dagster_project/fast_path.py celery_executor); it makes one storage call at a time and does not
+# same way (dagster_celery_aws.executor celery_executor); it makes one storage call at a time and does not
 # use the schedule storage: one connection kept per storage, one nested, one kept for polling the results
 # (3 at most, sampled every 10 ms over fan-out and chain runs):
 PER_WORKER_SLOT = 5

@@ -24,7 +24,7 @@ from infra.topology import process_specs, worker_name
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 AZ_COUNT = 2  # components/network.py: the load balancer spans two subnets (one per AZ)
-METRICS_PER_QUEUE = 4  # worker_runtime/queue_metrics.py: QueueDepth, QueueReady, QueueUnacked, QueueConsumers
+METRICS_PER_QUEUE = 4  # dagster_celery_aws.queue_metrics: QueueDepth, QueueReady, QueueUnacked, QueueConsumers
 METRICS_PER_CALL = 20  # the publisher's put_metric_data batch size
 
 EXCLUDED = (

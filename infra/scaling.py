@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from infra.config import Queue
 
-NAMESPACE = "DagsterCeleryAws"  # written by worker_runtime.queue_metrics
+NAMESPACE = "DagsterCeleryAws"  # written by dagster_celery_aws.queue_metrics
 DEPTH = "QueueDepth"  # ready + unacknowledged messages
 CONSUMERS = "QueueConsumers"  # one per running Celery worker (not per slot)
 PERIOD = 60  # seconds; the publisher writes every 60 s or less

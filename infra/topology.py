@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from infra.config import StackConfig
 
 WORKSPACE = "workspace.yaml"  # relative to contract.APP_DIR, the working directory of every process
-CELERY_CONFIG = "celery_config.yaml"
 
 
 @dataclass(frozen=True)
@@ -33,8 +32,8 @@ class ProcessSpec:
 
 
 def worker_command(queue: str, concurrency: int) -> tuple[str, ...]:
-    # Celery itself, on dagster-celery's app: the app loads worker_image/dagster_celery_config.py, which
-    # reads celery_config.yaml and the environment in memory. (`dagster-celery worker start` would write the
+    # Celery itself, on dagster-celery's app: the app loads the runtime's dagster_celery_config module, which
+    # reads the packaged celery_config.yaml and the environment in memory. (`dagster-celery worker start` would write the
     # broker password to disk and stay PID 1 without passing SIGTERM on: no warm shutdown on ECS.)
     # `-n` names the worker after its queue so engine events say where a step ran.
     return (
@@ -52,7 +51,7 @@ def worker_name(queue: str) -> str:
 
 
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")
-METRICS_COMMAND = ("python", "-m", "worker_runtime.queue_metrics")
+METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
 
 
 def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:

@@ -31,8 +31,7 @@ import os
 import tinydep
 from dagster import Definitions, job, op
 
-from dagster_project import celery_executor_config
-from dagster_project.fast_path import CachedS3Resource, celery_executor, s3_pickle_io_manager
+from dagster_celery_aws import celery_executor, deployment_resources
 
 
 @op
@@ -54,15 +53,12 @@ def report(model):
     return model
 
 
-@job(executor_def=celery_executor.configured(celery_executor_config(), name="celery"))
+@job(executor_def=celery_executor)
 def train_job():
     report(train(prepare()))
 
 
-defs = Definitions(jobs=[train_job], resources={
-    "s3": CachedS3Resource(),
-    "io_manager": s3_pickle_io_manager.configured({"s3_bucket": {"env": "DAGSTER_S3_BUCKET"}, "s3_prefix": "io"}),
-})
+defs = Definitions(jobs=[train_job], resources=deployment_resources())
 '''
 
 

@@ -1,4 +1,4 @@
-"""Compute-log capture in the image (worker_image/worker_runtime/compute_logs.py): a step's stdout and stderr
+"""Compute-log capture in the image (dagster_celery_aws.compute_logs): a step's stdout and stderr
 go to the captured files (then S3) and, complete, to the process's own streams (the container's log),
 without the `tail` and watcher processes Dagster starts per capture."""
 
@@ -8,10 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGE_DIR = REPO_ROOT / "worker_image"
 
 # Runs in a fresh process whose stdout/stderr are pipes read by the test (the "container log").
 CAPTURE = textwrap.dedent(
@@ -25,7 +21,7 @@ CAPTURE = textwrap.dedent(
 
     with mock_aws():
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="step-logs")
-        from worker_runtime.compute_logs import S3ComputeLogManager
+        from dagster_celery_aws.compute_logs import S3ComputeLogManager
         manager = S3ComputeLogManager(bucket="step-logs", local_dir=sys.argv[1], prefix="compute-logs", skip_empty_files=True)
         real_popen, subprocess.Popen = subprocess.Popen, no_processes
         with manager.capture_logs(["run", "compute_logs", "step"]):
@@ -49,8 +45,7 @@ CAPTURE = textwrap.dedent(
 
 def test_capture_mirrors_every_line_to_the_process_streams_and_uploads_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no endpoint: moto in process
-    env.update(PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]), AWS_ACCESS_KEY_ID="x",
-               AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="us-east-1")
     proc = subprocess.run([sys.executable, "-c", CAPTURE, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out, err = proc.stdout.splitlines(), proc.stderr.splitlines()
@@ -70,7 +65,7 @@ def test_a_stream_without_a_descriptor_is_left_alone(tmp_path):
     import io
     import threading
 
-    from worker_runtime.compute_logs import mirror_to_file
+    from dagster_celery_aws.compute_logs import mirror_to_file
 
     stream = io.StringIO()
     threads = threading.active_count()

@@ -1,7 +1,7 @@
-"""The workers' ``execute_plan`` task (worker_image/worker_runtime/fast_task.py) and the code location's
-fast path (dagster_project/fast_path.py).
+"""The workers' ``execute_plan`` task (dagster_celery_aws.fast_task) and the code location's executor and S3
+resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
 
-- the worker app (``celery -A dagster_celery.app worker`` with worker_image/dagster_celery_config.py) runs
+- the worker app (``celery -A dagster_celery.app worker`` with the runtime's dagster_celery_config) runs
   our task under the stock name, with late acks and reject-on-worker-lost unchanged;
 - the task takes the stock executor's message (dagster_celery.executor._submit_task's arguments), returns
   the same events as the stock task, keeps one instance per process on pooled connections, and survives
@@ -25,7 +25,6 @@ import pytest
 from tests.conftest import postgres_database, s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-IMAGE_DIR = REPO_ROOT / "worker_image"
 
 
 
@@ -33,8 +32,9 @@ IMAGE_DIR = REPO_ROOT / "worker_image"
 
 
 # ------------------------------------------------------------------------------ registration on the worker app
-def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
-    """In a fresh process, as a worker starts: import the app, then Celery's `imports` (worker start-up)."""
+def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings(tmp_path):
+    """In a fresh process, as a worker starts: import the app, then Celery's `imports` (worker start-up); in any
+    directory, with nothing on the import path but the installed runtime."""
     code = (
         "from dagster_celery.app import app\n"
         "stock = app.tasks['execute_plan']\n"
@@ -50,14 +50,14 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
     env.update({
         contract.BROKER_URL: "amqp://guest:guest@127.0.0.1:5672//",
         contract.BACKEND_URL: "db+sqlite:///:memory:",
-        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(IMAGE_DIR)]),
     })
-    proc = subprocess.run([sys.executable, "-c", code], cwd=IMAGE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("before", "after")))
     assert lines["before"] == "dagster_celery.tasks"
     module, name, acks_late, reject, prefetch, names = lines["after"].split(" ", 5)
-    assert (module, name) == ("worker_runtime.fast_task", "execute_plan")
+    assert (module, name) == ("dagster_celery_aws.fast_task", "execute_plan")
     assert (acks_late, reject, prefetch) == ("True", "True", "1")
     assert names == "['execute_job', 'execute_plan', 'resume_job']"
 
@@ -65,7 +65,7 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings():
 def test_install_replaces_the_task_on_any_app():
     from celery import Celery
 
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     app = Celery("t", set_as_current=False)
     app.conf.task_acks_late = True
@@ -76,7 +76,7 @@ def test_install_replaces_the_task_on_any_app():
         return []
 
     task = fast_task.install(app)
-    assert app.tasks["execute_plan"] is task and task.run.__module__ == "worker_runtime.fast_task"
+    assert app.tasks["execute_plan"] is task and task.run.__module__ == "dagster_celery_aws.fast_task"
     assert task.acks_late and task.reject_on_worker_lost
     params = list(inspect.signature(task.run).parameters)
     assert params == list(inspect.signature(stock.run).parameters)[-2:] or params[-2:] == [
@@ -125,7 +125,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
     from dagster._serdes import pack_value
 
     instance = DagsterInstance.from_config(str(tmp_path))
-    recon = ReconstructableRepository.for_module("dagster_project.bench", "defs", working_directory=str(REPO_ROOT))
+    recon = ReconstructableRepository.for_module("benchmarks.jobs", "defs", working_directory=str(REPO_ROOT))
     job = recon.get_reconstructable_job("bench_fan40_celery")
     run = instance.create_run_for_job(job_def=job.get_definition(), execution_plan=create_execution_plan(job), run_config={})
 
@@ -140,7 +140,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
     try:
         yield instance, message
     finally:
-        from worker_runtime import fast_task
+        from dagster_celery_aws import fast_task
 
         for inst in fast_task._instances.values():
             inst.dispose()
@@ -163,7 +163,7 @@ def test_fast_task_returns_the_stock_events_and_keeps_one_pooled_instance(step_e
     from dagster_celery.tasks import create_task
     from sqlalchemy.pool import QueuePool
 
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     instance, message = step_env
     app = Celery("t", set_as_current=False)
@@ -190,7 +190,7 @@ def test_dropped_database_connections_are_replaced(step_env, pg_url):
     import psycopg2
     from celery import Celery
 
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     _, message = step_env
     task = fast_task.install(Celery("v", set_as_current=False))
@@ -214,7 +214,7 @@ def test_pooled_connections_are_pinged_only_when_postgresql_has_spoken(pg_url):
     import psycopg2
     from sqlalchemy import exc
 
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     class Recording:  # a DB-API connection that counts the pings
         def __init__(self, conn):
@@ -251,7 +251,7 @@ def test_pooled_connections_are_pinged_only_when_postgresql_has_spoken(pg_url):
 
 
 def test_instances_are_not_shared_across_a_fork(monkeypatch):
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     made = []
     monkeypatch.setattr(fast_task.DagsterInstance, "from_ref", staticmethod(lambda ref: made.append(ref) or object()))
@@ -265,7 +265,7 @@ def test_instances_are_not_shared_across_a_fork(monkeypatch):
 
 
 def test_a_run_record_is_read_once_per_process_and_run():
-    from worker_runtime import fast_task
+    from dagster_celery_aws import fast_task
 
     class Instance:
         reads: list[str] = []
@@ -291,10 +291,10 @@ def test_io_manager_is_made_once_per_process_and_configuration(monkeypatch):
     from dagster import build_resources
     from moto import mock_aws
 
-    from dagster_project import fast_path
+    from dagster_celery_aws import s3
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setattr(fast_path, "_kept", {})
+    monkeypatch.setattr(s3, "_kept", {})
     with mock_aws():
         import boto3
 
@@ -307,7 +307,7 @@ def test_io_manager_is_made_once_per_process_and_configuration(monkeypatch):
         )
 
         def build(prefix: str):
-            io = fast_path.s3_pickle_io_manager.configured({"s3_bucket": "io-bucket", "s3_prefix": prefix})
+            io = s3.s3_pickle_io_manager.configured({"s3_bucket": "io-bucket", "s3_prefix": prefix})
             with build_resources({"io_manager": io}) as resources:
                 return resources.io_manager
 
@@ -330,7 +330,7 @@ def _recording_init(calls: list):
 
 def test_s3_client_is_made_once_per_process_and_configuration(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    from dagster_project.fast_path import CachedS3Resource
+    from dagster_celery_aws import CachedS3Resource
 
     a, b = CachedS3Resource(), CachedS3Resource()
     assert a.get_client() is b.get_client()
@@ -354,8 +354,7 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     from sqlalchemy.pool import NullPool, QueuePool
 
     import dagster_project
-    from dagster_project import fast_path
-    from worker_runtime import fast_task
+    from dagster_celery_aws import executor, fast_task
 
     instance, _ = step_env
     monkeypatch.setattr(loop, "TICK_SECONDS", 1)
@@ -369,17 +368,17 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
         context = InitExecutorContext(job=job, executor_def=definition, executor_config=config, instance=instance)
         return definition.executor_creation_fn(context)
 
-    ours, stock = made(fast_path.celery_executor), made(stock_def)
-    assert type(ours) is fast_path.TunedCeleryExecutor and isinstance(ours, CeleryExecutor)
+    ours, stock = made(executor.tuned_celery_executor), made(stock_def)
+    assert type(ours) is executor.TunedCeleryExecutor and isinstance(ours, CeleryExecutor)
     assert (ours.broker, ours.backend, ours.include, vars(ours.config_source), ours.retries) == (
         stock.broker, stock.backend, stock.include, vars(stock.config_source), stock.retries
     )  # fmt: skip
     # the app's arguments: the stock ones, the result backend read by the batched backend class
     ours_args, stock_args = ours.app_args(), stock.app_args()
-    assert ours_args.pop("backend") == "dagster_project.fast_path:BatchPolledDatabaseBackend+postgresql+psycopg2://u@db/d"
+    assert ours_args.pop("backend") == "dagster_celery_aws.executor:BatchPolledDatabaseBackend+postgresql+psycopg2://u@db/d"
     assert stock_args.pop("backend") == config["backend"]
     assert vars(ours_args.pop("config_source")) == vars(stock_args.pop("config_source")) and ours_args == stock_args
-    assert fast_path.celery_executor.config_schema is stock_def.config_schema
+    assert executor.tuned_celery_executor.config_schema is stock_def.config_schema
 
     ran = []
     monkeypatch.setattr(CeleryExecutor, "execute", lambda self, ctx, plan: ran.append((self, ctx, plan)) or iter(()))
@@ -391,17 +390,17 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     assert all(isinstance(e.pool, QueuePool) for e in pooled)
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
     assert fast_task._postgres_engines(instance) == pooled and len(ran) == 2
-    assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS
+    assert loop.TICK_SECONDS == executor.EXECUTOR_POLL_SECONDS
 
 
 def test_run_worker_poll_interval(monkeypatch):
     import dagster_celery.core_execution_loop as loop
 
-    from dagster_project import fast_path
+    from dagster_celery_aws import executor
 
     monkeypatch.setattr(loop, "TICK_SECONDS", loop.TICK_SECONDS)
-    fast_path.set_executor_poll_interval()
-    assert loop.TICK_SECONDS == fast_path.EXECUTOR_POLL_SECONDS == 0.1
+    executor.set_executor_poll_interval()
+    assert loop.TICK_SECONDS == executor.EXECUTOR_POLL_SECONDS == 0.1
     # The loop reads the module global on every iteration; a dagster-celery release that stops doing so
     # would silently bring back the 1 s poll.
     assert "time.sleep(TICK_SECONDS)" in inspect.getsource(loop.core_celery_execution_loop)
@@ -417,7 +416,7 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
     from dagster._core.execution.retries import RetryMode
     from dagster_celery.make_app import make_app
 
-    from dagster_project import fast_path
+    from dagster_celery_aws import executor as tuned
 
     import dagster_celery.core_execution_loop as loop
 
@@ -425,13 +424,13 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
     # silently bring back one query per running step
     assert "make_app(executor.app_args())" in inspect.getsource(loop.core_celery_execution_loop)
     clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr(fast_path, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(tuned, "time", SimpleNamespace(monotonic=lambda: clock.now))
     with postgres_database("dca_results") as db:
         url = f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"  # the form the stack writes
-        executor = fast_path.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=url)
+        executor = tuned.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=url)
         app = make_app(executor.app_args())
         backend = app.backend
-        assert type(backend) is fast_path.BatchPolledDatabaseBackend and backend.url == url[3:]
+        assert type(backend) is tuned.BatchPolledDatabaseBackend and backend.url == url[3:]
         worker_side = DatabaseBackend(app=app, url=url[3:])  # how a worker stores results: the stock backend
         # one engine (connection pool) for every read here; the stock backend outside a forked worker makes
         # a new engine, i.e. a new PostgreSQL connection, per read
@@ -450,14 +449,14 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
 
         assert [r.ready() for r in results] == [False] * 5  # first poll: only the first read asks
         assert batches == [{ids[0]}] and full_reads == []
-        clock.now += fast_path.BatchPolledDatabaseBackend.BATCH_SECONDS
+        clock.now += tuned.BatchPolledDatabaseBackend.BATCH_SECONDS
         assert [r.ready() for r in results] == [False, True, True, False, False]
         assert batches[1:] == [set(ids)]  # one query for the five
         assert results[1].get() == ["event"]
         with pytest.raises(ValueError, match="step failed"):
             results[2].get(propagate=True)
         worker_side.store_result(ids[0], ["late"], "SUCCESS")
-        clock.now += fast_path.BatchPolledDatabaseBackend.BATCH_SECONDS
+        clock.now += tuned.BatchPolledDatabaseBackend.BATCH_SECONDS
         assert [r.ready() for r in results] == [True, True, True, False, False]
         assert batches[2:] == [{ids[0], ids[3], ids[4]}]  # finished tasks are not asked about again
         assert sorted(full_reads) == sorted(ids[:3])  # each finished task read once, in full

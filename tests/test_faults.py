@@ -1,7 +1,7 @@
 """Faults the deployment survives, proven on real services (RabbitMQ, PostgreSQL, an S3 API server).
 
 The topology is the local runner's (``python -m infra.local up``, kept running: webserver, daemon, the
-stack file's worker on queue ``dagster``); the fault jobs come from ``dagster_project.faults``. Their held
+stack file's worker on queue ``dagster``); the fault jobs come from ``tests.jobs.faults``. Their held
 step runs on queue ``faults`` (or ``orphan``), served by extra workers that the test starts exactly as the
 runner starts its own -- the topology's command, the runner's worker environment and app dir -- so the test
 may kill them without the runner treating it as its own crash. Each held step records every attempt (which
@@ -36,8 +36,8 @@ import yaml
 from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table
 from tests.conftest import wait_for, postgres_database, rabbit_vhost, s3_server, unavailable
 
-LOCATION = "dagster_project.faults"
-VALUE = "held-and-released"  # dagster_project.faults.VALUE
+LOCATION = "tests.jobs.faults"
+VALUE = "held-and-released"  # tests.jobs.faults.VALUE
 RUN_DEADLINE = 180  # seconds for a released run to end
 PG_OUTAGE = 15  # seconds PostgreSQL is down in fault 4
 WATCHDOG_SECONDS = 10  # the runner's --no-consumer-seconds in these tests

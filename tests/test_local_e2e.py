@@ -151,7 +151,7 @@ def test_real_services_run_succeeds_with_steps_on_their_queues(tmp_path, rabbit_
 def test_higher_priority_steps_start_first_on_a_busy_worker(tmp_path, rabbit_url, pg_url, s3):
     endpoint, _ = s3
     sf = stack_file(tmp_path, [{"name": "dagster", "concurrency": 1}, {"name": "heavy", "concurrency": 1}])
-    proc = run_local(tmp_path, "--once", "--stack-file", str(sf), "--code-module", "dagster_project.priority",
+    proc = run_local(tmp_path, "--once", "--stack-file", str(sf), "--code-module", "tests.jobs.priority",
                      "--job", "priority_job", "--broker-url", rabbit_url, "--database-url", pg_url,
                      "--s3-endpoint", endpoint, "--bucket", "prio")  # fmt: skip
     assert proc.returncode == 0

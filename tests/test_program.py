@@ -211,7 +211,7 @@ def test_prebuilt_image_builds_nothing():
 def test_daemon_migrates_the_schema_before_it_starts(example):
     _, stack = example
     migrate, daemon, metrics = containers(stack.one(TASKDEF, "-daemon-task"))
-    assert metrics["command"] == ["python", "-m", "worker_runtime.queue_metrics"] and metrics["essential"] is False
+    assert metrics["command"] == ["python", "-m", "dagster_celery_aws.queue_metrics"] and metrics["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
     assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
     service = stack.one(SERVICE, "-daemon-service")

@@ -1,4 +1,4 @@
-"""worker_runtime.protection with a real Celery worker (prefork, subprocess) on the real RabbitMQ (own vhost)
+"""dagster_celery_aws.protection with a real Celery worker (prefork, subprocess) on the real RabbitMQ (own vhost)
 and a local HTTP server that records requests as the ECS agent's task-protection endpoint.
 
 Tasks block until the test creates their gate file, so every assertion is made at a known point; waits
@@ -20,16 +20,15 @@ import pytest
 from celery import Celery
 
 from tests.conftest import wait_for
-from worker_runtime import protection
+from dagster_celery_aws import protection
 
-ROOT = Path(__file__).resolve().parents[1]
 ON = {"ProtectionEnabled": True, "ExpiresInMinutes": 240}
 OFF = {"ProtectionEnabled": False}
 
 APP = '''
 import os, pathlib, time
 from celery import Celery
-import worker_runtime.protection as p
+import dagster_celery_aws.protection as p
 
 app = Celery("dca_prot_app", broker=os.environ["TEST_BROKER"], backend="rpc://")
 # Early ack here so a killed child's step is not redelivered (the real config requeues it).
@@ -91,7 +90,7 @@ class Worker:
         self.state = tmp / "protection.json"
         broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ECS_AGENT_URI", "DCA_"))}
-        full_env.update(PYTHONPATH=f"{tmp}{os.pathsep}{ROOT / 'worker_image'}", TEST_BROKER=broker,
+        full_env.update(PYTHONPATH=str(tmp), TEST_BROKER=broker,
                         DCA_PROTECTION_STATE=str(self.state), **env)
         self.log = open(tmp / "worker.log", "w")
         self.proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""worker_runtime.queue_metrics against the real RabbitMQ (127.0.0.1:5672, guest/guest) and its management API
+"""dagster_celery_aws.queue_metrics against the real RabbitMQ (127.0.0.1:5672, guest/guest) and its management API
 (127.0.0.1:15672), publishing to a CloudWatch API server (moto) on 127.0.0.1.
 
 The management plugin must be enabled (`rabbitmq-plugins enable rabbitmq_management`); the session fixture
@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import boto3
 import kombu
@@ -28,10 +27,9 @@ import requests
 from botocore.config import Config as BotoConfig
 
 from tests.conftest import wait_for
-from worker_runtime import queue_metrics as qm
+from dagster_celery_aws import queue_metrics as qm
 
 from tests.conftest import RABBIT_MANAGEMENT as MGMT  # noqa: E402
-ROOT = Path(__file__).resolve().parents[1]
 
 
 
@@ -173,7 +171,7 @@ class CountingSession(requests.Session):
 
 
 def test_outage_logged_once_no_data_then_recovery(vhost, cloudwatch, caplog):
-    caplog.set_level(logging.INFO, logger="worker_runtime.queue_metrics")
+    caplog.set_level(logging.INFO, logger="dagster_celery_aws.queue_metrics")
     declare_and_fill(vhost, {"dagster": 2})
     port = free_port()  # nothing listens: connection refused, like a broker that is down
     cfg = cfg_for(vhost, ["dagster"], url=f"http://127.0.0.1:{port}", interval=0.5)
@@ -203,12 +201,12 @@ def test_outage_logged_once_no_data_then_recovery(vhost, cloudwatch, caplog):
 def test_module_runs_and_exits_on_sigterm(vhost, cloudwatch_endpoint):
     declare_and_fill(vhost, {"dagster": 1})
     stack = f"stack-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "worker_image"), "DCA_QUEUES": "dagster", "DCA_STACK": stack,
+    env = {**os.environ, "DCA_QUEUES": "dagster", "DCA_STACK": stack,
            "DAGSTER_CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
            "DCA_BROKER_MANAGEMENT_URL": MGMT, "DCA_METRICS_INTERVAL": "1", "AWS_DEFAULT_REGION": "eu-west-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_ENDPOINT_URL_CLOUDWATCH": cloudwatch_endpoint}
-    proc = subprocess.Popen([sys.executable, "-m", "worker_runtime.queue_metrics"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dagster_celery_aws.queue_metrics"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         client = boto3.client("cloudwatch", region_name="eu-west-1", endpoint_url=cloudwatch_endpoint,

@@ -1,5 +1,5 @@
-"""The runtime files of the image (worker_image/) and the example code location (dagster_project/),
-checked with the schemas and classes of the tools that read them (Dagster, dagster-aws, dagster-celery,
+"""The runtime files of the image (worker_image/, the runtime package's celery_config.yaml) and the example
+code location (dagster_project/), checked with the schemas and classes of the tools that read them (Dagster, dagster-aws, dagster-celery,
 Celery), under the environment that the task definitions set (infra/contract.py)."""
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from dagster_celery_aws.celery_config import PACKAGED as CELERY_YAML  # noqa: E402
+
 from infra import contract  # noqa: E402
 
 IMAGE_DIR = ROOT / "worker_image"
 DAGSTER_YAML = IMAGE_DIR / "dagster.yaml"
-CELERY_YAML = IMAGE_DIR / "celery_config.yaml"
 WORKSPACE_YAML = IMAGE_DIR / "workspace.yaml"
 DOCKERFILE = IMAGE_DIR / "Dockerfile"
 REQUIREMENTS = IMAGE_DIR / "requirements.txt"
@@ -154,10 +155,10 @@ def test_compute_log_manager_builds_from_env(contract_env):
     assert value["prefix"] == contract.COMPUTE_LOGS_PREFIX
     manager = _class(section).from_config_value(None, value)
     assert manager._s3_bucket == "sample-bucket"  # noqa: SLF001
-    # dagster-aws's manager, capturing with the thread mirror (worker_runtime/compute_logs.py)
+    # dagster-aws's manager, capturing with the thread mirror (dagster_celery_aws.compute_logs)
     from dagster_aws.s3 import S3ComputeLogManager
 
-    from worker_runtime.compute_logs import ThreadMirroredLocalComputeLogManager
+    from dagster_celery_aws.compute_logs import ThreadMirroredLocalComputeLogManager
 
     assert isinstance(manager, S3ComputeLogManager)
     assert isinstance(manager.local_manager, ThreadMirroredLocalComputeLogManager)
@@ -231,7 +232,7 @@ def test_celery_settings_of_the_run_worker(contract_env):
     from dagster_celery.cli import get_validated_config
     from dagster_celery.make_app import make_app
 
-    from dagster_project.fast_path import TunedCeleryExecutor
+    from dagster_celery_aws.executor import TunedCeleryExecutor
 
     validated = dict(get_validated_config(str(CELERY_YAML)))
     validated.pop("retries")
@@ -240,12 +241,12 @@ def test_celery_settings_of_the_run_worker(contract_env):
 
 
 def test_celery_settings_of_the_workers(contract_env, monkeypatch, tmp_path):
-    """The app the workers run, `celery -A dagster_celery.app worker`: `make_app()` imports our
-    `dagster_celery_config` module (worker_image/), which resolves celery_config.yaml in memory."""
+    """The app the workers run, `celery -A dagster_celery.app worker`: `make_app()` imports the runtime's
+    `dagster_celery_config` module, which resolves the packaged celery_config.yaml in memory."""
     from dagster_celery.make_app import make_app
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    monkeypatch.chdir(CELERY_YAML.parent)  # the working directory of every process: APP_DIR
+    monkeypatch.chdir(tmp_path)  # any working directory
     monkeypatch.delitem(sys.modules, "dagster_celery_config", raising=False)
     try:
         conf = make_app().conf
@@ -290,12 +291,14 @@ def project(contract_env):
 
 def test_definitions_load_with_celery_executor(project):
     job = project.defs.resolve_job_def("example_job")
-    from dagster_project.fast_path import celery_executor
+    from dagster_celery_aws import celery_executor, executor
 
-    assert job.executor_def.name == "celery"
-    assert job.executor_def.executor_creation_fn is celery_executor.executor_creation_fn
-    # The executor is configured from the same file as the workers.
-    assert project.celery_executor_config() == _load(CELERY_YAML)["execution"]["config"]
+    assert job.executor_def is celery_executor and celery_executor.name == "celery"
+    assert celery_executor.executor_creation_fn is executor.tuned_celery_executor.executor_creation_fn
+    # The executor is configured from the same file as the workers, resolved the same way.
+    from dagster_celery_aws.celery_config import resolved_config
+
+    assert celery_executor.config_schema.resolve_config({}).value["config"] == resolved_config(CELERY_YAML)
 
 
 def test_example_job_uses_both_queues_and_a_priority(project):
@@ -311,7 +314,9 @@ def test_io_manager_is_s3_pickle_on_the_contract_bucket(project, monkeypatch):
     from dagster import build_resources
     from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 
-    assert project.S3_BUCKET_VAR == contract.S3_BUCKET
+    from dagster_celery_aws import s3
+
+    assert (s3.S3_BUCKET_VAR, s3.IO_PREFIX) == (contract.S3_BUCKET, contract.IO_PREFIX)
     monkeypatch.setenv(contract.S3_BUCKET, "sample-bucket")
     with mock_aws():
         boto3.client("s3").create_bucket(
@@ -337,16 +342,27 @@ def test_example_job_values_go_to_the_bucket(project):
     assert any(key.startswith(f"{contract.IO_PREFIX}/") and key.endswith("/join/result") for key in keys)
 
 
-def test_celery_config_path_override(project, monkeypatch, tmp_path):
-    from dagster_project import celery_config
+def test_celery_config_path_override(monkeypatch, tmp_path):
+    from dagster_celery_aws import celery_config
 
+    monkeypatch.delenv(celery_config.CONFIG_PATH_VAR, raising=False)
+    assert celery_config.config_path() == CELERY_YAML
     other = tmp_path / "celery.yaml"
     other.write_text("execution:\n  config:\n    broker: filesystem://\n", encoding="utf-8")
     monkeypatch.setenv(celery_config.CONFIG_PATH_VAR, str(other))
-    assert celery_config.celery_executor_config() == {"broker": "filesystem://"}
+    assert celery_config.executor_config() == {"broker": "filesystem://"}
+    assert celery_config.celery_settings()["broker_url"] == "filesystem://"
     monkeypatch.setenv(celery_config.CONFIG_PATH_VAR, str(tmp_path / "missing.yaml"))
     with pytest.raises(FileNotFoundError):
-        celery_config.celery_config_path()
+        celery_config.config_path()
+
+
+def test_celery_settings_need_every_variable_they_name(contract_env, monkeypatch):
+    from dagster_celery_aws import celery_config
+
+    monkeypatch.delenv(contract.BROKER_URL)
+    with pytest.raises(RuntimeError, match="could not resolve"):
+        celery_config.celery_settings()
 
 
 # --- the image -----------------------------------------------------------------------------------
@@ -381,6 +397,5 @@ def test_dockerfile_layout():
     assert f"DAGSTER_HOME={contract.DAGSTER_HOME}" in text
     assert re.search(r"^USER 10001(:10001)?\s*$", text, re.M)
     assert "--no-cache-dir" in text and "requirements.txt" in text
-    for source in ("dagster_project/", "worker_image/dagster.yaml", "worker_image/celery_config.yaml",
-                   "worker_image/workspace.yaml"):
+    for source in ("dagster_project/", "runtime/", "worker_image/dagster.yaml", "worker_image/workspace.yaml"):
         assert source in text

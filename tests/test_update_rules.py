@@ -206,7 +206,7 @@ def test_the_guard_fails_the_check_with_the_key_and_the_fix():
 
 
 def test_runs_start_in_any_of_the_stack_subnets_not_only_the_daemons(monkeypatch):
-    from worker_runtime import run_launcher
+    from dagster_celery_aws import run_launcher
 
     stock = {"cluster": "c", "networkConfiguration": {"awsvpcConfiguration": {
         "subnets": ["subnet-daemon"], "securityGroups": ["sg-tasks"], "assignPublicIp": "DISABLED"}}}  # fmt: skip
@@ -222,6 +222,6 @@ def test_runs_start_in_any_of_the_stack_subnets_not_only_the_daemons(monkeypatch
 
 def test_the_launcher_reads_the_contracts_variable():
     from infra import contract
-    from worker_runtime import run_launcher
+    from dagster_celery_aws import run_launcher
 
     assert run_launcher.RUN_SUBNETS == contract.RUN_SUBNETS

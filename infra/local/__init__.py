@@ -2,7 +2,7 @@
 
 It reads a stack file with :mod:`infra.config`, takes every command from :func:`infra.topology.process_specs`
 and runs the webserver, the daemon and one Celery worker per queue, with the image's runtime files
-(``worker_image/``) changed only where there is no AWS here:
+(``worker_image/``, and the runtime package's ``celery_config.yaml``) changed only where there is no AWS here:
 
 - the instance config is ``worker_image/dagster.yaml`` with ``run_launcher`` replaced by Dagster's default
   (runs are subprocesses of the code server instead of ECS tasks), and, when no database URL is given,

@@ -18,10 +18,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
+
 from infra import contract, topology
 from infra.config import ConfigError, load_stack_file
 from infra.local import code, jobs, runtime_files, services, watchdog
-from infra.local.options import IMAGE_DIR, REPO_ROOT, Options
+from infra.local.options import REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv
 
 READY_TIMEOUT = 180.0  # seconds for the webserver to answer (code location load on a small machine)
@@ -60,17 +62,19 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, code
     env.update(code.access_env(cfg.access))
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
-    # The code locations and their requirements first (the image installs them), then the image's APP_DIR:
-    # the repository root (dagster_project; infra.local.jobs) plus worker_image/ (the runtime helpers).
-    path = (*code_path, str(REPO_ROOT), str(IMAGE_DIR), env.get("PYTHONPATH", ""))
+    # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
+    # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
+    # dagster_celery_config) is installed in this Python's environment.
+    path = (*code_path, str(REPO_ROOT), env.get("PYTHONPATH", ""))
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env["PYTHONUNBUFFERED"] = "1"
     # The topology's commands (dagster-webserver, celery, ...) come from this Python's environment,
     # also when it was not activated (`.venv/bin/python -m infra.local`).
     env["PATH"] = os.pathsep.join(p for p in (os.path.dirname(sys.executable), env.get("PATH", "")) if p)
-    # dagster_project reads its executor's Celery settings from this file when the variable is set
-    # (dagster_project/celery_config.py): the run worker sends with the settings the workers consume with.
-    env["DAGSTER_CELERY_CONFIG"] = str(layout.app_dir / topology.CELERY_CONFIG)
+    # The runtime reads the Celery settings from this file instead of its packaged one, in the workers and in
+    # the code location's executor (dagster_celery_aws.celery_config): the run worker sends with the settings
+    # the workers consume with.
+    env[CONFIG_PATH_VAR] = str(layout.app_dir / runtime_files.CELERY_CONFIG)
     return env
 
 

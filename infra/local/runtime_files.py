@@ -1,9 +1,10 @@
 """The image's runtime files, laid out under the state dir with the few local changes, each stated here.
 
 ``<state>/app`` plays the image's APP_DIR (the working directory of every process, so the topology's
-relative ``workspace.yaml`` / ``celery_config.yaml`` arguments resolve to these files) and
-``<state>/dagster_home`` its DAGSTER_HOME. Each file is the one in ``worker_image/``, loaded, with named keys
-replaced, and dumped:
+relative ``workspace.yaml`` argument resolves to this file) and ``<state>/dagster_home`` its DAGSTER_HOME.
+Each file is the image's (``worker_image/``; ``celery_config.yaml`` from the runtime package, where
+``$DAGSTER_CELERY_CONFIG`` points the workers and the run worker instead), loaded, with named keys replaced,
+and dumped:
 
 - ``dagster.yaml``: ``run_launcher`` -> Dagster's DefaultRunLauncher (no ECS here); with embedded storage,
   ``storage`` -> sqlite. Everything else (run coordinator, S3 compute logs, run monitoring, ...) is kept.
@@ -20,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from dagster_celery_aws.celery_config import PACKAGED as PACKAGED_CELERY_CONFIG
 
 from infra import code_locations, topology
 from infra.local.options import IMAGE_DIR
 
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 DEFAULT_RUN_LAUNCHER = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
+CELERY_CONFIG = PACKAGED_CELERY_CONFIG.name  # written to the app dir
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,8 @@ class Layout:
     celery_config: dict  # the `execution.config` block the workers and the run worker use
 
 
-def _load(name: str) -> dict:
-    return yaml.safe_load((IMAGE_DIR / name).read_text()) or {}
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
 
 
 def _dump(doc: dict, path: Path, header: str) -> None:
@@ -46,7 +49,7 @@ def _dump(doc: dict, path: Path, header: str) -> None:
 
 
 def instance_config(storage: dict | None) -> dict:
-    doc = _load("dagster.yaml")
+    doc = _load(IMAGE_DIR / "dagster.yaml")
     doc["run_launcher"] = copy.deepcopy(DEFAULT_RUN_LAUNCHER)
     if storage is not None:
         for key in STORAGE_KEYS:
@@ -56,7 +59,7 @@ def instance_config(storage: dict | None) -> dict:
 
 
 def celery_config(overrides: dict) -> dict:
-    doc = _load(topology.CELERY_CONFIG)
+    doc = _load(PACKAGED_CELERY_CONFIG)
     cfg = doc.setdefault("execution", {}).setdefault("config", {})
     for key, value in overrides.items():
         if key == "config_source":
@@ -70,10 +73,10 @@ def write(state: Path, locations, storage: dict | None, celery_overrides: dict) 
     app_dir, home, logs = state / "app", state / "dagster_home", state / "logs"
     for d in (app_dir, home, logs):
         d.mkdir(parents=True, exist_ok=True)
-    note = "written by infra.local from worker_image/{} (changes: see infra/local/runtime_files.py)"
-    _dump(instance_config(storage), home / "dagster.yaml", note.format("dagster.yaml"))
+    note = "written by infra.local from {} (changes: see infra/local/runtime_files.py)"
+    _dump(instance_config(storage), home / "dagster.yaml", note.format("worker_image/dagster.yaml"))
     ws = code_locations.workspace(locations, in_image=False)
     _dump(ws, app_dir / topology.WORKSPACE, "written by infra.local from the stack file's code locations (infra/code_locations.py)")
     cc = celery_config(celery_overrides)
-    _dump(cc, app_dir / topology.CELERY_CONFIG, note.format(topology.CELERY_CONFIG))
+    _dump(cc, app_dir / CELERY_CONFIG, note.format(f"dagster_celery_aws/{CELERY_CONFIG}"))
     return Layout(state, app_dir, home, logs, cc["execution"]["config"])

@@ -16,8 +16,7 @@ Job names: ``bench_<shape>_<executor>``, e.g. ``bench_fan40_celery``.
 import time
 
 from dagster import Definitions, In, in_process_executor, job, multiprocess_executor, op
-
-import dagster_project
+from dagster_celery_aws import celery_executor, deployment_resources
 
 QUEUE_TAG = "dagster-celery/queue"
 COLD_QUEUE = "bench-cold"
@@ -27,7 +26,7 @@ SLEEP_STEPS, SLEEP_SECONDS = 8, 2.0
 EXECUTORS = {
     "inprocess": in_process_executor,
     "multiprocess": multiprocess_executor,
-    "celery": dagster_project.executor,
+    "celery": celery_executor,
 }
 
 
@@ -104,7 +103,7 @@ def _sleep_job(executor_name: str):
     return sleep
 
 
-@job(name="bench_cold_celery", executor_def=dagster_project.executor)
+@job(name="bench_cold_celery", executor_def=celery_executor)
 def cold_job():
     COLD()
 
@@ -116,4 +115,4 @@ JOBS = [
     cold_job,
 ]
 
-defs = Definitions(jobs=JOBS, resources=dict(dagster_project.defs.resources))
+defs = Definitions(jobs=JOBS, resources=deployment_resources())

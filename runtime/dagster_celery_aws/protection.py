@@ -22,7 +22,7 @@ import os
 import time
 import urllib.request
 
-log = logging.getLogger("worker_runtime.protection")
+log = logging.getLogger(__name__)
 _cfg: dict = {}
 
 

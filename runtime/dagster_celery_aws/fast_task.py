@@ -20,12 +20,12 @@ What is NOT changed: how the message is acknowledged or redelivered. ``task_acks
 task picks up like the stock one did (tests/test_fast_task.py checks it); if the pool process dies
 mid-step, the message is requeued exactly as before. A task that raises is still a failed task.
 
-Used by the workers only: worker_image/dagster_celery_config.py connects ``install`` to Celery's
+Used by the workers only: the settings module ``dagster_celery_config`` connects ``install`` to Celery's
 ``import_modules`` signal, which a worker sends at start-up (``loader.import_default_modules``): after
 ``dagster_celery.app`` registered its own task, before the consumer maps task names to tasks and before the
 pool processes fork. ``install`` puts this task in the stock one's place. Importing this module changes nothing.
 ``pool_connections`` also serves the run worker: the code location's executor pools the run's instance with it
-(dagster_project/fast_path.py ``celery_executor``).
+(``dagster_celery_aws.executor``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Queue-depth publisher for the per-queue worker autoscaling: ``python -m worker_runtime.queue_metrics``.
+"""Queue-depth publisher for the per-queue worker autoscaling: ``python -m dagster_celery_aws.queue_metrics``.
 
 Runs as a sidecar of the daemon task. Every ``DCA_METRICS_INTERVAL`` seconds it reads each queue of
 ``DCA_QUEUES`` from the RabbitMQ management HTTP API (``GET /api/queues/<vhost>/<queue>``; same fields on
@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import requests
 
-log = logging.getLogger("worker_runtime.queue_metrics")
+log = logging.getLogger("dagster_celery_aws.queue_metrics")  # also when run as __main__
 
 METRICS = {"QueueDepth": "messages", "QueueReady": "messages_ready",
            "QueueUnacked": "messages_unacknowledged", "QueueConsumers": "consumers"}

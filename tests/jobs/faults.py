@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from dagster import Config, Definitions, OpExecutionContext, job, op
+from dagster_celery_aws import celery_executor, deployment_resources
 
-import dagster_project
 from dagster_project.example import _where
 
 QUEUE_TAG = "dagster-celery/queue"
@@ -72,22 +72,22 @@ hold_faults = _hold("faults")
 hold_orphan = _hold("orphan")
 
 
-@job(executor_def=dagster_project.executor)
+@job(executor_def=celery_executor)
 def faults_ready_job():
     ready()
 
 
-@job(executor_def=dagster_project.executor, tags=MAX_RUNTIME)
+@job(executor_def=celery_executor, tags=MAX_RUNTIME)
 def hold_job():
     check(hold_faults())
 
 
-@job(executor_def=dagster_project.executor, tags=MAX_RUNTIME)
+@job(executor_def=celery_executor, tags=MAX_RUNTIME)
 def orphan_job():
     check(hold_orphan())
 
 
 defs = Definitions(
     jobs=[faults_ready_job, hold_job, orphan_job],
-    resources={"s3": dagster_project.s3, "io_manager": dagster_project.defs.resources["io_manager"]},
+    resources=deployment_resources(),
 )

@@ -83,7 +83,7 @@ class ThreadMirroredLocalComputeLogManager(LocalComputeLogManager):
 
 class S3ComputeLogManager(_S3ComputeLogManager):
     """``dagster_aws.s3.S3ComputeLogManager`` with ``ThreadMirroredLocalComputeLogManager`` as local capture.
-    Configured in dagster.yaml as dagster-aws's (module ``worker_runtime.compute_logs``)."""
+    Configured in dagster.yaml as dagster-aws's (module ``dagster_celery_aws.compute_logs``)."""
 
     def __init__(self, bucket, local_dir=None, **kwargs):
         super().__init__(bucket, local_dir=local_dir, **kwargs)

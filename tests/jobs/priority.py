@@ -1,6 +1,6 @@
 """A code location with ``priority_job``: shows that the broker hands out waiting steps by priority.
 
-Used by tests/test_local_e2e.py (``python -m infra.local up --code-module dagster_project.priority``).
+Used by tests/test_local_e2e.py (``python -m infra.local up --code-module tests.jobs.priority``).
 With ONE single-slot worker on queue ``dagster``:
 
 1. ``blocker`` (priority 10, sent first) occupies the slot;
@@ -16,8 +16,9 @@ import re
 import time
 
 from dagster import DagsterEventType, Definitions, OpExecutionContext, job, op
+from dagster_celery_aws import celery_executor, deployment_resources
 
-import dagster_project
+from dagster_project.example import example_job
 
 QUEUE_TAG = "dagster-celery/queue"
 PRIORITY_TAG = "dagster-celery/priority"
@@ -71,7 +72,7 @@ LOWS = [_step(f"low_{i}", 1, with_input=False) for i in range(N)]
 HIGHS = [_step(f"high_{i}", 9, with_input=True) for i in range(N)]
 
 
-@job(executor_def=dagster_project.executor)
+@job(executor_def=celery_executor)
 def priority_job():
     blocker()
     for low in LOWS:
@@ -82,6 +83,6 @@ def priority_job():
 
 
 defs = Definitions(
-    jobs=[priority_job, dagster_project.example_job],
-    resources={"s3": dagster_project.s3, "io_manager": dagster_project.defs.resources["io_manager"]},
+    jobs=[priority_job, example_job],
+    resources=deployment_resources(),
 )
