@@ -34,6 +34,8 @@ PROTECTION_MINUTES = "DCA_PROTECTION_MINUTES"
 # Daemon only (the process that launches runs): the subnets a run task may start in
 # (dagster_celery_aws.run_launcher); its RUN_TASK_DEFINITION is the run task definition's ARN, not the family.
 RUN_SUBNETS = "DCA_RUN_SUBNETS"
+# Daemon only: the code locations the image must load, comma-separated (dagster_celery_aws.image_check).
+CODE_LOCATIONS = "DCA_CODE_LOCATIONS"
 RUN_CONTAINER = "run"  # container name in the run task definition (EcsRunLauncher's container_name)
 
 # Secret environment variables: on ECS they come only through the container's `secrets`.

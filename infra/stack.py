@@ -127,7 +127,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     run_subnets = pulumi.Output.all(*network.task_subnet_ids).apply(",".join)
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
-        env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets},
+        env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets,
+             contract.CODE_LOCATIONS: ",".join(c.name for c in cfg.code_locations or [code_locations.EXAMPLE])},
         sidecar=specs.pop("queue-metrics"), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from infra import contract
-from infra.topology import MIGRATE_COMMAND, ProcessSpec
+from infra.topology import BEFORE_SERVING, ProcessSpec
 
 # Fargate's maximum stopTimeout (ECS task definition parameters; docs/facts.md): a worker gets this long to
 # finish its step after SIGTERM (Celery's warm shutdown) before it is killed.
@@ -57,8 +57,15 @@ def container_definitions(
     sidecars = [container(sidecar.name, sidecar.command, essential=False, extra_env=sidecar_environment)] if sidecar else []
     if spec.role != "daemon":
         return [main, *sidecars]
-    # The daemon deploys first (see components/services.py); its task migrates Dagster's schema and the
-    # daemon starts only if the migration succeeded, so no new image serves an unmigrated schema.
-    migrate = container("migrate", MIGRATE_COMMAND, essential=False)
-    main["dependsOn"] = [{"containerName": "migrate", "condition": "SUCCESS"}]
-    return [migrate, main, *sidecars]
+    # The daemon deploys first (see components/services.py); its task checks the image's contract, then
+    # migrates Dagster's schema, each only if the one before succeeded, and the daemon starts last: no new
+    # image serves an unmigrated schema, and an image without a part fails here, naming it.
+    before, previous = [], None
+    for name, command in BEFORE_SERVING:
+        step = container(name, command, essential=False)
+        if previous:
+            step["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
+        before.append(step)
+        previous = name
+    main["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
+    return [*before, main, *sidecars]

@@ -51,6 +51,11 @@ def worker_name(queue: str) -> str:
 
 
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")
+# The image keeps its contract (runtime, instance config, the stack's code locations): checked before the
+# migration, so a prebuilt image that lacks a part fails the deployment naming it (dagster_celery_aws.image_check).
+CHECK_IMAGE_COMMAND = ("python", "-m", "dagster_celery_aws.image_check")
+# What runs, in order, before anything serves: in the daemon's task on ECS, and by the local runner.
+BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND))
 METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
 
 

@@ -150,10 +150,12 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
 
     for taskdef in stack.of_type("aws:ecs/taskDefinition:TaskDefinition"):
         containers = json.loads(taskdef.inputs["containerDefinitions"])
-        main = containers[-1] if not taskdef.name.endswith("-daemon-task") else containers[1]
+        main = next(c for c in containers if taskdef.name.endswith(f"-{c['name']}-task") or c["name"] == "run")
         secrets = {s["name"]: s["valueFrom"] for s in main["secrets"]}
         env = {e["name"]: e["value"] for e in main["environment"]}
         assert env["TEAM"] == "analytics", taskdef.urn
+        if taskdef.name.endswith("-daemon-task"):
+            assert env["DCA_CODE_LOCATIONS"] == "analytics", taskdef.urn  # what the image check expects
         is_ml = taskdef.name.endswith("-worker-ml-task")
         assert (secrets.get("ML_TOKEN") == ML_SECRET) == is_ml, taskdef.urn
         if is_ml:

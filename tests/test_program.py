@@ -67,7 +67,7 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            extra = {"daemon": {contract.RUN_SUBNETS}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
+            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
             if process.startswith("worker-"):
                 extra = {contract.PROTECTION_MINUTES}
             assert env == set(contract.PLAIN_VARS) | extra, taskdef.urn
@@ -210,10 +210,14 @@ def test_prebuilt_image_builds_nothing():
 
 def test_daemon_migrates_the_schema_before_it_starts(example):
     _, stack = example
-    migrate, daemon, metrics = containers(stack.one(TASKDEF, "-daemon-task"))
+    check, migrate, daemon, metrics = containers(stack.one(TASKDEF, "-daemon-task"))
     assert metrics["command"] == ["python", "-m", "dagster_celery_aws.queue_metrics"] and metrics["essential"] is False
+    assert check["command"] == ["python", "-m", "dagster_celery_aws.image_check"] and check["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
+    assert migrate["dependsOn"] == [{"containerName": "check-image", "condition": "SUCCESS"}]
     assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    env = {e["name"]: e["value"] for e in daemon["environment"]}
+    assert env[contract.CODE_LOCATIONS] == "dagster_project"  # what the image check expects to load
     service = stack.one(SERVICE, "-daemon-service")
     assert service.inputs["waitForSteadyState"] is True
     assert (service.inputs["deploymentMaximumPercent"], service.inputs["deploymentMinimumHealthyPercent"]) == (100, 0)

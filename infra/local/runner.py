@@ -53,7 +53,7 @@ def node_name(spec: topology.ProcessSpec) -> str:
     return host_format(argv[argv.index("-n") + 1] if "-n" in argv else "celery@%h")
 
 
-def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, code_path: list[str]) -> dict[str, str]:
+def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs, code_path: list[str]) -> dict[str, str]:
     env = dict(os.environ)
     for q in cfg.queues:  # a queue's own variables reach its workers only (Supervisor.start's extra_env)
         for name in (*q.access.environment, *q.access.secrets):
@@ -61,6 +61,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, code
     env.update(svc.env)
     env.update(code.access_env(cfg.access))
     env["DAGSTER_HOME"] = str(layout.dagster_home)
+    env[contract.CODE_LOCATIONS] = ",".join(loc.name for loc in locs)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
     # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
     # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
@@ -208,7 +209,7 @@ def up(opts: Options) -> int:
         port = services.check_port_free(opts.port)
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
         layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
-        env = _environment(svc, layout, cfg, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
+        env = _environment(svc, layout, cfg, locs, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
         os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
         say(f"stack file {opts.stack_file}: queues " + ", ".join(
             f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
@@ -220,9 +221,9 @@ def up(opts: Options) -> int:
 
         sup = Supervisor(layout.app_dir, env, layout.logs)
         # As the daemon task does on ECS before anything serves (taskdef.container_definitions).
-        migrate = topology.MIGRATE_COMMAND
-        if sup.run_to_end("migrate", list(migrate), timeout=300) != 0:
-            raise Failed(f"error: `{' '.join(migrate)}` failed; see {layout.logs}/migrate.log", 1)
+        for name, command in topology.BEFORE_SERVING:
+            if sup.run_to_end(name, list(command), timeout=300) != 0:
+                raise Failed(f"error: `{' '.join(command)}` failed: {_tail(layout.logs / f'{name}.log', 5).strip()}", 1)
         ports = {"webserver": port, "flower": services.check_port_free(0)}
         for spec in [*workers, *serving]:
             queue_env = code.access_env(cfg.queue(spec.queue).access) if spec.queue else None

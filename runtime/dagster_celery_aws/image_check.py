@@ -1,0 +1,69 @@
+"""``python -m dagster_celery_aws.image_check``: does this image keep the contract every process relies on?
+
+Run in the daemon's task before the schema migration (and by the local runner before it starts anything), so
+that a prebuilt image (stack config ``image.uri``) that lacks a part fails the deployment with a message naming
+the part, instead of a webserver or a worker failing later. The contract (README, "Bring your own code"):
+
+- this runtime, importable (it is: this module runs);
+- ``$DAGSTER_HOME/dagster.yaml``, a valid Dagster instance config;
+- ``workspace.yaml`` in the working directory, loading exactly the code locations the stack names in
+  ``DCA_CODE_LOCATIONS`` (comma-separated), each module importable from its working directory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+LOCATIONS_VAR = "DCA_CODE_LOCATIONS"  # infra/contract.py CODE_LOCATIONS
+
+
+def problems(workspace: Path, expected: set[str], dagster_home: str | None) -> list[str]:
+    found = []
+    if not dagster_home or not (Path(dagster_home) / "dagster.yaml").is_file():
+        found.append(f"$DAGSTER_HOME/dagster.yaml: not found (DAGSTER_HOME={dagster_home!r})")
+    else:
+        from dagster._core.instance.config import dagster_instance_config
+
+        try:
+            dagster_instance_config(dagster_home)
+        except Exception as err:  # noqa: BLE001 - reported by name
+            found.append(f"$DAGSTER_HOME/dagster.yaml: not a valid instance config ({type(err).__name__}: {err})")
+    if not workspace.is_file():
+        return [*found, f"{workspace}: not found"]
+    entries = [e.get("python_module") for e in (yaml.safe_load(workspace.read_text()) or {}).get("load_from") or []]
+    names = {e.get("location_name") or e.get("module_name") for e in entries if isinstance(e, dict)}
+    if names != expected:
+        found.append(f"{workspace}: loads {sorted(names)}, the stack names {sorted(expected)}")
+    for entry in entries:
+        if not isinstance(entry, dict):
+            found.append(f"{workspace}: an entry that is not a python_module mapping: {entry!r}")
+            continue
+        directory = entry.get("working_directory") or str(workspace.parent)
+        sys.path.insert(0, directory)
+        try:
+            importlib.import_module(entry["module_name"])
+        except Exception as err:  # noqa: BLE001 - any import failure names the module
+            found.append(f"code location {entry.get('location_name')!r}: module {entry['module_name']!r} does not "
+                         f"import from {directory} ({type(err).__name__}: {err})")  # fmt: skip
+        finally:
+            sys.path.remove(directory)
+    return found
+
+
+def main() -> int:
+    expected = {n for n in os.environ.get(LOCATIONS_VAR, "").split(",") if n}
+    found = problems(Path("workspace.yaml").resolve(), expected, os.environ.get("DAGSTER_HOME"))
+    for line in found:
+        print(f"image contract: {line}", file=sys.stderr)
+    if not found:
+        print(f"image contract: OK ({', '.join(sorted(expected))})")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
