@@ -2,7 +2,7 @@
 
 Creates: an ECR repository (scan on push, immutable tags, lifecycle keeping the last images) and the image
 built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
-``worker_image/`` and ``dagster_project/``) -- plus, for code locations in stack config, each location's
+``worker_image/``, ``runtime/`` and ``dagster_project/``) -- plus, for code locations in stack config, each location's
 directory as a named build context, its requirements and a generated workspace -- pushed on ``pulumi up`` by
 digest, with no tag, and referenced by that digest. With ``image.uri`` set nothing is built and the given (tag- or digest-pinned) image is used.
 
