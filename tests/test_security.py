@@ -182,6 +182,33 @@ def test_the_dockerfile_passes_checkov(checkov):
     assert set(DOCKERFILE_EXCEPTIONS) <= {check for check, _ in result["failed"]}
 
 
+@pytest.mark.parametrize("pulumi_type, terraform_type", [
+    ("aws:ecs/taskDefinition:TaskDefinition", "aws_ecs_task_definition"), ("aws:rds/instance:Instance", "aws_db_instance"),
+    ("aws:rds/parameterGroup:ParameterGroup", "aws_db_parameter_group"), ("aws:lb/loadBalancer:LoadBalancer", "aws_lb"),
+    ("aws:lb/listener:Listener", "aws_lb_listener"), ("aws:ec2/securityGroup:SecurityGroup", "aws_security_group"),
+    ("aws:ec2/flowLog:FlowLog", "aws_flow_log"), ("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws_s3_bucket_public_access_block"), ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws_vpc_security_group_ingress_rule"), ("aws:wafv2/webAclAssociation:WebAclAssociation", "aws_wafv2_web_acl_association"),
+    ("random:index/randomPassword:RandomPassword", None),
+])  # fmt: skip
+def test_pulumi_types_are_the_terraform_types_they_bridge(pulumi_type, terraform_type):
+    assert tfplan.tf_type(pulumi_type) == terraform_type
+
+
+def test_an_input_that_is_another_resources_output_is_a_reference():
+    plan = tfplan.plan(recorded("prod"))
+    configured = {r["address"]: r["expressions"] for r in plan["configuration"]["root_module"]["resources"]}
+    values = {r["address"]: r["values"] for r in plan["planned_values"]["root_module"]["resources"]}
+    association = next(a for a in configured if a.startswith("aws_wafv2_web_acl_association."))
+    assert configured[association]["resource_arn"]["references"] == ["aws_lb.dagster-prod-ui-alb.arn", "aws_lb.dagster-prod-ui-alb"]
+    assert "resource_arn" not in values[association]  # unknown before the apply, as in a first plan
+    https = configured["aws_lb_listener.dagster-prod-ui-https"]["default_action"][0]["target_group_arn"]["references"]
+    assert https[1].startswith("aws_lb_target_group.")
+    # A value that only embeds an output (a policy naming the bucket's ARN) stays known and checkable.
+    policy = values["aws_s3_bucket_policy.dagster-prod-bucket-tls-only"]["policy"]
+    assert json.loads(policy)["Statement"][0]["Effect"] == "Deny"
+
+
 @pytest.mark.parametrize("name", STACKS)
 def test_the_plan_holds_every_aws_resource_of_the_stack(name):
     plan = tfplan.plan(recorded(name))
