@@ -1,9 +1,12 @@
 # Everything runs from the project's own virtualenv, built from nothing on first use.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# checkov in a virtualenv of its own: its pins exclude the image's (tests/checkov-requirements.txt).
+CHECKOV_VENV ?= .venv-checkov
+STACK ?= prod
 ARGS ?=
 
-.PHONY: venv test local plan clean
+.PHONY: venv checkov-venv test local plan checkov clean
 
 venv: $(VENV)/.installed
 
@@ -13,10 +16,18 @@ $(VENV)/.installed: pyproject.toml runtime/pyproject.toml worker_image/requireme
 	$(PY) -m pip install --quiet -r worker_image/requirements.txt -e ./runtime -e '.[dev]'
 	touch $@
 
+checkov-venv: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: tests/checkov-requirements.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r tests/checkov-requirements.txt
+	touch $@
+
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
-test: venv
+test: venv checkov-venv
 	$(PY) -m ruff check .
-	$(PY) -m pytest $(ARGS)
+	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest $(ARGS)
 
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
 local: venv
@@ -26,5 +37,11 @@ local: venv
 plan: venv
 	$(PY) -m infra.plan $(ARGS)
 
+# checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (README, "Security").
+checkov: venv checkov-venv
+	mkdir -p .local
+	$(PY) -m infra.tfplan --stack-file Pulumi.$(STACK).yaml --stack $(STACK) > .local/$(STACK).tfplan.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform_plan -f .local/$(STACK).tfplan.json $(ARGS)
+
 clean:
-	rm -rf $(VENV) .local .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache

@@ -252,6 +252,10 @@ class Broker(_Model):
         return self
 
 
+# RDS API Reference, CreateDBInstance: MonitoringInterval.
+MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
+
+
 class Database(_Model):
     instance_class: str = "db.t4g.micro"
     engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$")
@@ -264,6 +268,10 @@ class Database(_Model):
     # Class, storage, Multi-AZ and version changes take effect during `pulumi up` (a short outage for a
     # class or version change); false leaves them pending until the weekly maintenance window.
     apply_immediately: bool = True
+    # Enhanced Monitoring: OS metrics every N seconds (0: off); billed as CloudWatch Logs ingestion.
+    monitoring_interval_seconds: Int = 60
+    # Performance Insights (Database Insights standard mode), 7 days of history, free of charge.
+    performance_insights: bool = True
 
     @model_validator(mode="after")
     def _storage(self) -> Database:
@@ -274,6 +282,11 @@ class Database(_Model):
             raise ValueError(
                 f"maxAllocatedStorageGb {self.max_allocated_storage_gb} is less than 10 % above allocatedStorageGb "
                 f"{self.allocated_storage_gb}, which RDS refuses; use at least {least}"
+            )
+        if self.monitoring_interval_seconds not in MONITORING_INTERVALS:
+            raise ValueError(
+                f"monitoringIntervalSeconds {self.monitoring_interval_seconds} is not an Enhanced Monitoring "
+                f"interval; valid: {', '.join(map(str, MONITORING_INTERVALS))} (0: off)"
             )
         if self.max_connections is None and self.instance_class not in limits.RDS_MEMORY_GIB:
             raise ValueError(
@@ -355,6 +368,8 @@ class Ui(_Model):
     access: UiAccess = UiAccess.PRIVATE
     allowed_cidrs: tuple[Cidr, ...] = ()
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+    # An internet-facing UI is HTTPS only; plain HTTP on the internet only when the config says so.
+    allow_plain_http: bool = False
     cognito: Cognito | None = None
     oidc: Oidc | None = None
 
@@ -374,6 +389,16 @@ class Ui(_Model):
             raise ValueError(
                 f"access {self.access.value!r} signs users in, which needs HTTPS: set ui.certificateArn "
                 f"(an ACM certificate for the UI's domain)"
+            )
+        if self.access.internet_facing and not self.certificate_arn and not self.allow_plain_http:
+            raise ValueError(
+                f"access {self.access.value!r} puts the UI on the internet, which needs HTTPS: set ui.certificateArn "
+                f"(an ACM certificate for the UI's domain), or ui.allowPlainHttp true to serve it over plain HTTP"
+            )
+        if self.allow_plain_http and (self.certificate_arn or not self.access.internet_facing):
+            raise ValueError(
+                "allowPlainHttp is only used by an internet-facing UI without certificateArn "
+                "(with a certificate, HTTP redirects to HTTPS; a private UI is never on the internet)"
             )
         return self
 
@@ -424,6 +449,21 @@ class Operations(_Model):
     flower: bool = False
 
 
+KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$"
+
+
+class Security(_Model):
+    """Encryption, the web application firewall and access logs (README, "Security")."""
+
+    # An existing customer-managed KMS key for secrets, logs, the alarm topic, the image repository and the
+    # bucket; its key policy must admit them (README). None: the stack creates one, with rotation.
+    kms_key_arn: str | None = Field(None, pattern=KMS_KEY_ARN)
+    # AWS WAF with AWS managed rule groups in front of the load balancer. None: on for an internet-facing UI.
+    waf: bool | None = None
+    # Load balancer and bucket access logs, to a log bucket of the stack (kept logs.retentionDays).
+    access_logs: bool = True
+
+
 class Protection(_Model):
     # Production: the database cannot be deleted by accident and leaves a final snapshot; the bucket is
     # not emptied on destroy; Pulumi refuses to delete either.
@@ -446,9 +486,24 @@ class StackConfig(_Model):
     image: Image = Image()
     logs: Logs = Logs()
     operations: Operations = Operations()
+    security: Security = Security()
     protection: Protection = Protection()
     # Set with `pulumi config set --secret oidcClientSecret ...`; a stack file holds it encrypted.
     oidc_client_secret: str | dict | None = Field(None, repr=False)
+
+    @property
+    def waf(self) -> bool:
+        """Whether AWS WAF guards the UI's load balancer (security.waf; default: when it is internet-facing)."""
+        return self.ui.access.internet_facing if self.security.waf is None else self.security.waf
+
+    @model_validator(mode="after")
+    def _waf(self) -> StackConfig:
+        if self.security.waf and not self.ui.access.internet_facing:
+            raise ValueError(
+                "security.waf guards an internet-facing load balancer; ui.access 'private' has none "
+                "(leave security.waf out, or set it false)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _oidc_secret(self) -> StackConfig:

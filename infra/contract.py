@@ -12,6 +12,11 @@ from urllib.parse import quote
 # Paths inside the image (worker_image/Dockerfile lays them out).
 APP_DIR = "/opt/dagster/app"  # workspace.yaml, dagster_project/
 DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
+# The only paths processes write (docs/facts.md, "Measured"): Dagster under DAGSTER_HOME (.logs_queue, ...),
+# and the system temp dir (compute logs while a step runs, multiprocessing, task-protection state). On ECS the
+# root filesystem is read-only and each is a writable volume of the task; worker_image/Dockerfile declares
+# both as VOLUMEs, so the image's files and ownership there are copied into them.
+WRITABLE_DIRS = {"home": DAGSTER_HOME, "tmp": "/tmp"}
 
 WEBSERVER_PORT = 3000
 FLOWER_PORT = 5555

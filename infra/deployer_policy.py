@@ -15,7 +15,7 @@ scope is the type in the account and Region. ``Resource: "*"`` holds only action
 permission in the Service Authorization Reference; ``tests/test_deployer_policy.py`` checks that against
 parliament's copy of it, and that every action exists there (one action newer than that copy excepted).
 IAM counts at most 6,144 characters (whitespace excluded) per managed policy: the statements are split over
-as few documents as fit -- two for the example stacks.
+as few documents as fit -- two for the dev example stack, three for prod.
 
 The deployer creates the stack's roles, writes their policies and passes them to ECS: whoever holds this
 policy can give code running in the stack any permission. Treat it as administrator of what the stack's
@@ -86,7 +86,14 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict | None]] = {
                     "arn:aws:cloudwatch::{account}:dashboard/{cw}*"), None),
     "EventBridge": (("arn:aws:events:{region}:{account}:rule/{events}*",), None),
     "Sns": (("arn:aws:sns:{region}:{account}:{sns}*",), None),
-    "Logs": (("arn:aws:logs:{region}:{account}:log-group:{logs}*",), None),
+    # WAF requires its log group's name to start with aws-waf-logs- (components/firewall.py).
+    "Logs": (("arn:aws:logs:{region}:{account}:log-group:{logs}*",
+              "arn:aws:logs:{region}:{account}:log-group:aws-waf-logs-{logs}*"), None),
+    # Key IDs are assigned by KMS; aliases are the stack's names.
+    "Kms": (("arn:aws:kms:{region}:{account}:key/*", "arn:aws:kms:{region}:{account}:alias/{kms}*"), None),
+    # Web ACLs are named <name>/<ID>; associating one acts on the load balancer too.
+    "Wafv2": (("arn:aws:wafv2:{region}:{account}:regional/webacl/{waf}*/*",
+               "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{elb}*"), None),
     "Iam": (("arn:aws:iam::{account}:role/{iam}*",), None),
     "ElasticLoadBalancing": (("arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{elb}*",
                               "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{elb}*",
@@ -108,9 +115,15 @@ NAME_GROUPS: dict[str, tuple[tuple[str, ...], bool]] = {
     "logs": (("aws:cloudwatch/logGroup:LogGroup",), False),
     "iam": (("aws:iam/role:Role",), False),
     "elb": (("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"), False),
+    "kms": (("aws:kms/alias:Alias",), False),
+    "waf": (("aws:wafv2/webAcl:WebAcl",), False),
 }  # fmt: skip
+# Fixed prefixes AWS requires before the stack's part of a name; the statements' ARN templates carry them.
+FIXED_NAME_PREFIXES = {"aws:kms/alias:Alias": "alias/", "aws:cloudwatch/logGroup:LogGroup": "aws-waf-logs-"}
 
 _EC2_TAGS = _actions("ec2", "CreateTags DeleteTags")
+# Services that encrypt with the stack's key on the deployer's behalf create grants on it.
+_KMS_GRANTS = _actions("kms", "CreateGrant RetireGrant DescribeKey")
 _SG_RULE_READ = _actions("ec2", "DescribeSecurityGroupRules")
 _RDS_TAGS = _actions("rds", "AddTagsToResource RemoveTagsFromResource ListTagsForResource")
 _ECS_TAGS = _actions("ecs", "TagResource UntagResource ListTagsForResource")
@@ -203,9 +216,10 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "Rds": (*_actions("rds", "CreateDBParameterGroup ModifyDBParameterGroup ResetDBParameterGroup "
                                  "DeleteDBParameterGroup DescribeDBParameterGroups DescribeDBParameters"), *_RDS_TAGS),
     },
-    "aws:rds/instance:Instance": {
+    "aws:rds/instance:Instance": {  # and iam:PassRole of its monitoring role (PASSED_ROLES)
         "Rds": (*_actions("rds", "CreateDBInstance ModifyDBInstance RebootDBInstance DeleteDBInstance"), *_RDS_TAGS),
         "RdsDescribeInstances": _actions("rds", "DescribeDBInstances"),
+        "Kms": _KMS_GRANTS,  # Performance Insights, encrypted with the stack's key
     },
     "aws:secretsmanager/secret:Secret": {
         "SecretsManager": _actions("secretsmanager", "CreateSecret DescribeSecret GetResourcePolicy UpdateSecret "
@@ -214,6 +228,9 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "aws:secretsmanager/secretVersion:SecretVersion": {
         "SecretsManager": _actions("secretsmanager", "PutSecretValue GetSecretValue UpdateSecretVersionStage "
                                                      "DescribeSecret ListSecretVersionIds"),
+        # Secrets Manager encrypts and decrypts with the caller's permissions on the key (Secrets Manager User
+        # Guide, "Secret encryption and decryption in AWS Secrets Manager").
+        "Kms": _actions("kms", "GenerateDataKey Decrypt"),
     },
     "aws:s3/bucket:Bucket": {  # objects only where forceDestroy empties it (BUCKET_OBJECTS)
         # the provider's read covers every bucket sub-configuration, whether set or not
@@ -242,9 +259,41 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "aws:s3/bucketPolicy:BucketPolicy": {
         "S3Bucket": _actions("s3", "PutBucketPolicy GetBucketPolicy DeleteBucketPolicy"),
     },
+    "aws:s3/bucketLogging:BucketLogging": {
+        "S3Bucket": _actions("s3", "PutBucketLogging GetBucketLogging"),
+    },
+    "aws:kms/key:Key": {
+        "Kms": _actions("kms", "DescribeKey GetKeyPolicy PutKeyPolicy GetKeyRotationStatus EnableKeyRotation "
+                               "DisableKeyRotation UpdateKeyDescription ScheduleKeyDeletion ListResourceTags "
+                               "TagResource UntagResource"),
+        "NoResourceLevelPermissions": _actions("kms", "CreateKey"),
+    },
+    "aws:kms/alias:Alias": {
+        "Kms": _actions("kms", "CreateAlias UpdateAlias DeleteAlias"),
+        "NoResourceLevelPermissions": _actions("kms", "ListAliases"),
+    },
+    "aws:wafv2/webAcl:WebAcl": {
+        "Wafv2": _actions("wafv2", "CreateWebACL GetWebACL UpdateWebACL DeleteWebACL ListTagsForResource TagResource "
+                                   "UntagResource"),
+    },
+    "aws:wafv2/webAclAssociation:WebAclAssociation": {
+        # An Application Load Balancer's association also needs SetWebACL on it (AWS WAF Developer Guide,
+        # "Associating or disassociating a web ACL with an AWS resource").
+        "Wafv2": _actions("wafv2", "AssociateWebACL DisassociateWebACL GetWebACLForResource"),
+        "NoResourceLevelPermissions": _actions("elasticloadbalancing", "SetWebAcl"),
+    },
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": {
+        "Wafv2": _actions("wafv2", "PutLoggingConfiguration GetLoggingConfiguration DeleteLoggingConfiguration"),
+        # WAF delivers to CloudWatch Logs as a log delivery and adds the log group's resource policy (AWS WAF
+        # Developer Guide, "Permissions required to publish logs to Amazon CloudWatch Logs").
+        "NoResourceLevelPermissions": _actions("logs", "CreateLogDelivery DeleteLogDelivery PutResourcePolicy "
+                                                       "DescribeResourcePolicies DescribeLogGroups"),
+    },
     "aws:ecr/repository:Repository": {
         "Ecr": _actions("ecr", "CreateRepository DescribeRepositories DeleteRepository PutImageScanningConfiguration "
                                "PutImageTagMutability TagResource UntagResource ListTagsForResource"),
+        # ECR encrypts with the stack's key through grants it creates and retires (ECR User Guide, "Encryption at rest").
+        "Kms": _KMS_GRANTS,
     },
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": {
         "Ecr": _actions("ecr", "PutLifecyclePolicy GetLifecyclePolicy DeleteLifecyclePolicy"),
@@ -304,7 +353,7 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "aws:cloudwatch/logGroup:LogGroup": {
         "Logs": _actions("logs", "CreateLogGroup PutRetentionPolicy DeleteRetentionPolicy DeleteLogGroup TagResource "
-                                 "UntagResource ListTagsForResource"),
+                                 "UntagResource ListTagsForResource AssociateKmsKey DisassociateKmsKey"),
         "NoResourceLevelPermissions": _actions("logs", "DescribeLogGroups"),
     },
     "aws:iam/role:Role": {
@@ -371,6 +420,7 @@ PROVIDER_ACTIONS = _actions("sts", "GetCallerIdentity")
 PASSED_ROLES: dict[str, tuple[str, ...]] = {
     "aws:ecs/taskDefinition:TaskDefinition": ("executionRoleArn", "taskRoleArn"),
     "aws:ec2/flowLog:FlowLog": ("iamRoleArn",),
+    "aws:rds/instance:Instance": ("monitoringRoleArn",),
 }
 # Service-linked roles AWS creates on first use of these types (each service's "Using service-linked
 # roles" page): the deployer needs iam:CreateServiceLinkedRole for them in a fresh account.
@@ -391,8 +441,10 @@ class UnknownResourceType(KeyError):
 
 
 def _physical_name(resource: testing.Resource) -> str:
+    """The resource's name, without a fixed prefix AWS requires (FIXED_NAME_PREFIXES)."""
     rule = naming.RULES.get(resource.typ)
-    return str(resource.inputs.get(rule.prop) or resource.name) if rule else resource.name
+    name = str(resource.inputs.get(rule.prop) or resource.name) if rule else resource.name
+    return name.removeprefix(FIXED_NAME_PREFIXES.get(resource.typ, ""))
 
 
 def name_prefixes(result: StackResult, stack: str) -> dict[str, str]:

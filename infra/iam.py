@@ -45,9 +45,22 @@ def secret_resources(value_froms: list[str]) -> tuple[list[str], list[str]]:
     return sorted(secrets), sorted(parameters)
 
 
-def execution_policy(secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = ()) -> dict:
-    """The ECS agent: read the stack's secrets into containers and write their logs (the image pull is the
-    AWS-managed AmazonECSTaskExecutionRolePolicy)."""
+def _key_statement(kms_key_arn: str | None, write: bool) -> list[dict]:
+    """Use of the stack's KMS key: decrypt what it encrypted (secrets, bucket objects), and data keys for
+    objects written to the bucket (S3 User Guide, "Using server-side encryption with AWS KMS keys": PutObject
+    needs kms:GenerateDataKey, GetObject kms:Decrypt). Nothing else, and no other key."""
+    if not kms_key_arn:
+        return []
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"] if write else "kms:Decrypt"
+    return [{"Sid": "UseStackKey", "Effect": "Allow", "Action": actions, "Resource": kms_key_arn}]
+
+
+def execution_policy(
+    secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = (), kms_key_arn: str | None = None
+) -> dict:
+    """The ECS agent: read the stack's secrets into containers (decrypting them with the stack's key: ECS guide,
+    "Amazon ECS task execution IAM role", Secrets Manager) and write their logs (the image pull is the
+    AWS-managed AmazonECSTaskExecutionRolePolicy; ECR decrypts images through its own grant on the key)."""
     parameters = [{"Sid": "ReadUserParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
                    "Resource": list(parameter_arns)}] if parameter_arns else []  # fmt: skip
     return {
@@ -55,6 +68,7 @@ def execution_policy(secret_arns: list[str], log_group_arn: str, parameter_arns:
         "Statement": [
             {"Sid": "ReadStackSecrets", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": secret_arns},
             *parameters,
+            *_key_statement(kms_key_arn, write=False),
             {"Sid": "WriteLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
              "Resource": f"{log_group_arn}:*"},
         ],
@@ -88,13 +102,15 @@ def cluster_task_arns(cluster_arn: str) -> str:
     return cluster_arn.replace(":cluster/", ":task/", 1) + "/*"
 
 
-def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False) -> dict:
-    """Workers and run tasks: step outputs and compute logs in the stack's bucket, and scale-in protection
-    of their own tasks while a step runs (the ECS agent calls it with the task role; docs/facts.md)."""
+def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms_key_arn: str | None = None) -> dict:
+    """Workers and run tasks: step outputs and compute logs in the stack's bucket (encrypted with the stack's
+    key), and scale-in protection of their own tasks while a step runs (the ECS agent calls it with the task
+    role; docs/facts.md)."""
     return {
         "Version": VERSION,
         "Statement": [
             *_bucket_statements(bucket_arn),
+            *_key_statement(kms_key_arn, write=True),
             {"Sid": "ProtectRunningSteps", "Effect": "Allow",
              "Action": ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"], "Resource": cluster_task_arns(cluster_arn)},
             *_exec_statements(ecs_exec),
@@ -110,14 +126,16 @@ def control_policy(
     log_group_arn: str,
     metrics_namespace: str,
     ecs_exec: bool = False,
+    kms_key_arn: str | None = None,
 ) -> dict:
-    """Webserver and daemon: the bucket, what EcsRunLauncher calls to start, watch and stop run tasks, and
-    the queue metrics."""
+    """Webserver and daemon: the bucket (and the stack's key that encrypts it), what EcsRunLauncher calls to
+    start, watch and stop run tasks, and the queue metrics."""
     task_arns = cluster_task_arns(cluster_arn)
     return {
         "Version": VERSION,
         "Statement": [
             *_bucket_statements(bucket_arn),
+            *_key_statement(kms_key_arn, write=True),
             {"Sid": "RunTasks", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": f"{run_family_arn}:*",
              "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}},
             {"Sid": "WatchAndStopRuns", "Effect": "Allow",
@@ -145,3 +163,32 @@ def user_policy(statements: tuple[dict, ...]) -> dict:
     """What user code needs beyond the stack (stack config ``access.iamStatements``), as given (validated by
     infra/config.py: no '*' action, no whole service on every resource)."""
     return {"Version": VERSION, "Statement": [dict(s) for s in statements]}
+
+
+def key_policy(account: str, region: str) -> dict:
+    """The key policy of the stack's KMS key (AWS KMS Developer Guide, "Default key policy": the account
+    administers the key and IAM policies grant its use -- the stack's roles get kms:Decrypt and
+    kms:GenerateDataKey on it and nothing more).
+
+    Services that use the key as themselves, not as a role of the stack:
+    - CloudWatch Logs, for the log groups of this account and Region only (CloudWatch Logs User Guide,
+      "Encrypt log data in CloudWatch Logs using AWS KMS": the ``kms:EncryptionContext:aws:logs:arn`` condition);
+    - CloudWatch alarms and EventBridge rules publishing to the encrypted alarm topic (SNS Developer Guide,
+      "Configure AWS KMS permissions for AWS services": kms:Decrypt and kms:GenerateDataKey*).
+    S3, Secrets Manager, ECR and RDS Performance Insights use it on behalf of the caller (IAM) or through
+    grants they create with the caller's permission."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "AccountAdministersTheKey", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+             "Action": "kms:*", "Resource": "*"},
+            {"Sid": "CloudWatchLogsEncryptsLogGroups", "Effect": "Allow",
+             "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Resource": "*",
+             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}}},
+            {"Sid": "AlarmsAndEventsPublishToTheTopic", "Effect": "Allow",
+             "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+        ],
+    }  # fmt: skip

@@ -107,6 +107,11 @@ RULES: dict[str, Rule] = {
     "aws:ec2/securityGroup:SecurityGroup": Rule("name", 255, r"A-Za-z0-9 ._:/()#,@\[\]+=&;{}!$*-"),
     "aws:cloudwatch/metricAlarm:MetricAlarm": Rule("name", 255, r"\x20-\x7e"),
     "aws:appautoscaling/policy:Policy": Rule("name", 256, r"\x20-\x7e"),
+    # KMS CreateAlias (AliasName: "alias/" then the name, 256 characters in all: letters, digits, '/', '_', '-';
+    # set by the program);
+    # WAFV2 CreateWebACL (Name: 1-128, letters, digits, '_', '-').
+    "aws:kms/alias:Alias": Rule("name", 256, "A-Za-z0-9/_-", autonamed=False),
+    "aws:wafv2/webAcl:WebAcl": Rule("name", 128, "A-Za-z0-9_-"),
 }
 # Names the program sets on a resource besides its own name.
 EXTRA: dict[tuple[str, str], Rule] = {

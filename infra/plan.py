@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from infra import monitoring, scaling
+from infra.components.firewall import MANAGED_RULE_GROUPS
 from infra.config import ConfigError, DeploymentMode, StackConfig, load_stack_file
 from infra.topology import process_specs, worker_name
 
@@ -29,8 +30,9 @@ METRICS_PER_CALL = 20  # the publisher's put_metric_data batch size
 
 EXCLUDED = (
     "data transfer (internet egress, cross-AZ, NAT gateway per-GB processing)",
-    "S3 storage and requests",
-    "CloudWatch Logs ingestion and storage (task logs, broker and RDS log exports, VPC flow logs)",
+    "S3 storage and requests of the data bucket",
+    "CloudWatch Logs ingestion and storage (task logs, broker and RDS log exports, RDS Enhanced Monitoring, VPC "
+    "flow logs, WAF logs)",
     "Container Insights (billed as log ingestion and metrics)",
     "SNS notifications, ECR image storage, RDS backup storage beyond the free allowance, Secrets Manager and KMS API calls",
     "taxes, free tier, Savings Plans and reserved pricing",
@@ -131,6 +133,22 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     facing = "internet-facing" if cfg.ui.access.internet_facing else "internal"
     lines.append(Line("load balancer", f"{facing} ALB, {hours} h + {lcu} LCU on average (assumed)", alb, alb))
 
+    if cfg.security.kms_key_arn is None:
+        lines.append(Line("encryption key", "1 customer-managed KMS key (secrets, logs, alarm topic, image repository, "
+                          "bucket)", p["kms_key_month"], p["kms_key_month"]))
+    else:
+        lines.append(Line("encryption key", "security.kmsKeyArn: an existing key, billed where it is", 0.0, 0.0))
+    if cfg.waf:
+        requests = prices["assumptions"]["waf_requests_million"]
+        rules = len(MANAGED_RULE_GROUPS)
+        waf = p["waf_web_acl_month"] + rules * p["waf_rule_month"] + requests * p["waf_requests_per_million"]
+        lines.append(Line("WAF", f"1 web ACL with {rules} AWS managed rule groups + {requests:g} million requests "
+                          "(assumed)", waf, waf))
+    if cfg.security.access_logs:
+        gb = prices["assumptions"]["access_log_gb"]
+        logs = gb * p["s3_standard_gb_month"]
+        lines.append(Line("access logs", f"log bucket: load balancer and bucket access logs, {gb:g} GB kept (assumed)",
+                          logs, logs))
     count = 3 if cfg.operations.flower else 2
     secrets = count * p["secret_month"]
     lines.append(Line("secrets", f"Secrets Manager: broker URL, database credentials"

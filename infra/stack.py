@@ -10,9 +10,11 @@ import pulumi_aws as aws
 from infra import code_locations, contract, monitoring, naming, transitions
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
-from infra.components.bucket import Bucket, BucketArgs
+from infra.components.bucket import Bucket, BucketArgs, LogBucket, LogBucketArgs
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.database import DB_NAME, Database, DatabaseArgs
+from infra.components.encryption import EncryptionKey
+from infra.components.firewall import Firewall, FirewallArgs
 from infra.components.flower import Flower
 from infra.components.guard import Guard
 from infra.components.image import Image, ImageArgs
@@ -40,39 +42,54 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     Guard(f"{prefix}-transitions", transitions.deployed_values(cfg))
     specs = {s.name: s for s in process_specs(cfg)}
     served = tuple(spec.port for name, spec in specs.items() if name in ("webserver", "flower"))
-    network = Network(prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served))
+    # One customer-managed key for secrets, logs, the alarm topic, the image repository and the bucket.
+    key = EncryptionKey(f"{prefix}-kms", cfg.security.kms_key_arn, protect).arn
+    retention = cfg.logs.retention_days
+    network = Network(
+        prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served, kms_key_arn=key, log_retention_days=retention)
+    )
     broker = Broker(
         f"{prefix}-mq",
-        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id),
+        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key),
     )
     database = Database(
         f"{prefix}-db",
         DatabaseArgs(
             config=cfg.database, subnet_ids=network.private_subnet_ids,
-            security_group_id=network.database_sg.id, deletion_protection=protect,
+            security_group_id=network.database_sg.id, deletion_protection=protect, kms_key_arn=key,
         ),
     )  # fmt: skip
-    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect))
+    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect, kms_key_arn=key))
+    # Access logs of the load balancer and of the bucket (security.accessLogs).
+    access_logs = (
+        LogBucket(f"{prefix}-access", LogBucketArgs(deletion_protection=protect, retention_days=retention, source=bucket))
+        if cfg.security.access_logs else None
+    )  # fmt: skip
     image = Image(
-        f"{prefix}-code", ImageArgs(config=cfg.image, locations=locations, build_dir=PROJECT_DIR / ".build" / prefix)
+        f"{prefix}-code",
+        ImageArgs(config=cfg.image, locations=locations, build_dir=PROJECT_DIR / ".build" / prefix, kms_key_arn=key),
     )
     lb = LoadBalancer(
         f"{prefix}-ui",
         LoadBalancerArgs(
             ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id, deletion_protection=protect,
             subnet_ids=network.public_subnet_ids if cfg.ui.access.internet_facing else network.private_subnet_ids,
-            oidc_client_secret=cfg.oidc_client_secret,
+            oidc_client_secret=cfg.oidc_client_secret, access_logs=access_logs,
         ),
     )  # fmt: skip
+    if cfg.waf:
+        # AWS managed rule groups in front of an internet-facing UI (security.waf).
+        Firewall(f"{prefix}-waf", FirewallArgs(load_balancer_arn=lb.lb.arn, kms_key_arn=key, log_retention_days=retention))
 
     # Flower: its own basic-auth secret and a route on the UI's load balancer (operations.flower).
-    flower = Flower(f"{prefix}-flower", lb) if "flower" in specs else None
+    flower = Flower(f"{prefix}-flower", lb, key) if "flower" in specs else None
     cluster = Cluster(
         f"{prefix}-ecs",
         ClusterArgs(
-            log_retention_days=cfg.logs.retention_days, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
+            log_retention_days=retention, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
             bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
             user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
+            kms_key_arn=key,
         ),
     )  # fmt: skip
     region = aws.get_region_output().region
@@ -163,7 +180,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         target_group=lb.target_group.arn_suffix, database=database.instance.identifier,
         broker=broker.broker.broker_name,
     ).apply(lambda v: monitoring.Targets(stack_id=prefix, broker_nodes=broker.nodes, **v))  # fmt: skip
-    watch = Monitoring(f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn))
+    watch = Monitoring(
+        f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn, kms_key_arn=key)
+    )
 
     return {
         "ui_url": lb.url,

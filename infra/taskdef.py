@@ -15,6 +15,16 @@ FARGATE_MAX_STOP_TIMEOUT = 120
 NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
 
 
+def volume_name(container: str, label: str) -> str:
+    return f"{container}-{label}"
+
+
+def task_volumes(containers: list[dict]) -> list[dict]:
+    """The task's volumes: every container's writable mount points. On Fargate a volume without a host is a
+    bind mount on the task's ephemeral storage, removed with the task (ECS guide, "Use bind mounts")."""
+    return [{"name": m["sourceVolume"]} for c in containers for m in c["mountPoints"]]
+
+
 def container_definitions(
     spec: ProcessSpec,
     *,
@@ -37,7 +47,10 @@ def container_definitions(
             "essential": essential,
             "user": NON_ROOT_USER,
             "workingDirectory": contract.APP_DIR,
-            "readonlyRootFilesystem": False,  # dagster-celery writes its generated config under DAGSTER_HOME
+            # Nothing writes the image: only DAGSTER_HOME and the temp dir, each a volume of this container.
+            "readonlyRootFilesystem": True,
+            "mountPoints": [{"sourceVolume": volume_name(name, label), "containerPath": path, "readOnly": False}
+                            for label, path in contract.WRITABLE_DIRS.items()],
             "environment": [{"name": k, "value": v} for k, v in sorted(env.items())],
             "secrets": [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())],
             "logConfiguration": {

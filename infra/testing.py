@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import json
 import runpy
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+
+from infra import naming
 
 PROJECT = "dagster-celery-aws"
 PROGRAM = Path(__file__).resolve().parent / "__main__.py"
@@ -107,6 +110,9 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Fields AWS would compute, filled by type so that dependent resources get realistic values."""
     service = typ.split(":")[1].split("/")[0]
     state: dict[str, Any] = {"arn": _arn(service, name)}
+    rule = naming.RULES.get(typ)
+    if rule and rule.prop not in inputs:
+        state[rule.prop] = name  # the name Pulumi gives it (its random suffix left out), which others refer to
     if typ == "aws:mq/broker:Broker":
         host = f"b-{name}.mq.{REGION}.amazonaws.com"
         state |= {"instances": [{"endpoints": [f"amqps://{host}:5671"], "consoleUrl": f"https://{host}"}],
@@ -146,6 +152,11 @@ def _computed(typ: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
         state["result"] = "k3x9q2m7"
     elif typ == "aws:ec2/securityGroup:SecurityGroup":
         state["id"] = f"sg-{abs(hash(name)) % 10**8:08d}"
+    elif typ == "aws:kms/key:Key":
+        key_id = str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+        state |= {"keyId": key_id, "arn": _arn("kms", f"key/{key_id}")}
+    elif typ == "aws:wafv2/webAcl:WebAcl":
+        state["arn"] = _arn("wafv2", f"regional/webacl/{name}/{uuid.uuid5(uuid.NAMESPACE_URL, name)}")
     return state
 
 

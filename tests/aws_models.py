@@ -175,11 +175,33 @@ def _rds_parameter_group(i, c):
 
 RDS_INSTANCE = {"dbName": "DBName", "instanceClass": "DBInstanceClass", "multiAz": "MultiAZ", "password": "MasterUserPassword",
                 "username": "MasterUsername", "dbSubnetGroupName": "DBSubnetGroupName", "parameterGroupName": "DBParameterGroupName",
-                "enabledCloudwatchLogsExports": "EnableCloudwatchLogsExports"}  # fmt: skip
+                "enabledCloudwatchLogsExports": "EnableCloudwatchLogsExports",
+                "performanceInsightsEnabled": "EnablePerformanceInsights",
+                "performanceInsightsKmsKeyId": "PerformanceInsightsKMSKeyId",
+                "iamDatabaseAuthenticationEnabled": "EnableIAMDatabaseAuthentication"}  # fmt: skip
 
 
 def _bucket_config(op: str, member: str, build: Callable[[dict], dict]):
     return lambda i, c: [(op, {"Bucket": i.pop("bucket"), member: build(i)})]
+
+
+def _ecr_repository(i, c):
+    # ECR API Reference, CreateRepository: one encryptionConfiguration (Pulumi: a list of at most one).
+    (encryption,) = i.pop("encryptionConfigurations", [None])
+    request = {"repositoryName": c.name, **{k: v for k, v in i.items() if k != "forceDelete"}}
+    return [("CreateRepository", {**request, **({"encryptionConfiguration": encryption} if encryption else {})})]
+
+
+def _kms_key(i, c):
+    # Terraform creates the key (a symmetric encryption key unless told otherwise), then turns on rotation.
+    rotation = i.pop("enableKeyRotation", False)
+    i.pop("deletionWindowInDays", None)  # used when the key is deleted (ScheduleKeyDeletion)
+    create = members(i, c, KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT", BypassPolicyLockoutSafetyCheck=False)
+    return [("CreateKey", create), *([("EnableKeyRotation", {"KeyId": c.resource.state["keyId"]})] if rotation else [])]
+
+
+# camelCase -> the WAFV2 API's member names where they are not the PascalCase (WAFV2 API Reference, VisibilityConfig).
+WAF_NAMES = {"cloudwatchMetricsEnabled": "CloudWatchMetricsEnabled"}
 
 
 def _ecr_lifecycle_policy(i, c):
@@ -215,6 +237,9 @@ LB_ATTRIBUTES = {"dropInvalidHeaderFields": "routing.http.drop_invalid_header_fi
 
 def _lb(i, c):
     attributes = [{"Key": LB_ATTRIBUTES[k], "Value": str(i.pop(k)).lower()} for k in list(i) if k in LB_ATTRIBUTES]
+    logs = i.pop("accessLogs", None)  # ELB API Reference, LoadBalancerAttribute: access_logs.s3.*
+    if logs:
+        attributes += [{"Key": f"access_logs.s3.{k}", "Value": str(v).lower() if isinstance(v, bool) else v} for k, v in logs.items()]
     scheme = "internal" if i.pop("internal", False) else "internet-facing"
     request = members(i, c, "Name", renames={"loadBalancerType": "Type"}, Type="application", IpAddressType="ipv4")
     return [("CreateLoadBalancer", {**request, "Scheme": scheme}),
@@ -337,8 +362,7 @@ CONVERTERS: dict[str, tuple[str, tuple[str, ...], Convert]] = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("s3", ("PutBucketLifecycleConfiguration",), _bucket_config(
         "PutBucketLifecycleConfiguration", "LifecycleConfiguration", lambda i: {"Rules": pascal(i["rules"], {"id": "ID"})})),
     "aws:s3/bucketPolicy:BucketPolicy": ("s3", ("PutBucketPolicy",), direct("PutBucketPolicy")),
-    "aws:ecr/repository:Repository": ("ecr", ("CreateRepository",), lambda i, c: [
-        ("CreateRepository", {"repositoryName": c.name, **{k: v for k, v in i.items() if k != "forceDelete"}})]),
+    "aws:ecr/repository:Repository": ("ecr", ("CreateRepository",), _ecr_repository),
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("ecr", ("PutLifecyclePolicy",), _ecr_lifecycle_policy),
     "aws:ecs/cluster:Cluster": ("ecs", ("CreateCluster",), lambda i, c: [
         ("CreateCluster", {"clusterName": c.name, "settings": i.get("settings")})]),
@@ -361,7 +385,20 @@ CONVERTERS: dict[str, tuple[str, tuple[str, ...], Convert]] = {
     "aws:cloudwatch/dashboard:Dashboard": ("cloudwatch", ("PutDashboard",), direct("PutDashboard", "DashboardName")),
     "aws:cloudwatch/eventRule:EventRule": ("events", ("PutRule",), direct("PutRule", "Name", State="ENABLED")),
     "aws:cloudwatch/eventTarget:EventTarget": ("events", ("PutTargets",), _event_target),
-    "aws:sns/topic:Topic": ("sns", ("CreateTopic",), direct("CreateTopic", "Name")),
+    # SNS API Reference, CreateTopic: topic settings are Attributes (KmsMasterKeyId, ...).
+    "aws:sns/topic:Topic": ("sns", ("CreateTopic",), lambda i, c: [
+        ("CreateTopic", {"Name": c.name, "Attributes": {key(k): v for k, v in i.items() if k != "name"} or None})]),
+    "aws:kms/key:Key": ("kms", ("CreateKey", "EnableKeyRotation"), _kms_key),
+    "aws:kms/alias:Alias": ("kms", ("CreateAlias",), lambda i, c: [
+        ("CreateAlias", {"AliasName": i["name"], "TargetKeyId": i["targetKeyId"]})]),
+    "aws:s3/bucketLogging:BucketLogging": ("s3", ("PutBucketLogging",), _bucket_config(
+        "PutBucketLogging", "BucketLoggingStatus", lambda i: {"LoggingEnabled": pascal(i)})),
+    "aws:wafv2/webAcl:WebAcl": ("wafv2", ("CreateWebACL",), lambda i, c: [
+        ("CreateWebACL", members(i, c, "Name", renames=WAF_NAMES))]),
+    "aws:wafv2/webAclAssociation:WebAclAssociation": ("wafv2", ("AssociateWebACL",), direct(
+        "AssociateWebACL", renames={"webAclArn": "WebACLArn"})),
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": ("wafv2", ("PutLoggingConfiguration",), lambda i, c: [
+        ("PutLoggingConfiguration", {"LoggingConfiguration": pascal(i)})]),
     "aws:sns/topicPolicy:TopicPolicy": ("sns", ("SetTopicAttributes",), direct(
         "SetTopicAttributes", renames={"arn": "TopicArn", "policy": "AttributeValue"}, AttributeName="Policy")),
     "aws:sns/topicSubscription:TopicSubscription": ("sns", ("Subscribe",), direct(
@@ -479,8 +516,17 @@ def _iam_policy(kind: str, limit: int | None = None) -> Callable[[str], list[str
 
 def _rule_rds_parameters(p, i):
     # RDS User Guide, "Using SSL with a PostgreSQL DB instance": rds.force_ssl, 0 or 1, dynamic, in the postgres
-    # families; RDS API Reference, ModifyDBParameterGroup: "immediate" applies to dynamic parameters only.
-    known = {"rds.force_ssl": (r"postgres\d+", {"0", "1"}, "dynamic")}
+    # families; "Turning on query logging for your RDS for PostgreSQL DB instance": log_statement (none, ddl, mod,
+    # all) and log_min_duration_statement (-1 or milliseconds), both dynamic; RDS API Reference,
+    # ModifyDBParameterGroup: "immediate" applies to dynamic parameters only.
+    class Milliseconds:  # -1 (off) or 0..2147483647
+        def __contains__(self, value: str) -> bool:
+            return bool(re.fullmatch(r"-1|\d{1,10}", value)) and int(value) <= 2_147_483_647
+
+    milliseconds = Milliseconds()
+    known = {"rds.force_ssl": (r"postgres\d+", {"0", "1"}, "dynamic"),
+             "log_statement": (r"postgres\d+", {"none", "ddl", "mod", "all"}, "dynamic"),
+             "log_min_duration_statement": (r"postgres\d+", milliseconds, "dynamic")}  # fmt: skip
     found = []
     for q in p["Parameters"]:
         family, values, kind = known.get(q["ParameterName"], (r"(?!)", None, None))
@@ -698,6 +744,8 @@ RULES: dict[str, Callable[[dict, dict], list[str]]] = {
     "CreateRole": lambda p, i: _iam_policy("trust", 2048)(p["AssumeRolePolicyDocument"]),
     "PutRolePolicy": lambda p, i: _iam_policy("identity", 10240)(p["PolicyDocument"]),
     "PutBucketPolicy": lambda p, i: _iam_policy("resource")(p["Policy"]),
+    # KMS API Reference, CreateKey: a key policy of at most 32 KB.
+    "CreateKey": lambda p, i: _iam_policy("resource", 32768)(p["Policy"]),
     "SetTopicAttributes": lambda p, i: _iam_policy("resource")(p["AttributeValue"]),
     # EC2 API Reference, CreateRoute: exactly one target.
     "CreateRoute": lambda p, i: [] if sum(k.endswith(ROUTE_TARGETS) for k in p) == 1 else ["not exactly one route target"],

@@ -64,8 +64,9 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "aws:ec2/vpc:Vpc": frozenset({"cidrBlock"}),
     # ecr/lifecycle_policy.go: no Update at all, the policy too is ForceNew.
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": frozenset({"policy", "repository"}),
-    # ecr/repository.go: scanning, tag mutability and force_delete are updated in place.
-    "aws:ecr/repository:Repository": frozenset({"name"}),
+    # ecr/repository.go: scanning, tag mutability and force_delete are updated in place; the encryption
+    # configuration is set at creation.
+    "aws:ecr/repository:Repository": frozenset({"name", "encryptionConfigurations"}),
     # ecs/cluster.go: settings are updated in place.
     "aws:ecs/cluster:Cluster": frozenset({"name"}),
     # ecs/service.go: task_definition, network_configuration, load_balancer (no longer ForceNew),
@@ -77,6 +78,10 @@ FORCE_NEW: dict[str, frozenset[str]] = {
         "containerDefinitions", "cpu", "memory", "family", "executionRoleArn", "taskRoleArn", "networkMode",
         "requiresCompatibilities", "runtimePlatform",
     }),  # fmt: skip
+    # kms/key.go: description, policy, rotation and the deletion window are updated in place.
+    "aws:kms/key:Key": frozenset({"customKeyStoreId", "customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"}),
+    # kms/alias.go: target_key_id is updated in place (UpdateAlias).
+    "aws:kms/alias:Alias": frozenset({"name", "namePrefix"}),
     # iam/role.go: assume_role_policy is updated in place.
     "aws:iam/role:Role": frozenset({"name", "namePrefix", "path"}),
     # iam/role_policy.go: the policy document is updated in place (PutRolePolicy).
@@ -111,6 +116,8 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     # s3/bucket_public_access_block.go, s3/bucket_server_side_encryption_configuration.go,
     # s3/bucket_versioning.go: the bucket; the settings themselves are updated in place.
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": frozenset({"bucket"}),
+    # s3/bucket_logging.go: the target is updated in place.
+    "aws:s3/bucketLogging:BucketLogging": frozenset({"bucket", "expectedBucketOwner"}),
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": frozenset({"bucket"}),
     "aws:s3/bucketPolicy:BucketPolicy": frozenset({"bucket"}),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": frozenset({"bucket"}),
@@ -129,6 +136,12 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     # security_group_id RequiresReplace; ports, protocol, source and description are modified in place.
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": frozenset({"securityGroupId"}),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": frozenset({"securityGroupId"}),
+    # wafv2/web_acl.go: rules, actions and visibility are updated in place (UpdateWebACL).
+    "aws:wafv2/webAcl:WebAcl": frozenset({"name", "namePrefix", "scope"}),
+    # wafv2/web_acl_association.go: both arguments.
+    "aws:wafv2/webAclAssociation:WebAclAssociation": frozenset({"resourceArn", "webAclArn"}),
+    # wafv2/web_acl_logging_configuration.go: destinations and filters are put again in place.
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": frozenset({"resourceArn"}),
     # pulumi/pulumi-docker-build provider/internal/image.go, Image.Diff: every change is an update (a rebuild).
     "docker-build:index:Image": frozenset(),
     # hashicorp/terraform-provider-random internal/provider/resource_password.go: every argument
@@ -260,7 +273,9 @@ def _queue(name: str, **values: Any) -> dict[str, Any]:
 
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dagster"
-DEV_CIDR = {"access": "cidr", "allowedCidrs": ["203.0.113.0/24"]}
+CERTIFICATE = _group("prod", "ui")["certificateArn"]  # an internet-facing UI is HTTPS
+DEV_CIDR = {"access": "cidr", "allowedCidrs": ["203.0.113.0/24"], "certificateArn": CERTIFICATE}
+PROD_PUBLIC = {"access": "public", "certificateArn": CERTIFICATE}
 CHANGES: dict[str, Change] = {
     "image": Change("new image: image.uri dagster:v1 -> dagster:v2",
                     before={"image": {"uri": f"{IMAGE}:v1"}}, after={"image": {"uri": f"{IMAGE}:v2"}}),
@@ -276,8 +291,8 @@ CHANGES: dict[str, Change] = {
                        after=_set("database", instanceClass="db.m7g.xlarge")),
     "db-storage": Change("database.allocatedStorageGb 50 -> 100", after=_set("database", allocatedStorageGb=100)),
     "db-major": Change("database.engineVersion 16 -> 17", after=_set("database", engineVersion="17")),
-    "ui-public": Change("ui.access cidr -> public", after={"ui": {"access": "public"}}),
-    "ui-cidr": Change("ui.access public -> cidr", before={"ui": {"access": "public"}}, after={}),
+    "ui-public": Change("ui.access cidr -> public", after={"ui": PROD_PUBLIC}),
+    "ui-cidr": Change("ui.access public -> cidr", before={"ui": PROD_PUBLIC}, after={}),
     "ui-private-to-cidr": Change("ui.access private -> cidr", stack="dev", after={"ui": DEV_CIDR}),
     "ui-cidr-to-private": Change("ui.access cidr -> private", stack="dev", before={"ui": DEV_CIDR}, after={}),
     "flower": Change("operations.flower: true", after={"operations": {"flower": True}}),

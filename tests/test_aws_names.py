@@ -37,6 +37,10 @@ NAMELESS = {
     "aws:cloudwatch/eventTarget:EventTarget", "random:index/randomPassword:RandomPassword",
     "random:index/randomString:RandomString",
     "docker-build:index:Image", "pulumi-python:dynamic:Resource",
+    # A KMS key has an ID AWS assigns (its alias is named); a bucket's logging and WAF's association and logging
+    # settings are settings of what they attach to.
+    "aws:kms/key:Key", "aws:s3/bucketLogging:BucketLogging", "aws:wafv2/webAclAssociation:WebAclAssociation",
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
 }  # fmt: skip
 
 

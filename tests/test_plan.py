@@ -19,6 +19,7 @@ from infra.plan import Line, PriceError, alarm_counts, load_prices, main, plan, 
 from infra.testing import run_stack
 
 STACKS = ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]
+CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
 PRICES = load_prices()
 
 
@@ -73,7 +74,14 @@ def test_counts_match_the_program_under_mocks(repo_root, name):
     assert count("aws:ec2/natGateway:NatGateway") == count("aws:ec2/eip:Eip") == cfg.network.nat_gateways
     assert count("aws:secretsmanager/secret:Secret") == 2  # broker URL, database credentials
     assert count("aws:ecs/service:Service") == len(cfg.queues) + 2
-    assert {x.component for x in plan(cfg, PRICES)} >= {f"worker-{q.name}" for q in cfg.queues}
+    lines = by_component(plan(cfg, PRICES))
+    assert set(lines) >= {f"worker-{q.name}" for q in cfg.queues}
+    # The key, the firewall (its rule groups are billed per rule) and the log bucket, when the program makes them.
+    assert count("aws:kms/key:Key") == 1 and lines["encryption key"].min_monthly == PRICES["prices"]["kms_key_month"]
+    acls = [r for r in result.resources if r.typ == "aws:wafv2/webAcl:WebAcl"]
+    assert len(acls) == ("WAF" in lines) == cfg.waf
+    assert all(f"{len(acl.inputs['rules'])} AWS managed rule groups" in lines["WAF"].detail for acl in acls)
+    assert count("aws:s3/bucket:Bucket") == 1 + ("access logs" in lines) == 1 + cfg.security.access_logs
 
 
 def test_multi_az_doubles_the_database(repo_root):
@@ -102,7 +110,8 @@ configs = st.builds(
     lambda first, rest, nat, access, arm: {
         "queues": [{**first, "name": "dagster"}, *{q["name"]: q for q in rest}.values()],
         "network": {"natGateways": nat}, "database": {"instanceClass": "db.r6g.2xlarge"},
-        "ui": {"access": access, **({"allowedCidrs": ["203.0.113.0/24"]} if access == "cidr" else {})},
+        "ui": {"access": access, **({"allowedCidrs": ["203.0.113.0/24"]} if access == "cidr" else {}),
+               **({"certificateArn": CERTIFICATE} if access != "private" else {})},
         "image": {"platform": "linux/arm64" if arm else "linux/amd64"},
     },
     queue, st.lists(queue, max_size=3), st.integers(0, 2), st.sampled_from(["private", "cidr", "public"]), st.booleans(),

@@ -153,8 +153,9 @@ def test_only_tasks_reach_broker_and_database_and_only_the_lb_reaches_the_webser
     "ui, expected_cidrs, internal",
     [
         ({"access": "private"}, {"10.0.0.0/16"}, True),
-        ({"access": "cidr", "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"]}, {"203.0.113.0/24", "198.51.100.7/32"}, False),
-        ({"access": "public"}, {"0.0.0.0/0"}, False),
+        ({"access": "cidr", "allowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"], "allowPlainHttp": True},
+         {"203.0.113.0/24", "198.51.100.7/32"}, False),
+        ({"access": "public", "allowPlainHttp": True}, {"0.0.0.0/0"}, False),
     ],
 )
 def test_ui_is_open_to_the_world_only_when_config_says_public(ui, expected_cidrs, internal):

@@ -123,9 +123,11 @@ def test_each_example_stack_has_a_way_to_its_ui(stack_file):
 
 
 def test_lifecycle_rules_name_what_they_apply_to(prod):
-    (lifecycle,) = prod.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
-    for rule in lifecycle.inputs["rules"]:
-        assert rule["filter"], rule["id"]  # an empty filter block is deprecated (warning now, error later)
+    lifecycles = prod.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert len(lifecycles) == 2  # the data bucket, the log bucket
+    for lifecycle in lifecycles:
+        for rule in lifecycle.inputs["rules"]:
+            assert rule["filter"], rule["id"]  # an empty filter block is deprecated (warning now, error later)
 
 
 def test_the_control_role_may_read_run_logs_from_the_stack_log_group_only(prod):

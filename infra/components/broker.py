@@ -41,6 +41,7 @@ class BrokerArgs:
     config: BrokerConfig
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]  # the URL secret's
 
 
 class Broker(pulumi.ComponentResource):
@@ -79,5 +80,6 @@ class Broker(pulumi.ComponentResource):
         self.url_secret = StoredSecret(
             f"{name}-url", self, "Celery broker URL (amqps://user:password@host:5671//)",
             pulumi.Output.all(self.endpoint, password.result).apply(lambda a: broker_url(a[0], ADMIN_USER, a[1])),
+            args.kms_key_arn,
         )  # fmt: skip
         self.register_outputs({"endpoint": self.endpoint, "url_secret_arn": self.url_secret.arn})

@@ -1,12 +1,19 @@
-"""Bucket: step outputs (S3 pickle I/O manager, prefix ``io/``) and compute logs (``compute-logs/``).
+"""Buckets: the data bucket for step outputs (S3 pickle I/O manager, prefix ``io/``) and compute logs
+(``compute-logs/``), and the log bucket for the access logs of the load balancer and of the data bucket.
 
-Creates: the bucket, owner-enforced object ownership, a public access block (all four), default
-encryption (SSE-KMS with the AWS-managed key and a bucket key), versioning, a lifecycle that expires old
-compute logs and old versions and aborts stale uploads, and a policy that refuses plain HTTP.
+Both: owner-enforced object ownership (no ACLs), a public access block (all four), versioning, a lifecycle
+that expires old versions and aborts stale uploads, and a policy that refuses plain HTTP.
+
+- data bucket: default encryption SSE-KMS with the stack's key and a bucket key; compute logs expire.
+- log bucket (``security.accessLogs``): default encryption SSE-S3, the only one load balancer access logs
+  may be delivered to (docs/facts.md); the bucket policy admits exactly the two log deliveries -- Elastic Load
+  Balancing under ``alb/AWSLogs/<account>/`` and S3 server access logging of the data bucket under ``s3/`` --
+  and the logs expire after ``logs.retentionDays``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -19,29 +26,62 @@ COMPUTE_LOG_DAYS = 30
 # is to become an error); an empty prefix matches every key (S3 API, LifecycleRuleFilter).
 EVERY_OBJECT = {"prefix": ""}
 NONCURRENT_VERSION_DAYS = 30
+ABORT_UPLOADS = {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": EVERY_OBJECT,
+                 "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}  # fmt: skip
+OLD_VERSIONS = {"id": "expire-old-versions", "status": "Enabled", "filter": EVERY_OBJECT,
+                "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS}}  # fmt: skip
+# Where each delivery writes in the log bucket.
+ALB_LOG_PREFIX = "alb"
+S3_LOG_PREFIX = "s3/"
+# The services that deliver access logs (ALB User Guide, "Enable access logs for your Application Load
+# Balancer"; S3 User Guide, "Enabling Amazon S3 server access logging"; docs/facts.md).
+ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
+S3_LOG_DELIVERY = "logging.s3.amazonaws.com"
 
 
-def tls_only_policy(bucket_arn: str) -> str:
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, pulumi.Output.concat(bucket_arn, "/*")],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
+def _deny_plain_http(bucket_arn: str) -> dict:
+    return {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}  # fmt: skip
+
+
+def tls_only_policy(bucket_arn: str) -> dict:
+    return {"Version": "2012-10-17", "Statement": [_deny_plain_http(bucket_arn)]}
+
+
+def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account: str) -> dict:
+    """TLS only; the load balancer's and the data bucket's log deliveries may write their own prefixes."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            _deny_plain_http(log_bucket_arn),
+            {"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": {"Service": ELB_LOG_DELIVERY},
+             "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{account}/*"},
+            {"Sid": "BucketAccessLogs", "Effect": "Allow", "Principal": {"Service": S3_LOG_DELIVERY},
+             "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{S3_LOG_PREFIX}*",
+             "Condition": {"ArnLike": {"aws:SourceArn": source_bucket_arn}, "StringEquals": {"aws:SourceAccount": account}}},
+        ],
+    }  # fmt: skip
+
+
+def _private_versioned(name: str, parent: pulumi.Resource, bucket: aws.s3.Bucket) -> aws.s3.BucketVersioning:
+    """What both buckets share: no ACLs, no public access, versioning."""
+    child = pulumi.ResourceOptions(parent=parent)
+    aws.s3.BucketOwnershipControls(
+        f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+    )
+    aws.s3.BucketPublicAccessBlock(
+        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        ignore_public_acls=True, restrict_public_buckets=True, opts=child,
+    )  # fmt: skip
+    return aws.s3.BucketVersioning(
+        f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
     )
 
 
 @dataclass
 class BucketArgs:
     deletion_protection: bool
+    kms_key_arn: pulumi.Input[str]
 
 
 class Bucket(pulumi.ComponentResource):
@@ -53,35 +93,79 @@ class Bucket(pulumi.ComponentResource):
             naming.fit(aws.s3.Bucket, f"{name}-data"), force_destroy=not protect, opts=pulumi.ResourceOptions(parent=self, protect=protect)
         )
         bucket_id = self.bucket.id
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket_id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
-        )
-        aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket_id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child,
-        )  # fmt: skip
+        versioning = _private_versioned(name, self, self.bucket)
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption", bucket=bucket_id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}, "bucket_key_enabled": True}],
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn},
+                    "bucket_key_enabled": True}],
             opts=child,
         )  # fmt: skip
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket_id, versioning_configuration={"status": "Enabled"}, opts=child
-        )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
             bucket=bucket_id,
             rules=[
-                {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": EVERY_OBJECT,
-                 "abort_incomplete_multipart_upload": {"days_after_initiation": 7}},
+                ABORT_UPLOADS,
                 {"id": "expire-compute-logs", "status": "Enabled",
                  "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": COMPUTE_LOG_DAYS}},
-                {"id": "expire-old-versions", "status": "Enabled", "filter": EVERY_OBJECT,
-                 "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_VERSION_DAYS}},
+                OLD_VERSIONS,
             ],  # fmt: skip
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
-        aws.s3.BucketPolicy(f"{name}-tls-only", bucket=bucket_id, policy=tls_only_policy(self.bucket.arn), opts=child)
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only", bucket=bucket_id, policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
+            opts=child,
+        )  # fmt: skip
         self.name = self.bucket.bucket
         self.arn = self.bucket.arn
+        self.register_outputs({"name": self.name})
+
+
+@dataclass
+class LogBucketArgs:
+    deletion_protection: bool
+    retention_days: int
+    source: Bucket  # the data bucket, whose server access logs it keeps
+
+
+class LogBucket(pulumi.ComponentResource):
+    """The stack's access logs; also turns on the data bucket's server access logging into it."""
+
+    def __init__(self, name: str, args: LogBucketArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("dagster-celery-aws:bucket:LogBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        protect = args.deletion_protection
+        self.bucket = aws.s3.Bucket(
+            naming.fit(aws.s3.Bucket, f"{name}-logs"), force_destroy=not protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )  # fmt: skip
+        versioning = _private_versioned(f"{name}-logs", self, self.bucket)
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-logs-encryption", bucket=self.bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child,
+        )  # fmt: skip
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-logs-lifecycle",
+            bucket=self.bucket.id,
+            rules=[
+                ABORT_UPLOADS,
+                {"id": "expire-access-logs", "status": "Enabled", "filter": EVERY_OBJECT,
+                 "expiration": {"days": args.retention_days}},
+                OLD_VERSIONS,
+            ],  # fmt: skip
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        account = aws.get_caller_identity_output().account_id
+        # Deliveries are checked when they are turned on: the load balancer and the data bucket wait for it.
+        self.policy = aws.s3.BucketPolicy(
+            f"{name}-logs-policy", bucket=self.bucket.id,
+            policy=pulumi.Output.all(self.bucket.arn, args.source.arn, account).apply(
+                lambda a: json.dumps(log_bucket_policy(*a))
+            ),
+            opts=child,
+        )  # fmt: skip
+        aws.s3.BucketLogging(
+            f"{name}-data-access-logs", bucket=args.source.bucket.id, target_bucket=self.bucket.id,
+            target_prefix=S3_LOG_PREFIX, opts=pulumi.ResourceOptions(parent=self, depends_on=[self.policy]),
+        )  # fmt: skip
+        self.name = self.bucket.bucket
         self.register_outputs({"name": self.name})

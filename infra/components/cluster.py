@@ -1,8 +1,9 @@
 """Cluster: where the tasks run and what they may do.
 
-Creates: an ECS cluster with Container Insights, one log group (retention from config), an execution role
-(pull the image, read the stack's secrets, write logs), and two task roles: ``control`` for the webserver
-and daemon (bucket + launching run tasks) and ``worker`` for workers and run tasks (bucket only).
+Creates: an ECS cluster with Container Insights, one log group (retention from config, encrypted with the
+stack's key), an execution role (pull the image, read and decrypt the stack's secrets, write logs), and two
+task roles: ``control`` for the webserver and daemon (bucket + launching run tasks) and ``worker`` for workers
+and run tasks (bucket only); both may use the stack's key for the bucket's objects.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ClusterArgs:
     ecs_exec: bool = False
     access: Access = Access()  # what user code needs in every task (stack config `access`)
     user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
+    kms_key_arn: pulumi.Input[str] | None = None  # the stack's key: log group, secrets, bucket
 
 
 class Cluster(pulumi.ComponentResource):
@@ -38,8 +40,10 @@ class Cluster(pulumi.ComponentResource):
             naming.fit(aws.ecs.Cluster, f"{name}-cluster"), settings=[{"name": "containerInsights", "value": "enabled"}], opts=child
         )
         self.log_group = aws.cloudwatch.LogGroup(
-            naming.fit(aws.cloudwatch.LogGroup, f"{name}-logs"), retention_in_days=args.log_retention_days, opts=child
-        )
+            naming.fit(aws.cloudwatch.LogGroup, f"{name}-logs"), retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn, opts=child,
+        )  # fmt: skip
+        key = pulumi.Output.from_input(args.kms_key_arn)
         trust = json.dumps(iam.ECS_TASKS_TRUST)
         user_secrets, user_parameters = iam.secret_resources(list(args.user_secrets))
         self._name, self._trust, self._args = name, trust, args
@@ -50,8 +54,8 @@ class Cluster(pulumi.ComponentResource):
         execution = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
-            policy=pulumi.Output.all(self.log_group.arn, *args.secret_arns).apply(
-                lambda a: json.dumps(iam.execution_policy([*a[1:], *user_secrets], a[0], user_parameters))
+            policy=pulumi.Output.all(self.log_group.arn, key, *args.secret_arns).apply(
+                lambda a: json.dumps(iam.execution_policy([*a[2:], *user_secrets], a[0], user_parameters, a[1]))
             ),
             opts=child,
         )
@@ -59,8 +63,8 @@ class Cluster(pulumi.ComponentResource):
         worker = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-worker"),
             role=self.worker_role.id,
-            policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn).apply(
-                lambda a: json.dumps(iam.worker_policy(a[0], a[1], args.ecs_exec))
+            policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn, key).apply(
+                lambda a: json.dumps(iam.worker_policy(a[0], a[1], args.ecs_exec, a[2]))
             ),
             opts=child,
         )
@@ -72,12 +76,12 @@ class Cluster(pulumi.ComponentResource):
             role=self.control_role.id,
             policy=pulumi.Output.all(
                 args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn,
-                self.log_group.arn,
+                self.log_group.arn, key,
             ).apply(
                 lambda a: json.dumps(
                     iam.control_policy(
                         a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]],
-                        a[6], scaling.NAMESPACE, args.ecs_exec,
+                        a[6], scaling.NAMESPACE, args.ecs_exec, a[7],
                     )
                 )
             ),
@@ -110,8 +114,8 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(naming.fit(aws.iam.Role, name), assume_role_policy=self._trust, opts=child)
         base = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, name), role=role.id,
-            policy=pulumi.Output.all(self._args.bucket_arn, self.cluster.arn).apply(
-                lambda a: json.dumps(iam.worker_policy(a[0], a[1], self._args.ecs_exec))
+            policy=pulumi.Output.all(self._args.bucket_arn, self.cluster.arn, self._args.kms_key_arn).apply(
+                lambda a: json.dumps(iam.worker_policy(a[0], a[1], self._args.ecs_exec, a[2]))
             ),
             opts=child,
         )  # fmt: skip

@@ -29,17 +29,20 @@ def generated_password(name: str, parent: pulumi.Resource, specials: str | None 
 class StoredSecret:
     """A Secrets Manager secret holding ``value`` (kept secret in state), and how a container reads it.
 
-    Creates the secret and its version. ``ref(key)`` is the ECS ``valueFrom`` of the secret, or of one key of a
+    Creates the secret, encrypted with the stack's KMS key, and its version. ``ref(key)`` is the ECS ``valueFrom`` of the secret, or of one key of a
     JSON secret, pinned to the current version id (ECS guide, "Pass Secrets Manager secrets through
     environment variables": ``<arn>:<json-key>:<version-stage>:<version-id>``). Containers read secrets only
     when they start; pinned, a new value (a replaced broker's URL, a new password) changes the task
     definitions that read it, so ECS starts tasks that see it instead of keeping tasks with the old one.
     """
 
-    def __init__(self, name: str, parent: pulumi.Resource, description: str, value: pulumi.Input[str]):
+    def __init__(
+        self, name: str, parent: pulumi.Resource, description: str, value: pulumi.Input[str],
+        kms_key_arn: pulumi.Input[str],
+    ):  # fmt: skip
         child = pulumi.ResourceOptions(parent=parent)
         self.secret = aws.secretsmanager.Secret(
-            naming.fit(aws.secretsmanager.Secret, name), description=description, opts=child
+            naming.fit(aws.secretsmanager.Secret, name), description=description, kms_key_id=kms_key_arn, opts=child
         )
         self.version = aws.secretsmanager.SecretVersion(
             name, secret_id=self.secret.id, secret_string=pulumi.Output.secret(value), opts=child

@@ -1,23 +1,24 @@
 """Database: RDS PostgreSQL for Dagster's run, event-log and schedule storage.
 
-Creates: a subnet group in the private subnets, a parameter group that forces TLS, an encrypted, private
-instance with backups, a generated master password, and a Secrets Manager secret holding JSON
-``{"username", "password", "celery_backend_url"}`` -- containers read each key only through ECS secrets.
+Creates: a subnet group in the private subnets, a parameter group that forces TLS and logs schema changes and
+slow statements, an encrypted, private instance with backups, Enhanced Monitoring (with its role) and
+Performance Insights (encrypted with the stack's key), a generated master password, and a Secrets Manager
+secret holding JSON ``{"username", "password", "celery_backend_url"}`` -- containers read each key only
+through ECS secrets.
 (RDS can keep the password itself, ``manage_master_user_password``, but then no secret could hold the
 Celery result backend URL that embeds it.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra import contract, naming
+from infra import contract, iam, naming
 from infra.components.credentials import StoredSecret, generated_password
 from infra.config import Database as DatabaseConfig
 
@@ -25,6 +26,15 @@ DB_NAME = "dagster"
 MASTER_USER = "dagster"
 # RDS refuses '/', '@', '"' and spaces in a master password; these also need no quoting in a URL.
 PASSWORD_SPECIALS = "-_.~!#$%^*"
+# Exported to CloudWatch Logs with the postgresql log: schema changes, and statements slower than a second
+# (RDS User Guide, "Turning on query logging for your RDS for PostgreSQL DB instance"; both dynamic).
+PARAMETERS = (
+    {"name": "rds.force_ssl", "value": "1"},  # TLS only
+    {"name": "log_statement", "value": "ddl"},
+    {"name": "log_min_duration_statement", "value": "1000"},  # milliseconds
+)
+MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention
 
 
 def credentials_json(address: str, port: int, password: str) -> str:
@@ -39,6 +49,7 @@ class DatabaseArgs:
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     deletion_protection: bool
+    kms_key_arn: pulumi.Input[str]  # Performance Insights and the credentials secret
 
 
 class Database(pulumi.ComponentResource):
@@ -50,11 +61,24 @@ class Database(pulumi.ComponentResource):
         major = cfg.engine_version.split(".")[0]
         parameters = aws.rds.ParameterGroup(
             naming.fit(aws.rds.ParameterGroup, f"{name}-params"), family=f"postgres{major}", description="dagster-celery-aws: TLS only",
-            parameters=[{"name": "rds.force_ssl", "value": "1"}], opts=child,
+            parameters=list(PARAMETERS), opts=child,
         )  # fmt: skip
         protect = args.deletion_protection
         password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
         snapshot_suffix = random.RandomString(f"{name}-snapshot-suffix", length=8, special=False, upper=False, opts=child)
+        monitoring, after = {}, []
+        if cfg.monitoring_interval_seconds:
+            # Enhanced Monitoring publishes OS metrics through a role RDS assumes (RDS User Guide, "Setting up
+            # and enabling Enhanced Monitoring").
+            role = aws.iam.Role(
+                naming.fit(aws.iam.Role, f"{name}-monitoring"),
+                assume_role_policy=json.dumps(iam.trust("monitoring.rds.amazonaws.com")), opts=child,
+            )  # fmt: skip
+            after.append(aws.iam.RolePolicyAttachment(f"{name}-monitoring", role=role.name, policy_arn=MONITORING_POLICY, opts=child))
+            monitoring = {"monitoring_interval": cfg.monitoring_interval_seconds, "monitoring_role_arn": role.arn}
+        if cfg.performance_insights:
+            monitoring |= {"performance_insights_enabled": True, "performance_insights_kms_key_id": args.kms_key_arn,
+                           "performance_insights_retention_period": PERFORMANCE_INSIGHTS_DAYS}  # fmt: skip
         self.instance = aws.rds.Instance(
             naming.fit(aws.rds.Instance, f"{name}-postgres"),
             engine="postgres",
@@ -77,6 +101,10 @@ class Database(pulumi.ComponentResource):
             parameter_group_name=parameters.name,
             vpc_security_group_ids=[args.security_group_id],
             publicly_accessible=False,
+            # Dagster and Celery sign in with the generated password; IAM authentication lets an operator given
+            # rds-db:connect and a database user granted rds_iam sign in with a 15-minute token instead of the
+            # master password (RDS User Guide, "IAM database authentication for MariaDB, MySQL, and PostgreSQL").
+            iam_database_authentication_enabled=True,
             multi_az=cfg.multi_az,
             backup_retention_period=cfg.backup_retention_days,  # pulumi-aws defaults to 0: no backups
             copy_tags_to_snapshot=True,
@@ -89,7 +117,8 @@ class Database(pulumi.ComponentResource):
                 naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier"), "-", snapshot_suffix.result
             ),
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            **monitoring,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=after),
         )
         self.address = self.instance.address
         self.secret = StoredSecret(
@@ -97,5 +126,6 @@ class Database(pulumi.ComponentResource):
             pulumi.Output.all(self.instance.address, self.instance.port, password.result).apply(
                 lambda a: credentials_json(*a)
             ),
+            args.kms_key_arn,
         )  # fmt: skip
         self.register_outputs({"endpoint": self.instance.endpoint, "secret_arn": self.secret.arn})

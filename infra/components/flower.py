@@ -19,12 +19,12 @@ LISTENER_RULE_PRIORITY = 10
 
 
 class Flower(pulumi.ComponentResource):
-    def __init__(self, name: str, lb: LoadBalancer, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, lb: LoadBalancer, kms_key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:flower:Flower", name, None, opts)
         password = generated_password(f"{name}-password", self)
         self.secret = StoredSecret(
             f"{name}-basic-auth", self, "Flower basic auth (user:password)",
-            pulumi.Output.concat(USER, ":", password.result),
+            pulumi.Output.concat(USER, ":", password.result), kms_key_arn,
         )  # fmt: skip
         self.target_group = lb.route(
             "flower", contract.FLOWER_PATH, contract.FLOWER_PORT, f"{contract.FLOWER_PATH}/healthcheck",

@@ -1,6 +1,7 @@
 """Image: the one code image every service runs.
 
-Creates: an ECR repository (scan on push, immutable tags, lifecycle keeping the last images) and the image
+Creates: an ECR repository (scan on push, immutable tags, encrypted with the stack's key, lifecycle keeping the
+last images) and the image
 built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
 ``worker_image/``, ``runtime/`` and ``dagster_project/``) -- plus, for code locations in stack config, each location's
 directory as a named build context, its requirements and a generated workspace -- pushed on ``pulumi up`` by
@@ -49,6 +50,7 @@ class ImageArgs:
     # Code locations built on top of worker_image/Dockerfile; None: the example only, which the base has.
     locations: tuple[code_locations.Location, ...] | None = None
     build_dir: Path | None = None  # where generated build inputs (workspace.yaml) are written
+    kms_key_arn: pulumi.Input[str] | None = None  # the repository's encryption (set at creation: a new key replaces it)
 
 
 WORKSPACE_CONTEXT = "dca-workspace"
@@ -84,6 +86,7 @@ class Image(pulumi.ComponentResource):
                 naming.fit(aws.ecr.Repository, f"{name}-repo"),
                 image_scanning_configuration={"scan_on_push": True},
                 image_tag_mutability="IMMUTABLE",
+                encryption_configurations=[{"encryption_type": "KMS", "kms_key": args.kms_key_arn}] if args.kms_key_arn else None,
                 force_delete=True,  # images are rebuilt from the repository; they hold no data
                 opts=child,
             )

@@ -1,6 +1,7 @@
 """Load balancer: the way to the Dagster UI.
 
-Creates: an Application Load Balancer (internal when ``ui.access`` is ``private``), a target group for the
+Creates: an Application Load Balancer (internal when ``ui.access`` is ``private``; access logs to the stack's
+log bucket with ``security.accessLogs``), a target group for the
 webserver tasks with a health check on Dagster's ``/server_info``, an HTTP listener (a redirect to HTTPS
 when ``ui.certificateArn`` is set) and, with a certificate, an HTTPS listener with a TLS 1.2+ policy that
 first signs the user in through Cognito or OIDC when ``ui.access`` asks for it (Dagster's webserver has no
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import contract, naming
+from infra.components.bucket import ALB_LOG_PREFIX, LogBucket
 from infra.config import Ui, UiAccess
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
@@ -28,6 +30,7 @@ class LoadBalancerArgs:
     security_group_id: pulumi.Input[str]
     deletion_protection: bool
     oidc_client_secret: pulumi.Input[str] | None = None
+    access_logs: LogBucket | None = None  # where the load balancer's access logs go (security.accessLogs)
 
 
 def authenticate_action(ui: Ui, oidc_client_secret: pulumi.Input[str] | None) -> dict | None:
@@ -53,6 +56,8 @@ class LoadBalancer(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:loadbalancer:LoadBalancer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         ui = args.ui
+        logs = args.access_logs
+        access_logs = {"access_logs": {"bucket": logs.name, "prefix": ALB_LOG_PREFIX, "enabled": True}} if logs else {}
         self.lb = aws.lb.LoadBalancer(
             naming.fit(aws.lb.LoadBalancer, f"{name}-alb"),
             load_balancer_type="application",
@@ -61,7 +66,9 @@ class LoadBalancer(pulumi.ComponentResource):
             security_groups=[args.security_group_id],
             drop_invalid_header_fields=True,
             enable_deletion_protection=args.deletion_protection,
-            opts=child,
+            **access_logs,
+            # ELB checks that it may write to the bucket when access logs are turned on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs.policy] if logs else None),
         )
         self.target_group = aws.lb.TargetGroup(
             naming.fit(aws.lb.TargetGroup, f"{name}-webserver"),

@@ -1,6 +1,7 @@
 """Monitoring: one dashboard and the alarms that come before a hung run or a full disk.
 
-Creates: an SNS topic for alarms (an e-mail subscription when ``operations.alarmEmail`` is set), a
+Creates: an SNS topic for alarms, encrypted with the stack's key (an e-mail subscription when
+``operations.alarmEmail`` is set), a
 CloudWatch dashboard (per queue backlog, consumers, running/desired workers; webserver health and 5xx;
 database CPU, connections, free storage; broker CPU, memory, connections), per queue a "messages and no
 consumer" and a "saturated at maxWorkers" alarm, stack alarms (database storage, broker memory,
@@ -25,6 +26,7 @@ class MonitoringArgs:
     config: StackConfig
     targets: pulumi.Output  # Output[monitoring.Targets]
     cluster_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]  # the alarm topic's: alarms and events publish through its key policy
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -32,7 +34,7 @@ class Monitoring(pulumi.ComponentResource):
         super().__init__("dagster-celery-aws:monitoring:Monitoring", name, None, opts)
         cfg, t = args.config, args.targets
         child = pulumi.ResourceOptions(parent=self)
-        self.topic = aws.sns.Topic(naming.fit(aws.sns.Topic, f"{name}-alarms"), opts=child)
+        self.topic = aws.sns.Topic(naming.fit(aws.sns.Topic, f"{name}-alarms"), kms_master_key_id=args.kms_key_arn, opts=child)
         account = aws.get_caller_identity_output().account_id
         aws.sns.TopicPolicy(
             f"{name}-alarms",

@@ -2,7 +2,8 @@
 
 Creates (new VPC): a VPC, an internet gateway, two public and two private subnets in two AZs, route tables,
 0-2 NAT gateways with Elastic IPs. With ``network.vpcId`` it uses the given VPC and subnets instead.
-The new VPC's default security group is emptied; optional VPC flow logs go to CloudWatch Logs.
+The new VPC's default security group is emptied; optional VPC flow logs go to CloudWatch Logs (the stack's
+key and log retention).
 Always creates four security groups -- load balancer, tasks, broker, database -- with rules that let only
 the load balancer reach the webserver and only the tasks reach the broker (5671) and the database (5432).
 """
@@ -31,6 +32,9 @@ class NetworkArgs:
     ui: Ui
     # Task ports the load balancer forwards to: the webserver's, and Flower's when it runs.
     served_ports: tuple[int, ...] = (contract.WEBSERVER_PORT,)
+    # The flow logs' group: encrypted with the stack's key, kept as long as the stack's other logs.
+    kms_key_arn: pulumi.Input[str] | None = None
+    log_retention_days: int = 90
 
 
 class Network(pulumi.ComponentResource):
@@ -54,14 +58,15 @@ class Network(pulumi.ComponentResource):
             private_routed = True
         else:
             vpc_cidr = pulumi.Output.from_input(cfg.vpc_cidr)
-            self._new_vpc(name, cfg, child)
+            self._new_vpc(name, args, child)
             private_routed = cfg.nat_gateways > 0
         self.task_subnet_ids = self.private_subnet_ids if private_routed else self.public_subnet_ids
         self.assign_public_ip = not private_routed
         self._security_groups(name, args.ui, vpc_cidr, args.served_ports, child)
         self.register_outputs({"vpc_id": self.vpc_id, "private_subnet_ids": self.private_subnet_ids})
 
-    def _new_vpc(self, name: str, cfg: NetworkConfig, child: pulumi.ResourceOptions) -> None:
+    def _new_vpc(self, name: str, args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
+        cfg = args.config
         vpc = aws.ec2.Vpc(
             f"{name}-vpc", cidr_block=cfg.vpc_cidr, enable_dns_hostnames=True, enable_dns_support=True,
             tags={"Name": f"{name}-vpc"}, opts=child,
@@ -70,7 +75,7 @@ class Network(pulumi.ComponentResource):
         # The VPC's default security group admits nothing (FSBP EC2.2); nothing of ours uses it.
         aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, ingress=[], egress=[], opts=child)
         if cfg.flow_logs:
-            self._flow_logs(name, vpc.id, child)
+            self._flow_logs(name, vpc.id, args, child)
         azs = aws.get_availability_zones_output(state="available").names
         # Four /20s (or the block's next-smaller prefix): public in the first two, private in the next two.
         network = ipaddress.ip_network(cfg.vpc_cidr)
@@ -104,8 +109,11 @@ class Network(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=private.id, route_table_id=rt.id, opts=child)
             self.private_subnet_ids.append(private.id)
 
-    def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], child: pulumi.ResourceOptions) -> None:
-        group = aws.cloudwatch.LogGroup(naming.fit(aws.cloudwatch.LogGroup, f"{name}-flow-logs"), retention_in_days=90, opts=child)
+    def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], args: NetworkArgs, child: pulumi.ResourceOptions) -> None:
+        group = aws.cloudwatch.LogGroup(
+            naming.fit(aws.cloudwatch.LogGroup, f"{name}-flow-logs"), retention_in_days=args.log_retention_days,
+            kms_key_id=args.kms_key_arn, opts=child,
+        )  # fmt: skip
         role = aws.iam.Role(
             naming.fit(aws.iam.Role, f"{name}-flow-logs"),
             assume_role_policy=json.dumps(iam.trust("vpc-flow-logs.amazonaws.com")),

@@ -66,6 +66,7 @@ class Service(pulumi.ComponentResource):
             execution_role_arn=args.execution_role_arn,
             task_role_arn=args.task_role_arn,
             container_definitions=pulumi.Output.json_dumps(containers),
+            volumes=containers.apply(taskdef.task_volumes),  # the containers' writable volumes
             # A replaced run task definition keeps its old revision ACTIVE: ECS refuses RunTask on an INACTIVE
             # revision, and a daemon still running (or rolled back) launches the revision it was given.
             skip_destroy=spec.role == "run",
