@@ -226,8 +226,11 @@ def up(opts: Options) -> int:
                 raise Failed(f"error: `{' '.join(command)}` failed: {_tail(layout.logs / f'{name}.log', 5).strip()}", 1)
         ports = {"webserver": port, "flower": services.check_port_free(0)}
         for spec in [*workers, *serving]:
-            queue_env = code.access_env(cfg.queue(spec.queue).access) if spec.queue else None
-            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=queue_env)
+            worker_env = None
+            if spec.queue:  # a worker: its queue's own access, and the bound on a step's deliveries (as on ECS)
+                worker_env = {**code.access_env(cfg.queue(spec.queue).access),
+                              contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries)}  # fmt: skip
+            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=worker_env)
         say("processes:")
         for line in sup.status_lines():
             say(line)
