@@ -22,7 +22,7 @@ It also ends the run's Celery work when the run ends (docs/reliability.md):
 5. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
    revoke reaches only the workers alive at that moment, so a step waiting in a queue without a worker was
    revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) therefore also
-   records the revoke in the result backend, and asks the workers to stop a running step too (dagster
+   records the revoke in the result backend, and has the workers interrupt a running step too (dagster
    issue 23222: terminating a run did not stop its Celery steps). A message still in a queue is not run
    when a worker takes it later: its run has ended (``fast_task``).
 
@@ -114,8 +114,9 @@ class StepResult(AsyncResult):
     waits for when the run is interrupted) stops the step everywhere and ends the wait for it (4-5 above)."""
 
     def revoke(self, connection=None, terminate=False, signal=None, wait=False, timeout=None):
-        # terminate: a worker running the step stops it (SIGTERM to its pool process), as Dagster stops the
-        # steps of a terminated run; a worker holding the message drops it.
+        # terminate: a worker running the step sends SIGTERM to its pool process, which Dagster's step
+        # execution turns into an interrupt of the step (a STEP_FAILURE), as a terminated run's steps are
+        # interrupted in the other executors; a worker holding the message drops it.
         super().revoke(connection, terminate=True, signal=signal, wait=wait, timeout=timeout)
         # No worker may ever hear of it (none serves the queue now): the loop must not wait for one.
         self.backend.mark_as_revoked(self.id, reason="its run was interrupted")
