@@ -17,8 +17,8 @@ executor's messages are unchanged and a run worker cannot tell the two apart. It
 
 It adds two checks before it runs a step (docs/reliability.md):
 - a step whose run has ended (failed, canceled, being canceled) is not run: a message can outlive its run
-  (it waited in a queue without a worker; a worker that starts later never heard of Celery's revoke). The
-  task logs one line and returns no events, so the message is acknowledged;
+  (it waited in a queue without a worker, and Celery's revoke lives only in the memory of the workers alive
+  when it was sent). The task logs one line and returns no events, so the message is acknowledged;
 - a step is started at most ``max_deliveries()`` times (``DCA_MAX_DELIVERIES``, the stack's
   ``broker.maxDeliveries``). A worker that dies mid-step (an out-of-memory kill, a crash in native code)
   has the message requeued (late acks), and a step that kills its worker every time would be redelivered
