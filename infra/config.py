@@ -232,6 +232,10 @@ class Broker(_Model):
     deployment_mode: DeploymentMode = DeploymentMode.SINGLE_INSTANCE
     # Must exceed the longest step: a late-acked step past it is redelivered (docs/facts.md, consumer_timeout).
     consumer_timeout_minutes: Int = Field(120, ge=1, le=7 * 24 * 60)
+    # How many times a step's message may start a step: a step whose worker dies on every delivery (an OOM
+    # kill, a crash in native code) is failed at the next one instead of being redelivered without end
+    # (dagster_celery_aws.fast_task; docs/reliability.md).
+    max_deliveries: Int = Field(3, ge=1, le=100)
 
     @model_validator(mode="after")
     def _engine_fits_host(self) -> Broker:

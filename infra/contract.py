@@ -36,6 +36,9 @@ REGION = "AWS_DEFAULT_REGION"
 # (dagster_celery_aws.protection): the longest expected step, i.e. the broker's consumer timeout. Not in every
 # task, so that changing it rolls the workers and nothing else.
 PROTECTION_MINUTES = "DCA_PROTECTION_MINUTES"
+# Workers only: how many deliveries of a step's message may start the step (broker.maxDeliveries;
+# dagster_celery_aws.fast_task). The local runner gives it to its workers too.
+MAX_DELIVERIES = "DCA_MAX_DELIVERIES"
 # Daemon only (the process that launches runs): the subnets a run task may start in
 # (dagster_celery_aws.run_launcher); its RUN_TASK_DEFINITION is the run task definition's ARN, not the family.
 RUN_SUBNETS = "DCA_RUN_SUBNETS"

@@ -158,7 +158,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
-    worker_env = {contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes)}
+    worker_env = {
+        contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes),
+        contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries),
+    }
     workers = {}
     for spec in specs.values():
         access = cfg.queue(spec.queue).access

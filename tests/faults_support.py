@@ -282,10 +282,13 @@ class Runner:
                 return pid
         raise AssertionError(f"no runner worker for queue {queue_name}")
 
-    def start_worker(self, queue_name: str, suffix: str, concurrency: int = 1) -> Worker:
-        """An extra worker on ``queue_name``: the topology's worker command, with the node name
-        ``<queue>@<suffix>.%h`` (two workers on one host need distinct names), in the runner's app dir with
-        the environment of the runner's own worker (read from /proc)."""
+    def start_worker(
+        self, queue_name: str, suffix: str, concurrency: int = 1, may_exit: bool = False, extra_args: tuple = ()
+    ) -> Worker:
+        """An extra worker on ``queue_name``: the topology's worker command (and ``extra_args``), with the node
+        name ``<queue>@<suffix>.%h`` (two workers on one host need distinct names), in the runner's app dir with
+        the environment of the runner's own worker (read from /proc). Returned once it is ready; ``may_exit``:
+        it may already have died by then (a step that kills its worker)."""
         from infra import topology
 
         template = self.worker_pid("dagster")
@@ -293,7 +296,7 @@ class Runner:
             kv.split("=", 1) for kv in Path(f"/proc/{template}/environ").read_bytes().decode().split("\0") if "=" in kv
         )
         cwd = os.readlink(f"/proc/{template}/cwd")
-        argv = list(topology.worker_command(queue_name, concurrency))
+        argv = [*topology.worker_command(queue_name, concurrency), *extra_args]
         argv[argv.index("-n") + 1] = f"{queue_name}@{suffix}.%h"
         log = self.state / "logs" / f"extra-{queue_name}-{suffix}.log"
         with open(log, "wb") as fh:
@@ -303,7 +306,7 @@ class Runner:
         self.workers.append(w)
         wait_for(f"worker {w.name} to be ready", lambda: w.popen.poll() is not None or b" ready." in log.read_bytes(),
                  120, interval=0.3)  # fmt: skip
-        assert w.popen.poll() is None, log.read_text(errors="replace")[-3000:]
+        assert may_exit or w.popen.poll() is None, log.read_text(errors="replace")[-3000:]
         return w
 
     def stop(self, timeout: float = 120) -> None:

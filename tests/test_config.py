@@ -47,6 +47,7 @@ INVALID = [
     pytest.param(config(broker={"instanceType": "mq.t2.micro"}), ["instanceType 'mq.t2.micro'", "valid:"], id="broker-unknown-host"),
     pytest.param(config(broker={"deploymentMode": "CLUSTER_MULTI_AZ"}), ["mq.t3.micro", "SINGLE_INSTANCE"], id="cluster-on-micro"),
     pytest.param(config(broker={"consumerTimeoutMinutes": 0}), ["broker.consumerTimeoutMinutes", "0"], id="consumer-timeout-zero"),
+    pytest.param(config(broker={"maxDeliveries": 0}), ["broker.maxDeliveries", "0"], id="max-deliveries-zero"),
     pytest.param(config(database={"instanceClass": "db.x9.huge"}), ["instanceClass 'db.x9.huge'", "maxConnections"], id="unknown-db-class"),
     pytest.param(config(database={"backupRetentionDays": 0}), ["database.backupRetentionDays", "0"], id="no-backups"),
     pytest.param(config(database={"allocatedStorageGb": 100, "maxAllocatedStorageGb": 50}), ["maxAllocatedStorageGb 50", "allocatedStorageGb"], id="storage-max-below"),

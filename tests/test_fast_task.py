@@ -7,8 +7,11 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   the same events as the stock task, keeps one instance per process on pooled connections, and survives
   PostgreSQL dropping those connections (real PostgreSQL on 127.0.0.1:5432, a private database; moto S3);
   a pooled connection is pinged only when PostgreSQL has sent something on it;
+- a redelivered step that its task already started ``DCA_MAX_DELIVERIES`` times fails without running,
+  naming the step, the queue and the likely cause; a step of a run that has ended is not run;
 - the S3 client is reused; the code location's executor is dagster-celery's, and tunes the run worker
-  (pooled connections, the poll interval, one result query per poll).
+  (pooled connections, the poll interval, one result query per poll); it is interrupted when its run is
+  ended elsewhere, and its revoke stops running steps and is recorded in the result backend.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import postgres_database, s3_server
+from tests.conftest import postgres_database, s3_server, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,6 +187,77 @@ def test_fast_task_returns_the_stock_events_and_keeps_one_pooled_instance(step_e
     run_id = instance.get_runs()[0].run_id
     keys = {e.step_key for e in instance.all_logs(run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_SUCCESS"}
     assert keys == {"step_0", "step_1", "step_2"}
+
+
+def _delivery(task_id: str, redelivered: bool, queue: str = "dagster"):
+    """What ``execute_plan`` reads of its bound task: the request of one delivery of a Celery message."""
+    from types import SimpleNamespace
+
+    info = {"exchange": "", "routing_key": queue, "priority": 5, "redelivered": redelivered}
+    return SimpleNamespace(request=SimpleNamespace(id=task_id, hostname=f"{queue}@test", delivery_info=info))
+
+
+def _step_events(instance, run_id: str, step_key: str) -> list[str]:
+    return [e.dagster_event.event_type_value for e in instance.all_logs(run_id) if e.step_key == step_key and e.dagster_event]
+
+
+def test_a_step_is_started_at_most_max_deliveries_times(step_env, monkeypatch):
+    """Deliveries of one message (one task id) that started the step are counted in the run's event log, so
+    the count survives the worker; past the bound the step fails without running. The first delivery of a
+    message is never counted (no query), and another message (a Dagster retry) has a count of its own."""
+    from dagster import DagsterEvent
+    from dagster._serdes import deserialize_value
+
+    from dagster_celery_aws import fast_task
+
+    instance, message = step_env
+    monkeypatch.setenv("DCA_MAX_DELIVERIES", "2")
+    run_id = instance.get_runs()[0].run_id
+    counted = []
+    starts_of = fast_task.starts_of
+    monkeypatch.setattr(fast_task, "starts_of", lambda *a: counted.append(a[2]) or starts_of(*a))
+
+    def deliver(task_id: str, redelivered: bool) -> list:
+        events = fast_task.execute_plan(_delivery(task_id, redelivered, "heavy"), **message("step_5"))
+        return [deserialize_value(e, DagsterEvent) for e in events]
+
+    assert deliver("t1", False)[-1].event_type_value == "STEP_SUCCESS" and counted == []
+    assert deliver("t1", True)[-1].event_type_value == "STEP_SUCCESS" and counted == ["t1"]  # 1 start < 2
+    (failure,) = deliver("t1", True)  # 2 starts: not a third
+    assert failure.event_type_value == "STEP_FAILURE" and failure.step_key == "step_5"
+    text = failure.step_failure_data.error.message
+    for part in ('step "step_5"', "started 2 times", 'queue "heavy"', "broker.maxDeliveries = 2", "out of memory"):
+        assert part in text, text
+    stored = _step_events(instance, run_id, "step_5")
+    assert stored.count("STEP_START") == 2 and stored[-1] == "STEP_FAILURE"  # in the run's log, as returned
+    assert deliver("t2", True)[-1].event_type_value == "STEP_SUCCESS"  # another task id: counted alone
+
+
+def test_a_step_of_an_ended_run_is_not_run(step_env):
+    """A message that outlived its run (failed, canceled, being canceled) is acknowledged without running the
+    step: no events. The run record cached by ``run_for`` does not hide the new status."""
+    from dagster import DagsterRunStatus
+
+    from dagster_celery_aws import fast_task
+
+    instance, message = step_env
+    run = instance.get_runs()[0]
+    assert fast_task.execute_plan(_delivery("a", False), **message("step_6"))  # caches the run record
+    instance.report_run_canceling(run)
+    assert fast_task.execute_plan(_delivery("b", False), **message("step_7")) == []
+    instance.report_run_failed(instance.get_run_by_id(run.run_id))
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
+    assert fast_task.execute_plan(_delivery("c", True), **message("step_8")) == []
+    assert _step_events(instance, run.run_id, "step_7") == _step_events(instance, run.run_id, "step_8") == []
+
+
+def test_max_deliveries_setting():
+    from dagster_celery_aws.fast_task import MAX_DELIVERIES, max_deliveries
+
+    assert max_deliveries({}) == MAX_DELIVERIES == 3  # broker.maxDeliveries' default
+    assert max_deliveries({"DCA_MAX_DELIVERIES": "5"}) == 5
+    assert max_deliveries({"DCA_MAX_DELIVERIES": "0"}) == 1
+    assert max_deliveries({"DCA_MAX_DELIVERIES": "many"}) == MAX_DELIVERIES
 
 
 def test_dropped_database_connections_are_replaced(step_env, pg_url):
@@ -381,11 +455,12 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     assert executor.tuned_celery_executor.config_schema is stock_def.config_schema
 
     ran = []
-    monkeypatch.setattr(CeleryExecutor, "execute", lambda self, ctx, plan: ran.append((self, ctx, plan)) or iter(()))
+    loop_ran = lambda ctx, plan, step_execution_fn: ran.append((ctx, plan, step_execution_fn)) or iter(())  # noqa: E731
+    monkeypatch.setattr(executor, "core_celery_execution_loop", loop_ran)
     assert all(isinstance(e.pool, NullPool) for e in fast_task._postgres_engines(instance))  # dagster-postgres'
-    context = SimpleNamespace(instance=instance)
+    context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id)
     list(ours.execute(context, "plan"))
-    assert ran == [(ours, context, "plan")]
+    assert ran == [(context, "plan", executor.submit_step)]  # the stock loop, sending with submit_step
     pooled = fast_task._postgres_engines(instance)
     assert all(isinstance(e.pool, QueuePool) for e in pooled)
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
@@ -461,3 +536,45 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
         assert batches[2:] == [{ids[0], ids[3], ids[4]}]  # finished tasks are not asked about again
         assert sorted(full_reads) == sorted(ids[:3])  # each finished task read once, in full
         backend.ResultSession().get_bind().dispose()
+
+
+def test_revoking_a_step_stops_it_and_is_recorded_in_the_result_backend(tmp_path, monkeypatch):
+    """dagster-celery's loop revokes its steps when the run is interrupted, then waits for each to be ready.
+    The step's handle asks the workers to stop a running step too, and records the revoke itself: no worker
+    may ever take a message that waits in a queue without one."""
+    from celery import states
+    from celery.backends.database import DatabaseBackend
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.make_app import make_app
+
+    from dagster_celery_aws import executor as tuned
+
+    backend = f"db+sqlite:///{tmp_path / 'results.sqlite'}"
+    app = make_app(tuned.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=backend).app_args())
+    sent = []
+    monkeypatch.setattr(app.control, "revoke", lambda task_id, **kw: sent.append((task_id, kw["terminate"])))
+    tuned.StepResult("step-task", backend=app.backend, app=app).revoke()
+    assert sent == [("step-task", True)]
+    assert DatabaseBackend(app=app, url=backend[len("db+"):]).get_state("step-task") == states.REVOKED
+    app.backend.ResultSession().get_bind().dispose()
+
+
+def test_run_worker_is_interrupted_when_its_run_is_ended_elsewhere(step_env, monkeypatch):
+    """As Dagster's termination interrupts a run worker (SIGINT, captured): once the run is finished by
+    someone else (the watchdog, run monitoring), not while it is only being canceled (its launcher
+    interrupts it then)."""
+    from dagster._utils.interrupts import capture_interrupts, check_captured_interrupt
+
+    from dagster_celery_aws import executor
+
+    instance, _ = step_env
+    run = instance.get_runs()[0]
+    polls = []
+    ended = executor.run_has_ended
+    monkeypatch.setattr(executor, "run_has_ended", lambda *a: polls.append(a) or ended(*a))
+    with capture_interrupts(), executor.interrupt_when_ended_elsewhere(instance, run.run_id, seconds=0.05):
+        instance.report_run_canceling(run)
+        wait_for("three polls of the run's status", lambda: len(polls) >= 3)
+        assert not check_captured_interrupt()
+        instance.report_run_failed(instance.get_run_by_id(run.run_id))
+        wait_for("the interrupt", check_captured_interrupt, timeout=10)

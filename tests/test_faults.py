@@ -11,9 +11,11 @@ Services a fault stops are PRIVATE instances started here (a RabbitMQ node, a Po
 machine's shared ones. Every wait is a poll with a deadline. docs/reliability.md lists the outcomes.
 
 Two runners serve the module (a start costs ~40 s on 2 cores):
-- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 5, then 4
-  (the PostgreSQL restart, last because it may end the runner);
-- ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 6.
+- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 5, 7, 9,
+  10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
+- ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 8
+  (no watchdog there: a queue is without a worker while the test restarts it), 6.
+Fault 12 stops a runner of its own (vhost and database of its own).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import contextlib
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -34,13 +38,20 @@ import pytest
 import yaml
 
 from faults_support import PrivatePostgres, PrivateRabbit, Runner, Worker, alive, proc_table
-from tests.conftest import wait_for, postgres_database, rabbit_vhost, s3_server, unavailable
+from tests.conftest import REPO_ROOT, wait_for, postgres_database, rabbit_vhost, s3_server, unavailable
 
 LOCATION = "tests.jobs.faults"
 VALUE = "held-and-released"  # tests.jobs.faults.VALUE
 RUN_DEADLINE = 180  # seconds for a released run to end
 PG_OUTAGE = 15  # seconds PostgreSQL is down in fault 4
 WATCHDOG_SECONDS = 10  # the runner's --no-consumer-seconds in these tests
+MAX_DELIVERIES = 3  # broker.maxDeliveries' default: the test stack files do not set it
+CRASH_DEADLINE = 90  # seconds for a run whose step kills its worker on every delivery to fail
+RUN_WORKER_EXIT = 30  # seconds for a run worker to exit once its run has ended
+ENDED = ("SUCCESS", "FAILURE", "CANCELED")
+# Each fault job's steps that take the marker dir (and the test's other config); tests.jobs.faults.
+STEPS = {"hold_job": ("hold_faults",), "pair_job": ("hold_faults", "hold_faults_b"), "orphan_job": ("hold_orphan",),
+         "short_job": ("hold_dagster",), "crash_job": ("crash_faults",)}  # fmt: skip
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes in /proc")
 
@@ -108,20 +119,39 @@ class Stack:
     s3: object
     bucket: str
     root: Path
+    vhost: str | None = None  # on the machine's RabbitMQ (queue_messages)
 
-    def submit(self, job: str, tags: dict | None = None) -> tuple[str, Path]:
-        """Submit ``job`` through the webserver (as the UI does); returns the run id and its marker dir."""
+    def graphql(self):
+        """The webserver's GraphQL API, which the UI uses."""
         from dagster_graphql import DagsterGraphQLClient
 
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.runner.port, timeout=60)
+
+    def submit(self, job: str, tags: dict | None = None, **config) -> tuple[str, Path]:
+        """Submit ``job`` through the webserver (as the UI does), its steps configured with a new marker dir
+        and ``config``; returns the run id and the marker dir."""
         markers = self.root / f"markers-{uuid.uuid4().hex[:8]}"
         markers.mkdir()
-        step = {"hold_job": "hold_faults", "orphan_job": "hold_orphan"}[job]
-        client = DagsterGraphQLClient("127.0.0.1", port_number=self.runner.port, timeout=60)
-        run_id = client.submit_job_execution(
-            job, repository_location_name=LOCATION, tags=tags or {},
-            run_config={"ops": {step: {"config": {"marker_dir": str(markers)}}}},
-        )  # fmt: skip
+        ops = {step: {"config": {"marker_dir": str(markers), **config}} for step in STEPS[job]}
+        run_id = self.graphql().submit_job_execution(
+            job, repository_location_name=LOCATION, tags=tags or {}, run_config={"ops": ops}
+        )
         return run_id, markers
+
+    def run_worker_pid(self, run_id: str) -> int:
+        """The pid of the run's run worker, from Dagster's "Started process for run (pid: N)." event."""
+        def pid():
+            found = [re.search(r"\(pid: (\d+)\)", m) for k, _, m in self.messages(run_id) if m.startswith("Started process")]
+            return int(found[0][1]) if found and found[0] else None
+
+        return wait_for(f"run {run_id}'s run worker to start", pid, 120, interval=0.3)
+
+    def queue_messages(self, queue_name: str) -> int:
+        """Messages in a queue of this stack's vhost on the machine's RabbitMQ, waiting or unacknowledged."""
+        out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "--no-table-headers", "name", "messages"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+        counts = dict(line.split("\t") for line in out.splitlines() if line.count("\t") == 1)
+        return int(counts.get(queue_name, "0"))
 
     def query(self, sql: str, args: tuple):
         """One query on the run storage; None while the database is unreachable (a fault may stop it)."""
@@ -179,7 +209,11 @@ def release(markers: Path) -> None:
     (markers / "release").write_text("go")
 
 
-def _start_stack(root: Path, broker_url: str, db_url: str, s3, extra: list[str] = ()) -> Stack:
+def released(markers: Path) -> list[Path]:
+    return list((markers / "attempts").glob("*.released"))
+
+
+def _start_stack(root: Path, broker_url: str, db_url: str, s3, extra: list[str] = (), vhost: str | None = None) -> Stack:
     endpoint, client = s3
     bucket = f"faults-{uuid.uuid4().hex[:8]}"
     runner = Runner(root / "state", ["--stack-file", str(_stack_file(root / "Pulumi.faults.yaml")),
@@ -191,13 +225,13 @@ def _start_stack(root: Path, broker_url: str, db_url: str, s3, extra: list[str] 
     except BaseException:
         runner.stop()
         raise
-    return Stack(runner, db_url, client, bucket, root)
+    return Stack(runner, db_url, client, bucket, root, vhost)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, shared_rabbit_vhost, private_pg, s3):
     s = _start_stack(tmp_path_factory.mktemp("stack"), shared_rabbit_vhost[0], private_pg.url, s3,
-                     ["--no-consumer-seconds", str(WATCHDOG_SECONDS)])  # fmt: skip
+                     ["--no-consumer-seconds", str(WATCHDOG_SECONDS)], vhost=shared_rabbit_vhost[1])  # fmt: skip
     try:
         yield s
     finally:
@@ -225,12 +259,12 @@ def _children(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str = "hold_job"):
+def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str = "hold_job", tags: dict | None = None):
     """One worker per suffix on ``queue``, a run of ``job``, and its held step started: yields (workers,
     run id, markers, the first attempt's record); the workers are stopped afterwards."""
     workers = [stack.runner.start_worker(queue, s) for s in suffixes]
     try:
-        run_id, markers = stack.submit(job)
+        run_id, markers = stack.submit(job, tags)
         first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
         yield workers, run_id, markers, first
     finally:
@@ -303,6 +337,121 @@ def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
             release(markers)  # lets any copy of the held step end
 
 
+# ---------------------------------------------------------------------------------------------- faults 7, 8
+def _crash_failure(stack, run_id: str) -> str:
+    """The run's one STEP_FAILURE of ``crash_faults``, which must name the fault."""
+    failures = [m for kind, step, m in stack.messages(run_id) if kind == "STEP_FAILURE" and step == "crash_faults"]
+    assert len(failures) == 1, stack.messages(run_id)
+    for part in ('step "crash_faults"', 'queue "faults"', f"started {MAX_DELIVERIES} times", "out of memory",
+                 "native code", f"broker.maxDeliveries = {MAX_DELIVERIES}"):  # fmt: skip
+        assert part in failures[0], failures[0]
+    kinds = [(k, s) for k, s, _ in stack.messages(run_id)]
+    # The step failed like any step: what depends on it does not run, the independent step ran.
+    assert ("STEP_START", "check") not in kinds and ("STEP_SUCCESS", "ready") in kinds, "\n".join(map(str, kinds))
+    return failures[0]
+
+
+def test_step_killing_its_pool_process_on_every_delivery_fails_after_max_deliveries(stack):
+    """The step SIGKILLs its own pool process each time it starts (a native crash, or the kernel's OOM killer
+    taking the biggest process). The worker's main process lives: Celery requeues the message (reject on
+    worker lost) and the same worker takes it again. The delivery after the third start finds three starts
+    of its task in the run's event log and fails the step without running it; the run fails; the worker
+    still serves and the message is gone."""
+    worker = stack.runner.start_worker("faults", "p")
+    try:
+        t0 = time.monotonic()
+        run_id, markers = stack.submit("crash_job", kill="pool")
+        assert stack.wait_end(run_id, timeout=CRASH_DEADLINE) == "FAILURE", stack.messages(run_id)
+        took = time.monotonic() - t0
+        assert len(attempts(markers)) == MAX_DELIVERIES
+        failure = _crash_failure(stack, run_id)
+        assert worker.popen.poll() is None and stack.queue_messages("faults") == 0
+        assert b"exited with 'signal 9 (SIGKILL)'" in worker.log.read_bytes()
+        print(f"fault 7: run FAILURE {took:.1f} s after submission, {MAX_DELIVERIES} starts: {failure}")
+    finally:
+        worker.stop()
+
+
+def test_run_failed_by_the_watchdog_never_runs_its_waiting_step_and_its_run_worker_exits(stack):
+    """No worker serves queue "orphan": the step waits in the broker and the watchdog fails the run (as
+    ``instance.report_run_failed``). The run worker notices that its run ended, revokes the step and exits.
+    A worker for the queue that starts later takes the message and drops it without running the step (one
+    log line naming run and step). That worker starts ``--without-mingle``: Celery's revoke lives in the
+    memory of the workers alive when it was sent, and a new worker learns it from them at start (mingle) --
+    here it must not, as when every worker that heard it has restarted since, so what drops the step is the
+    worker's own check of the run's status."""
+    run_id, markers = stack.submit("orphan_job")
+    run_worker = stack.run_worker_pid(run_id)
+    assert stack.wait_end(run_id, timeout=WATCHDOG_SECONDS + 60) == "FAILURE"
+    failed = time.monotonic()
+    wait_for("the run worker to exit", lambda: not alive(run_worker), RUN_WORKER_EXIT)
+    exited_in = time.monotonic() - failed
+    assert stack.queue_messages("orphan") >= 1  # the step still waits (fault 5 may have left its own too)
+    worker = stack.runner.start_worker("orphan", "late", extra_args=("--without-mingle",))
+    try:
+        started = time.monotonic()
+        line = f"not running step hold_orphan of run {run_id}".encode()
+        wait_for("the late worker to drop the step", lambda: line in worker.log.read_bytes(), 60)
+        wait_for("the queue to be empty", lambda: stack.queue_messages("orphan") == 0, 30)
+        dropped_in = time.monotonic() - started
+        assert attempts(markers) == []
+        assert [k for k, step, _ in stack.messages(run_id) if step == "hold_orphan" and k.startswith("STEP_")] == []
+        print(f"fault 9: run worker exited {exited_in:.1f} s after the watchdog failed the run; a worker started "
+              f"later dropped the step's message {dropped_in:.1f} s after it started, without running it")
+    finally:
+        worker.stop()
+
+
+def _ends_its_celery_work(stack, run_id: str, markers: Path, run_worker: int, since: float) -> str:
+    """The run is over: its running step was interrupted (the revoke's SIGTERM to the step's pool process,
+    which Dagster turns into an interrupt of the step: a STEP_FAILURE), its run worker exited, the step that
+    waited in the queue never started and its message is gone. Returns the timings."""
+    def interrupted():
+        return [m for k, step, m in stack.messages(run_id) if (k, step) == ("STEP_FAILURE", "hold_faults")]
+
+    (failure,) = wait_for("the running step to be interrupted", interrupted, 30)
+    assert "DagsterExecutionInterruptedError" in failure, failure
+    stopped = time.monotonic() - since
+    wait_for("the run worker to exit", lambda: not alive(run_worker), RUN_WORKER_EXIT)
+    exited = time.monotonic() - since
+    wait_for("the queue to be empty", lambda: stack.queue_messages("faults") == 0, 30)
+    assert len(attempts(markers)) == 1 and not released(markers)
+    return f"running step interrupted {stopped:.1f} s, run worker exited {exited:.1f} s after it"
+
+
+def test_run_terminated_from_the_ui_stops_its_steps_and_its_run_worker_exits(stack):
+    """Two independent held steps on queue "faults" and one worker with one slot: one runs, the other waits
+    in the queue. Terminate through the webserver's GraphQL API, as the UI's Terminate button does: the run
+    worker revokes both, the running one interrupted (dagster issue 23222: it used to run on), ends CANCELED
+    and exits."""
+    with held_run(stack, "faults", ("t",), job="pair_job") as ([worker], run_id, markers, _):
+        run_worker = stack.run_worker_pid(run_id)
+        t0 = time.monotonic()
+        stack.graphql().terminate_run(run_id)
+        assert stack.wait_end(run_id, timeout=60) == "CANCELED", stack.messages(run_id)
+        ended = time.monotonic() - t0
+        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0)
+        assert worker.popen.poll() is None  # the worker goes on
+        print(f"fault 10: run CANCELED {ended:.1f} s after the terminate request; {timings}")
+
+
+def test_run_monitoring_ends_a_run_past_its_max_runtime_and_its_celery_work(stack):
+    """Run monitoring (the daemon, every poll_interval_seconds of worker_image/dagster.yaml) terminates a run
+    past its ``dagster/max_runtime`` through the run launcher and marks it failed: the same end as fault 10."""
+    monitoring = yaml.safe_load((REPO_ROOT / "worker_image" / "dagster.yaml").read_text())["run_monitoring"]
+    tags = {"dagster/max_runtime": "1"}
+    with held_run(stack, "faults", ("m",), job="pair_job", tags=tags) as (_, run_id, markers, _):
+        run_worker = stack.run_worker_pid(run_id)
+        t0 = time.monotonic()
+        assert stack.wait_end(run_id, timeout=monitoring["poll_interval_seconds"] + 60) == "FAILURE"
+        ended = time.monotonic() - t0
+        failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
+        assert any("Exceeded maximum runtime of 1 seconds" in m for m in failures), failures
+        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0)
+        print(f"fault 11: run monitoring failed the run {ended:.1f} s after its step started (poll "
+              f"{monitoring['poll_interval_seconds']} s); {timings}")
+
+
 # ---------------------------------------------------------------------------------------------- fault 4
 def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
     """PostgreSQL goes down mid-step and stays down while the step ends (PG_OUTAGE s), then comes back.
@@ -351,6 +500,32 @@ def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, pr
                  lambda: private_rabbit.consumers("faults") >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
         print(f"fault 3: broker down {down:.1f} s; run in flight SUCCESS {ended:.1f} s after the stop; "
               f"{len(attempts(markers))} attempt(s) of the held step")
+
+
+def test_step_killing_its_whole_worker_on_every_delivery_fails_after_max_deliveries(rabbit_stack):
+    """The step kills its whole worker (its process group, as an out-of-memory kill takes a whole ECS task)
+    each time it starts; RabbitMQ requeues the message when the connection drops, and the test starts a new
+    worker each time, as ECS restarts the task. The worker after the third start fails the step without
+    running it, and lives."""
+    run_id, markers = rabbit_stack.submit("crash_job", kill="worker")
+    t0 = time.monotonic()
+    workers = []
+    try:
+        for i in range(MAX_DELIVERIES + 1):
+            w = rabbit_stack.runner.start_worker("faults", f"k{i}", may_exit=True)
+            workers.append(w)
+            wait_for("the worker to die or the run to end",
+                     lambda w=w: w.popen.poll() is not None or rabbit_stack.status(run_id) in ENDED, 60, interval=0.2)
+        assert rabbit_stack.wait_end(run_id, timeout=CRASH_DEADLINE) == "FAILURE", rabbit_stack.messages(run_id)
+        took = time.monotonic() - t0
+        assert [w.popen.poll() is None for w in workers] == [False] * MAX_DELIVERIES + [True]
+        assert len(attempts(markers)) == MAX_DELIVERIES
+        failure = _crash_failure(rabbit_stack, run_id)
+        print(f"fault 8: run FAILURE {took:.1f} s after submission ({MAX_DELIVERIES} workers killed and "
+              f"restarted; a worker start ~{took / (MAX_DELIVERIES + 1):.0f} s): {failure}")
+    finally:
+        for w in workers:
+            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 6
@@ -403,3 +578,33 @@ def test_stack_consumer_timeout_is_rendered_from_config():
         assert f"consumer_timeout = {minutes * 60 * 1000}" in cfg.inputs["data"].splitlines()
         (broker,) = stack.of_type("aws:mq/broker:Broker")
         assert broker.inputs["configuration"]["id"]  # the broker uses that configuration
+
+
+# ---------------------------------------------------------------------------------------------- fault 12
+def test_ctrl_c_on_the_runner_lets_a_step_shorter_than_the_grace_finish(tmp_path, s3):
+    """Ctrl-C (SIGINT) to a runner that keeps running, while its own worker runs a step: the runner stops
+    like ECS stops a task -- SIGTERM to each main process, the stop grace, then the rest -- so the worker
+    finishes the step (warm shutdown) and the run succeeds."""
+    from infra.local.processes import STOP_GRACE
+
+    with rabbit_vhost("dca-ctrlc") as vhost, postgres_database("dca_ctrlc") as db:
+        stack = _start_stack(tmp_path, f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+                             f"postgresql://postgres@127.0.0.1:5432/{db}", s3, vhost=vhost)  # fmt: skip
+        try:
+            run_id, markers = stack.submit("short_job")
+            wait_for("the step to start", lambda: attempts(markers), 120)
+            (worker_log,) = (stack.runner.state / "logs").glob("worker-dagster*.log")
+            t0 = time.monotonic()
+            stack.runner.popen.send_signal(signal.SIGINT)
+            wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in worker_log.read_bytes(), 30)
+            release(markers)  # the step ends now, well within the grace
+            rc = stack.runner.popen.wait(timeout=STOP_GRACE + 30)
+            stopped = time.monotonic() - t0
+            assert rc == 130, stack.runner.output()[-3000:]
+            assert stack.status(run_id) == "SUCCESS", stack.messages(run_id)
+            assert ("STEP_SUCCESS", "hold_dagster") in [(k, s) for k, s, _ in stack.messages(run_id)]
+            assert len(released(markers)) == 1
+            print(f"fault 12: runner exited rc=130 {stopped:.1f} s after Ctrl-C (grace {STOP_GRACE:.0f} s); "
+                  f"the step finished, run SUCCESS")
+        finally:
+            stack.runner.stop()

@@ -68,3 +68,23 @@ def test_local_flower_runs_the_task_definitions_command_on_127_0_0_1():
     (spec,) = [s for s in process_specs(cfg) if s.role == "flower"]
     local, ecs = local_argv(spec, 43210), ecs_command(stack, spec)
     assert local == [f"--port={43210}" if a.startswith("--port=") else a for a in ecs] + ["--address=127.0.0.1"]
+
+
+def test_stop_gives_runs_in_flight_the_grace_too(tmp_path):
+    """The runner's stop SIGTERMs each main process at once, then waits up to the grace while its mains live
+    or ``busy()`` (its runs in flight) holds, before it signals what they leave behind."""
+    import sys
+    import time
+
+    from infra.local.processes import Supervisor
+
+    sup = Supervisor(tmp_path, {}, tmp_path)
+    proc = sup.start("main", [sys.executable, "-c", "import time; time.sleep(60)"])
+    t0 = time.monotonic()
+    sup.stop(grace=30, busy=lambda: time.monotonic() - t0 < 1.0)  # a run that ends after 1 s
+    took = time.monotonic() - t0
+    assert proc.popen.returncode == -15 and 1.0 <= took < 10  # SIGTERM at once; the run waited for
+    proc = sup.start("again", [sys.executable, "-c", "import time; time.sleep(60)"])
+    t0 = time.monotonic()
+    sup.stop(grace=0.5, busy=lambda: True)  # a run that never ends: only the grace
+    assert time.monotonic() - t0 < 10 and proc.popen.returncode == -15

@@ -54,7 +54,7 @@ def test_one_worker_service_per_queue_with_its_command_size_and_bounds(example):
 
 
 def test_every_task_runs_the_same_image_environment_and_secrets(example):
-    _, stack = example
+    cfg, stack = example
     taskdefs = stack.of_type(TASKDEF)
     assert {t.inputs["family"].rsplit("-", 1)[-1] for t in taskdefs} >= {"webserver", "daemon", "run", "dagster", "heavy"}
     # Besides the shared contract, a process gets only what it alone uses, so that changing it rolls only that
@@ -69,7 +69,9 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
             secrets = {s["name"] for s in c["secrets"]}
             extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
             if process.startswith("worker-"):
-                extra = {contract.PROTECTION_MINUTES}
+                extra = {contract.PROTECTION_MINUTES, contract.MAX_DELIVERIES}
+                values = {e["name"]: e["value"] for e in c["environment"]}
+                assert values[contract.MAX_DELIVERIES] == str(cfg.broker.max_deliveries), taskdef.urn
             assert env == set(contract.PLAIN_VARS) | extra, taskdef.urn
             assert secrets == set(contract.SECRET_VARS), taskdef.urn
             assert c["user"] == "10001", taskdef.urn  # never root

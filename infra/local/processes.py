@@ -152,19 +152,22 @@ class Supervisor:
                 out.append(p)
         return out
 
-    def stop(self, grace: float = STOP_GRACE) -> None:
-        self._stop(list(self.procs), grace)
+    def stop(self, grace: float = STOP_GRACE, busy=lambda: False) -> None:
+        self._stop(list(self.procs), grace, busy)
 
-    def _stop(self, procs: list[Proc], grace: float) -> None:
+    def _stop(self, procs: list[Proc], grace: float, busy=lambda: False) -> None:
         """As ECS stops a task: SIGTERM to each main process only -- a Celery worker then stops taking work and
         finishes the steps its pool children run (warm shutdown) -- and up to ``grace`` seconds for them to
-        exit; then SIGTERM to what they leave behind (code servers, run workers), and SIGKILL to the rest."""
+        exit and for ``busy()`` to turn false (the runs in flight: on ECS a run is a task of its own, which
+        stopping the services does not stop; here its run worker is a child of a code server and would be
+        interrupted next); then SIGTERM to what they leave behind (code servers, run workers), and SIGKILL
+        to the rest."""
         for p in procs:
             p.known.update(descendants(p.pid))
         mains = {p.pid for p in procs if p.popen.poll() is None}
         for pid in mains:
             _signal_pid(pid, signal.SIGTERM)
-        self._wait(procs, lambda: {p.pid for p in procs if p.popen.poll() is None}, grace)
+        self._wait(procs, lambda: {p.pid for p in procs if p.popen.poll() is None} or busy(), grace)
         groups = {p.pid for p in procs}  # each child leads its own group (start_new_session)
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             left = self._left(procs, groups)

@@ -186,7 +186,23 @@ def _start_watchdog(opts: Options, cfg, instance, served: set[str]) -> watchdog.
     return watchdog.QueueWatchdog(instance, opts.broker_url, seconds, say, served=served).start()
 
 
+def _runs_in_flight(instance, since: float) -> bool:
+    """Whether a run created since ``since`` (this runner's start) is still going; False when the storage
+    cannot say, so that a stop never waits on it."""
+    from datetime import datetime, timezone
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    going = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    try:
+        after = datetime.fromtimestamp(since, timezone.utc)
+        return bool(instance.get_run_ids(RunsFilter(statuses=going, created_after=after), limit=1))
+    except Exception:  # noqa: BLE001 - e.g. the database is down
+        return False
+
+
 def up(opts: Options) -> int:
+    started = time.time()
     try:
         cfg = load_stack_file(opts.stack_file)
     except ConfigError as err:
@@ -202,7 +218,7 @@ def up(opts: Options) -> int:
         return 2
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    svc = sup = dog = lock = None
+    svc = sup = dog = lock = instance = None
     try:
         opts.state_dir.mkdir(parents=True, exist_ok=True)
         lock = claim_state_dir(opts.state_dir)  # held until this process exits
@@ -226,8 +242,11 @@ def up(opts: Options) -> int:
                 raise Failed(f"error: `{' '.join(command)}` failed: {_tail(layout.logs / f'{name}.log', 5).strip()}", 1)
         ports = {"webserver": port, "flower": services.check_port_free(0)}
         for spec in [*workers, *serving]:
-            queue_env = code.access_env(cfg.queue(spec.queue).access) if spec.queue else None
-            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=queue_env)
+            worker_env = None
+            if spec.queue:  # a worker: its queue's own access, and the bound on a step's deliveries (as on ECS)
+                worker_env = {**code.access_env(cfg.queue(spec.queue).access),
+                              contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries)}  # fmt: skip
+            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=worker_env)
         say("processes:")
         for line in sup.status_lines():
             say(line)
@@ -286,7 +305,8 @@ def up(opts: Options) -> int:
         if dog is not None:
             dog.stop()
         if sup is not None:
-            sup.stop()
+            # Runs in flight get the grace too, as the workers' steps do (their steps may finish in it).
+            sup.stop(busy=lambda: instance is not None and _runs_in_flight(instance, started))
             say("stopped:")
             for line in sup.status_lines():
                 say(line)

@@ -11,8 +11,9 @@ marks the run FAILURE with a message that names the step and the queue.
 
 On the embedded filesystem broker, which counts no consumers, a queue has a consumer when the runner started
 a worker for it. A broker that cannot be asked (e.g. restarting) is no evidence: the clock of that queue
-starts again. The run worker of a run
-failed this way stays blocked on its result until the runner stops (it is a subprocess of the code server).
+starts again. The run worker of a
+run failed this way notices it and exits, and a worker that takes the step later does not run it
+(dagster_celery_aws.executor and fast_task; docs/reliability.md, fault 9).
 """
 
 from __future__ import annotations

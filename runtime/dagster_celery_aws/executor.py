@@ -15,25 +15,45 @@ the run worker first:
    ``AsyncResult.ready()`` each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second
    for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them.
 
+It also ends the run's Celery work when the run ends (docs/reliability.md):
+4. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
+   noticed by a thread that reads the run's status every ``RUN_WATCH_SECONDS`` and interrupts this process
+   as Dagster's own termination does (``send_interrupt``: SIGINT, which the run worker captures);
+5. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
+   revoke reaches only the workers alive at that moment, so a step waiting in a queue without a worker was
+   revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) therefore also
+   records the revoke in the result backend, and has the workers interrupt a running step too (dagster
+   issue 23222: terminating a run did not stop its Celery steps). A message still in a queue is not run
+   when a worker takes it later: its run has ended (``fast_task``).
+
 ``celery_executor`` is that executor configured from the deployment's Celery settings (``celery_config``),
 under the stock name ``celery``: what a code location uses.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 
 from celery import states
 from celery.backends.database import DatabaseBackend, session_cleanup
+from celery.result import AsyncResult
 from dagster import ExecutorDefinition, multiple_process_executor_requirements
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
+from dagster._utils import send_interrupt
 from dagster_celery import celery_executor as stock_celery_executor
-from dagster_celery.executor import CeleryExecutor
+from dagster_celery.core_execution_loop import core_celery_execution_loop
+from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
-from dagster_celery_aws.fast_task import pool_connections
+from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+
+log = logging.getLogger(__name__)
 
 EXECUTOR_POLL_SECONDS = 0.1
+RUN_WATCH_SECONDS = 1.0  # how often the run worker reads its run's status (one indexed query)
 
 
 def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
@@ -89,9 +109,54 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
             return {task_id for (task_id,) in rows}
 
 
+class StepResult(AsyncResult):
+    """The run worker's handle on a step's task, whose revoke (dagster-celery's loop revokes every step it
+    waits for when the run is interrupted) stops the step everywhere and ends the wait for it (4-5 above)."""
+
+    def revoke(self, connection=None, terminate=False, signal=None, wait=False, timeout=None):
+        # terminate: a worker running the step sends SIGTERM to its pool process, which Dagster's step
+        # execution turns into an interrupt of the step (a STEP_FAILURE), as a terminated run's steps are
+        # interrupted in the other executors; a worker holding the message drops it.
+        super().revoke(connection, terminate=True, signal=signal, wait=wait, timeout=timeout)
+        # No worker may ever hear of it (none serves the queue now): the loop must not wait for one.
+        self.backend.mark_as_revoked(self.id, reason="its run was interrupted")
+
+
+def submit_step(app, plan_context, step, queue, priority, known_state) -> StepResult:
+    """dagster-celery's ``_submit_task`` (the same message), returning a ``StepResult``."""
+    sent = _submit_task(app, plan_context, step, queue, priority, known_state)
+    return StepResult(sent.id, backend=sent.backend, app=app)
+
+
+@contextlib.contextmanager
+def interrupt_when_ended_elsewhere(instance, run_id: str, seconds: float = RUN_WATCH_SECONDS):
+    """While in this block, a thread interrupts this process once the run is finished (SUCCESS, FAILURE,
+    CANCELED). The run worker writes its run's final status only after the executor returns, so a finished
+    run here was ended by someone else; a run being canceled is interrupted by its run launcher already."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(seconds):
+            try:
+                ended = run_has_ended(instance, run_id, FINISHED_STATUSES)
+            except Exception:  # noqa: BLE001 - the database is briefly unreachable: look again next time
+                continue
+            if ended:
+                log.warning("run %s was ended outside this run worker: interrupting its Celery execution", run_id)
+                send_interrupt()
+                return
+
+    thread = threading.Thread(target=watch, name="run-end-watch", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 class TunedCeleryExecutor(CeleryExecutor):
-    """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker
-    (this module's docstring, 1-3)."""
+    """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker, and
+    it ends the run's Celery work when the run ends (this module's docstring, 1-5)."""
 
     def app_args(self):
         """The stock arguments of the executor's Celery app, with a ``db+...`` result backend read by
@@ -105,9 +170,11 @@ class TunedCeleryExecutor(CeleryExecutor):
         return args
 
     def execute(self, plan_context, execution_plan):
+        """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``."""
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
-        return super().execute(plan_context, execution_plan)
+        with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id):
+            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_step)
 
 
 def _tuned_celery_executor(init_context) -> TunedCeleryExecutor:

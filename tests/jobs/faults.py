@@ -6,15 +6,23 @@ poll, never an endless wait -- until ``<marker_dir>/release`` exists, and return
 the S3 I/O manager to one key per run and step (so a step that runs twice writes the same object twice:
 idempotent). ``check`` (queue ``dagster``) receives it and fails on a wrong value.
 
+``crash_faults`` records its attempt the same way, then kills its Celery worker -- its own pool process, or the
+whole worker (its process group, as an out-of-memory kill takes a whole ECS task) -- on every delivery.
+
 - ``faults_ready_job``: one trivial step; the runner's first job (``--job``), proving the topology works;
 - ``hold_job``: ``hold_faults`` on queue ``faults``, then ``check``;
-- ``orphan_job``: ``hold_orphan`` on queue ``orphan`` (a queue whose worker the test removes for good).
+- ``pair_job``: ``hold_faults`` and ``hold_faults_b``, both on queue ``faults``, independent;
+- ``orphan_job``: ``hold_orphan`` on queue ``orphan`` (a queue whose worker the test removes for good);
+- ``short_job``: ``hold_dagster`` alone, on the runner's own queue ``dagster``;
+- ``crash_job``: ``crash_faults`` on queue ``faults``, then ``check``; and ``ready``, independent of them.
 """
 
 import json
 import os
+import signal
 import time
 import uuid
+from typing import Literal
 from pathlib import Path
 
 from dagster import Config, Definitions, OpExecutionContext, job, op
@@ -34,14 +42,19 @@ class HoldConfig(Config):
     wait_seconds: float = 600.0  # bound on the wait for the release marker
 
 
-def _hold(queue: str):
-    @op(name=f"hold_{queue}", tags={QUEUE_TAG: queue})
+def _record_attempt(marker_dir: str) -> tuple[Path, dict]:
+    attempts = Path(marker_dir) / "attempts"
+    attempts.mkdir(parents=True, exist_ok=True)
+    record = {"node": _where(), "pid": os.getpid(), "ppid": os.getppid(), "time": time.time()}
+    (attempts / f"{uuid.uuid4().hex}.json").write_text(json.dumps(record))
+    return attempts, record
+
+
+def _hold(queue: str, suffix: str = ""):
+    @op(name=f"hold_{queue}{suffix}", tags={QUEUE_TAG: queue})
     def hold(context: OpExecutionContext, config: HoldConfig) -> str:
         root = Path(config.marker_dir)
-        attempts = root / "attempts"
-        attempts.mkdir(parents=True, exist_ok=True)
-        record = {"node": _where(), "pid": os.getpid(), "ppid": os.getppid(), "time": time.time()}
-        (attempts / f"{uuid.uuid4().hex}.json").write_text(json.dumps(record))
+        attempts, record = _record_attempt(config.marker_dir)
         context.log.info(f"hold started on {record['node']} (pid {record['pid']})")
         deadline = time.monotonic() + config.wait_seconds
         while not (root / "release").exists():
@@ -68,8 +81,24 @@ def ready() -> int:
     return 1
 
 
+class CrashConfig(Config):
+    marker_dir: str
+    kill: Literal["pool", "worker"]  # the step's pool process, or the whole worker (its process group)
+
+
+@op(tags={QUEUE_TAG: "faults"})
+def crash_faults(config: CrashConfig) -> str:
+    _record_attempt(config.marker_dir)
+    if config.kill == "pool":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os.killpg(os.getpgrp(), signal.SIGKILL)  # the test starts each worker in a process group of its own
+    raise AssertionError("unreachable: the step killed its own process")
+
+
 hold_faults = _hold("faults")
+hold_faults_b = _hold("faults", "_b")
 hold_orphan = _hold("orphan")
+hold_dagster = _hold("dagster")
 
 
 @job(executor_def=celery_executor)
@@ -83,11 +112,28 @@ def hold_job():
 
 
 @job(executor_def=celery_executor, tags=MAX_RUNTIME)
+def pair_job():
+    hold_faults()
+    hold_faults_b()
+
+
+@job(executor_def=celery_executor, tags=MAX_RUNTIME)
 def orphan_job():
     check(hold_orphan())
 
 
+@job(executor_def=celery_executor, tags=MAX_RUNTIME)
+def short_job():
+    hold_dagster()
+
+
+@job(executor_def=celery_executor, tags=MAX_RUNTIME)
+def crash_job():
+    check(crash_faults())
+    ready()
+
+
 defs = Definitions(
-    jobs=[faults_ready_job, hold_job, orphan_job],
+    jobs=[faults_ready_job, hold_job, pair_job, orphan_job, short_job, crash_job],
     resources=deployment_resources(),
 )
