@@ -83,3 +83,21 @@ def test_on_the_embedded_broker_the_watchdog_counts_the_runners_workers_as_consu
 
     dog = QueueWatchdog(instance=None, broker_url=None, seconds=10, say=print, served={"dagster", "heavy"})
     assert (dog.consumers("dagster"), dog.consumers("heavy"), dog.consumers("gpu")) == (1, 1, 0)
+
+
+def test_the_runner_turns_a_bad_service_flag_into_one_line_and_exit_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "infra.local", "up", "--once", "--state-dir", str(tmp_path / "state"), "--port", "0",
+         "--s3-endpoint", "127.0.0.1:9000"],
+        cwd=REPO_ROOT, env={k: v for k, v in os.environ.items() if not k.startswith("DCA_")},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stdout.strip().splitlines()[-1].startswith("error: --s3-endpoint '127.0.0.1:9000' is not a URL")
+    assert "Traceback" not in proc.stdout + proc.stderr
