@@ -50,8 +50,9 @@ def inspect(job, default_queue: str, broker_url: str) -> dict:
     executor = job.executor_def.name
     try:
         config = ResolvedRunConfig.build(job, {}).execution.execution_engine_config or {}
-    except Exception as err:  # noqa: BLE001 - a job that needs run config: its executor cannot be checked here
-        return {"queues": {}, "problem": None, "unchecked": f"{type(err).__name__}"}
+    except Exception as err:  # noqa: BLE001 - e.g. required run config: the runner launches runs without any
+        first = (str(err).strip().splitlines() or [""])[0]
+        return {"queues": {}, "problem": f"it cannot run without run config ({type(err).__name__}: {first})"}
     if "broker" not in config:
         problem = (f"its executor {executor!r} runs the steps itself, not on the stack's Celery workers; "
                    f"use dagster_celery_aws's celery_executor")
