@@ -55,6 +55,11 @@ def resolve(cfg: StackConfig, project_dir: Path) -> tuple[Location, ...]:
     return tuple(found)
 
 
+def names(locations: tuple[Location, ...]) -> str:
+    """contract.CODE_LOCATIONS: the locations the image check expects the workspace to load."""
+    return ",".join(loc.name for loc in locations)
+
+
 def workspace(locations: tuple[Location, ...], in_image: bool) -> dict:
     """workspace.yaml: every location as a python module loaded from its directory."""
     def directory(loc: Location) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from infra import code_locations, contract, monitoring, naming, transitions
+from infra import code_locations, contract, monitoring, naming, topology, transitions
 from infra.components.autoscaling import QueueScaling, QueueScalingArgs
 from infra.components.broker import Broker, BrokerArgs
 from infra.components.bucket import Bucket, BucketArgs, LogBucket, LogBucketArgs
@@ -32,7 +32,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent  # where Pulumi.yaml is: co
 def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     """Declare every resource of the stack; returns the stack outputs."""
     # Before any resource: a code location that is not where the config says is a config error.
-    locations = code_locations.resolve(cfg, PROJECT_DIR) if cfg.code_locations is not None else None
+    locations = code_locations.resolve(cfg, PROJECT_DIR)
     prefix = f"dagster-{pulumi.get_stack()}"
     run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run")
     protect = cfg.protection.deletion_protection
@@ -67,7 +67,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     )  # fmt: skip
     image = Image(
         f"{prefix}-code",
-        ImageArgs(config=cfg.image, locations=locations, build_dir=PROJECT_DIR / ".build" / prefix, kms_key_arn=key),
+        ImageArgs(config=cfg.image, locations=locations if cfg.code_locations is not None else None, build_dir=PROJECT_DIR / ".build" / prefix, kms_key_arn=key),
     )
     lb = LoadBalancer(
         f"{prefix}-ui",
@@ -145,7 +145,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
         env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets,
-             contract.CODE_LOCATIONS: ",".join(c.name for c in cfg.code_locations or [code_locations.EXAMPLE])},
+             contract.CODE_LOCATIONS: code_locations.names(locations)},
         sidecar=specs.pop("queue-metrics"), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
@@ -158,10 +158,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
-    worker_env = {
-        contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes),
-        contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries),
-    }
+    worker_env = topology.worker_environment(cfg)
     workers = {}
     for spec in specs.values():
         access = cfg.queue(spec.queue).access

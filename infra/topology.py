@@ -45,6 +45,15 @@ def worker_command(queue: str, concurrency: int) -> tuple[str, ...]:
     )  # fmt: skip
 
 
+def worker_environment(cfg: StackConfig) -> dict[str, str]:
+    """What only the workers get, on ECS and in the local runner alike: how long a step keeps its task protected
+    from scale-in (the broker's consumer timeout) and how often a step may be started (broker.maxDeliveries)."""
+    return {
+        contract.PROTECTION_MINUTES: str(cfg.broker.consumer_timeout_minutes),
+        contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries),
+    }
+
+
 def worker_name(queue: str) -> str:
     # ECS service and container names allow letters, digits, '-' and '_' only; config keeps these unique.
     return f"worker-{queue.replace('.', '-')}"

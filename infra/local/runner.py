@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
 
-from infra import contract, topology
+from infra import code_locations, contract, topology
 from infra.config import ConfigError, load_stack_file
 from infra.local import code, jobs, runtime_files, services, watchdog
 from infra.local.options import REPO_ROOT, Options
@@ -61,7 +61,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     env.update(svc.env)
     env.update(code.access_env(cfg.access))
     env["DAGSTER_HOME"] = str(layout.dagster_home)
-    env[contract.CODE_LOCATIONS] = ",".join(loc.name for loc in locs)
+    env[contract.CODE_LOCATIONS] = code_locations.names(locs)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
     # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
     # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
@@ -240,12 +240,13 @@ def up(opts: Options) -> int:
         for name, command in topology.BEFORE_SERVING:
             if sup.run_to_end(name, list(command), timeout=300) != 0:
                 raise Failed(f"error: `{' '.join(command)}` failed: {_tail(layout.logs / f'{name}.log', 5).strip()}", 1)
-        ports = {"webserver": port, "flower": services.check_port_free(0)}
+        ports = {"webserver": port}
+        if any(s.role == "flower" for s in serving):
+            ports["flower"] = services.check_port_free(0)
         for spec in [*workers, *serving]:
             worker_env = None
-            if spec.queue:  # a worker: its queue's own access, and the bound on a step's deliveries (as on ECS)
-                worker_env = {**code.access_env(cfg.queue(spec.queue).access),
-                              contract.MAX_DELIVERIES: str(cfg.broker.max_deliveries)}  # fmt: skip
+            if spec.queue:  # a worker: what only workers get (as on ECS), and its queue's own access
+                worker_env = {**topology.worker_environment(cfg), **code.access_env(cfg.queue(spec.queue).access)}
             sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=worker_env)
         say("processes:")
         for line in sup.status_lines():
