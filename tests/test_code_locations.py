@@ -18,7 +18,8 @@ import pytest
 import yaml
 
 from infra import code_locations
-from infra.config import ConfigError, load_stack_file
+from infra.components.image import WORKSPACE_CONTEXT
+from infra.config import ConfigError, load_stack_file, parse
 from infra.testing import reveal, run_stack
 from tests.test_local_e2e import RUN_LINE, pg_url, rabbit_url, run_local, s3  # noqa: F401 (fixtures)
 
@@ -135,7 +136,7 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
     assert "COPY --from=code-analytics --chown=10001:10001 . /opt/dagster/code/analytics" in dockerfile
     assert "RUN pip install --no-cache-dir --requirement requirements.txt" in dockerfile
     assert dockerfile.rstrip().endswith("USER 10001:10001")
-    workspace_dir = Path(image.inputs["context"]["named"][code_locations_context()]["location"])
+    workspace_dir = Path(image.inputs["context"]["named"][WORKSPACE_CONTEXT]["location"])
     assert yaml.safe_load((workspace_dir / "workspace.yaml").read_text()) == {"load_from": [{"python_module": {
         "module_name": "analytics_code", "location_name": "analytics", "working_directory": "/opt/dagster/code/analytics"}}]}
 
@@ -162,12 +163,6 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
             assert taskdef.inputs["taskRoleArn"] == roles["dagster-analytics-ecs-queue-ml"].state["arn"]
 
 
-def code_locations_context() -> str:
-    from infra.components.image import WORKSPACE_CONTEXT
-
-    return WORKSPACE_CONTEXT
-
-
 def test_the_generated_dockerfile_passes_hadolint(location):
     stack = run_stack(config=stack_config(location), stack="analytics")
     (image,) = stack.of_type("docker-build:index:Image")
@@ -187,11 +182,8 @@ def test_the_generated_dockerfile_passes_hadolint(location):
 def test_a_code_location_that_is_not_where_the_config_says_is_named_before_anything_is_built(location, change, message):
     cfg = stack_config(location)
     cfg["codeLocations"] = [{**cfg["codeLocations"][0], **change}]
-    path = Path("/tmp") / "unused"
-    from infra.config import parse
-
     with pytest.raises(ConfigError) as err:
-        code_locations.resolve(parse(cfg), path)
+        code_locations.resolve(parse(cfg), location.parent)
     assert message in str(err.value)
 
 
