@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 CODE = '''
-from dagster import Definitions, in_process_executor, job, op
+from dagster import Config, Definitions, in_process_executor, job, op
 from dagster_celery import celery_executor as stock_celery_executor
 
 from dagster_project import example_job
@@ -34,7 +34,21 @@ def own_broker_job():
     hello()
 
 
-defs = Definitions(jobs=[example_job, in_process_job, own_broker_job])
+class Needed(Config):
+    table: str
+
+
+@op
+def configured(config: Needed):
+    return config.table
+
+
+@job
+def needs_config_job():
+    configured()
+
+
+defs = Definitions(jobs=[example_job, in_process_job, own_broker_job, needs_config_job])
 '''
 
 
@@ -73,3 +87,4 @@ def test_the_other_jobs_that_could_not_run_are_named_at_start(tmp_path, code_dir
     assert proc.returncode == 0
     assert "note: job 'in_process_job' (mixed_jobs) would not run on the stack's workers" in proc.stdout
     assert "note: job 'own_broker_job' (mixed_jobs) would not run on the stack's workers" in proc.stdout
+    assert "note: job 'needs_config_job' (mixed_jobs) would not run on the stack's workers: it cannot run without run config" in proc.stdout
