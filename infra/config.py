@@ -175,6 +175,35 @@ class CodeLocation(_Model):
         return self.module or self.name.replace("-", "_")
 
 
+class Capacity(_Model):
+    """Where a service's Fargate tasks run (README, "Fargate Spot"). Spot costs less and may be taken back with
+    two minutes' notice (SIGTERM, then SIGKILL after the stop timeout); it never falls back to on-demand."""
+
+    # The first tasks of the service, always on on-demand Fargate (only with spotPercent above 0).
+    on_demand_base: Int = Field(0, ge=0, le=100_000)
+    # Of the tasks above onDemandBase, the percentage on Fargate Spot; 0: every task on on-demand Fargate.
+    spot_percent: Int = Field(0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _base(self) -> Capacity:
+        if self.on_demand_base and not self.spot_percent:
+            raise ValueError(
+                f"onDemandBase {self.on_demand_base} is only used with spotPercent above 0 (every task is on "
+                f"on-demand Fargate without Spot): set spotPercent, or leave onDemandBase out"
+            )
+        return self
+
+    @property
+    def spot(self) -> bool:
+        return self.spot_percent > 0
+
+    def on_demand_tasks(self, count: int) -> float:
+        """How many of ``count`` running tasks are on on-demand Fargate (the rest on Spot), by the strategy's
+        rule: the base first, then the rest split by weight (ECS API reference, CapacityProviderStrategyItem)."""
+        base = min(count, self.on_demand_base)
+        return base + (count - base) * (100 - self.spot_percent) / 100
+
+
 class Queue(_Sized):
     name: str
     min_workers: Int = Field(1, ge=0)
@@ -183,6 +212,7 @@ class Queue(_Sized):
     scaling: Scaling = Scaling()
     # This queue's workers only; with IAM grants, the queue's workers get a task role of their own.
     access: Access = Access()
+    capacity: Capacity = Capacity()
 
     @model_validator(mode="after")
     def _bounds(self) -> Queue:
@@ -198,10 +228,11 @@ class Queue(_Sized):
 
 class Webserver(_Sized):
     desired_count: Int = Field(1, ge=1, le=10)
+    capacity: Capacity = Capacity()
 
 
 class Daemon(_Sized):
-    pass
+    capacity: Capacity = Capacity()
 
 
 class Runs(_Sized):
@@ -335,7 +366,8 @@ class Network(_Model):
 
 
 class UiAccess(StrEnum):
-    PRIVATE = "private"  # internal load balancer: reach it from inside the VPC (SSM port forwarding)
+    PRIVATE = "private"  # internal load balancer: reach it from inside the VPC (a VPN, SSM port forwarding)
+    SSM = "ssm"  # no load balancer: the webserver runs in the daemon's task, reached by SSM port forwarding
     CIDR = "cidr"  # internet-facing, admitted only from allowedCidrs
     PUBLIC = "public"  # internet-facing, open to the world, no login: only when the config says so
     COGNITO = "cognito"  # internet-facing, every request signed in through a Cognito user pool (HTTPS)
@@ -343,7 +375,11 @@ class UiAccess(StrEnum):
 
     @property
     def internet_facing(self) -> bool:
-        return self != UiAccess.PRIVATE
+        return self not in (UiAccess.PRIVATE, UiAccess.SSM)
+
+    @property
+    def load_balanced(self) -> bool:
+        return self != UiAccess.SSM
 
     @property
     def authenticated(self) -> bool:
@@ -403,6 +439,11 @@ class Ui(_Model):
             raise ValueError(
                 "allowPlainHttp is only used by an internet-facing UI without certificateArn "
                 "(with a certificate, HTTP redirects to HTTPS; a private UI is never on the internet)"
+            )
+        if self.certificate_arn and not self.access.load_balanced:
+            raise ValueError(
+                "certificateArn is for the UI's load balancer; access 'ssm' has none (the SSM session is encrypted): "
+                "leave certificateArn out, or choose an access with a load balancer"
             )
         return self
 
@@ -504,8 +545,29 @@ class StackConfig(_Model):
     def _waf(self) -> StackConfig:
         if self.security.waf and not self.ui.access.internet_facing:
             raise ValueError(
-                "security.waf guards an internet-facing load balancer; ui.access 'private' has none "
+                f"security.waf guards an internet-facing load balancer; ui.access {self.ui.access.value!r} has none "
                 "(leave security.waf out, or set it false)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _ssm_ui(self) -> StackConfig:
+        if self.ui.access.load_balanced:
+            return self
+        if not self.operations.ecs_exec:
+            raise ValueError(
+                "ui.access 'ssm' is reached through an SSM session to the task, which needs operations.ecsExec: true"
+            )
+        if self.operations.flower:
+            raise ValueError(
+                "operations.flower is served through the UI's load balancer; ui.access 'ssm' has none "
+                "(choose ui.access 'private', or leave Flower off)"
+            )
+        unused = sorted(self.webserver.model_fields_set)
+        if unused:
+            raise ValueError(
+                f"webserver.{to_camel(unused[0])} is not used with ui.access 'ssm': the webserver runs in the daemon's task, "
+                f"sized by daemon.cpu and daemon.memory and placed by daemon.capacity (leave the webserver block out)"
             )
         return self
 

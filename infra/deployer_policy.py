@@ -307,6 +307,9 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "aws:ecs/cluster:Cluster": {
         "Ecs": (*_actions("ecs", "CreateCluster DescribeClusters UpdateCluster UpdateClusterSettings DeleteCluster"), *_ECS_TAGS),
     },
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": {
+        "Ecs": _actions("ecs", "PutClusterCapacityProviders DescribeClusters"),
+    },
     "aws:ecs/taskDefinition:TaskDefinition": {  # and iam:PassRole of its roles (PASSED_ROLES)
         "Ecs": (*_actions("ecs", "RegisterTaskDefinition"), *_ECS_TAGS),
         "NoResourceLevelPermissions": _actions("ecs", "DescribeTaskDefinition DeregisterTaskDefinition"),

@@ -24,8 +24,8 @@ class Targets:
     cluster: str
     worker_services: dict[str, str]  # queue -> ECS service name
     webserver_service: str
-    load_balancer: str  # ARN suffix
-    target_group: str  # ARN suffix
+    load_balancer: str | None  # ARN suffix; None with ui.access 'ssm' (no load balancer)
+    target_group: str | None  # ARN suffix
     database: str  # DB instance identifier
     broker: str  # broker name
     broker_nodes: int = 1  # 3 for a CLUSTER_MULTI_AZ broker
@@ -58,12 +58,17 @@ def dashboard_body(t: Targets) -> str:
     y = 6 * len(t.worker_services)
     region = {"region": t.region}
     alb = ["AWS/ApplicationELB"]
+    webserver = [
+        [*alb, "HealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Minimum"}],
+        [*alb, "UnHealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Maximum"}],
+        [*alb, "HTTPCode_Target_5XX_Count", "LoadBalancer", t.load_balancer, {"stat": "Sum"}],
+    ] if t.load_balancer else [
+        # No load balancer (ui.access 'ssm'): the webserver's container health check replaces its task when it fails.
+        ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", t.cluster, "ServiceName", t.webserver_service,
+         {"label": "tasks running the webserver", "stat": "Minimum"}],
+    ]  # fmt: skip
     widgets += [
-        _widget("webserver: health and errors", [
-            [*alb, "HealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Minimum"}],
-            [*alb, "UnHealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Maximum"}],
-            [*alb, "HTTPCode_Target_5XX_Count", "LoadBalancer", t.load_balancer, {"stat": "Sum"}],
-        ], x=0, y=y, width=8, **region),
+        _widget("webserver: health and errors", webserver, x=0, y=y, width=8, **region),
         _widget("database: CPU, connections, free storage", [
             ["AWS/RDS", "CPUUtilization", "DBInstanceIdentifier", t.database],
             ["AWS/RDS", "DatabaseConnections", "DBInstanceIdentifier", t.database],
@@ -121,7 +126,7 @@ def stack_alarms(t: Targets, first_queue: str) -> dict[str, dict]:
     """Alarm arguments per alarm name suffix, for the stack's shared parts. (The database's storage is watched
     by RDS's own events, database_storage_pattern: storage autoscaling grows it until the ceiling, so a fixed
     free-space threshold would be wrong after the first growth.)"""
-    return {
+    alarms = {
         "broker-memory": {
             "alarm_description": "broker memory above 80 % of its limit: RabbitMQ blocks publishers at 100 %",
             "comparison_operator": "GreaterThanThreshold", "threshold": 0.8, "evaluation_periods": 3,
@@ -147,6 +152,9 @@ def stack_alarms(t: Targets, first_queue: str) -> dict[str, dict]:
             "treat_missing_data": "breaching",
         },
     }  # fmt: skip
+    if t.load_balancer is None:
+        del alarms["webserver-unhealthy"]  # ui.access 'ssm': its container health check replaces a failing task
+    return alarms
 
 
 def task_failure_pattern(cluster_arn: str) -> str:

@@ -20,7 +20,7 @@ import yaml
 
 from infra import monitoring, scaling
 from infra.components.firewall import MANAGED_RULE_GROUPS
-from infra.config import ConfigError, DeploymentMode, StackConfig, load_stack_file
+from infra.config import Capacity, ConfigError, DeploymentMode, StackConfig, load_stack_file
 from infra.topology import process_specs, worker_name
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
@@ -73,35 +73,58 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     p, hours = prices["prices"], prices["hours_per_month"]
     arch = "ARM64" if cfg.image.platform == "linux/arm64" else "X86_64"
     fargate = _price(p["fargate"], arch, "Fargate architecture", prices)
+    spot_rates = p["fargate_spot"][arch] if "fargate_spot" in p else None
     new_vpc = cfg.network.vpc_id is None
     # components/network.py: without NAT (new VPC) tasks run in public subnets with a public IPv4 address each.
     task_ip = new_vpc and cfg.network.nat_gateways == 0
     ip_month = p["public_ipv4_hour"] * hours if task_ip else 0.0
     ip_note = " + a public IPv4 address each" if task_ip else ""
 
-    def task_month(cpu: int, memory: int) -> float:
-        return (cpu / 1024 * fargate["vcpu_hour"] + memory / 1024 * fargate["gb_hour"]) * hours + ip_month
+    def task_month(cpu: int, memory: int, rates: dict[str, float] = fargate) -> float:
+        return (cpu / 1024 * rates["vcpu_hour"] + memory / 1024 * rates["gb_hour"]) * hours + ip_month
+
+    def tasks_month(cpu: int, memory: int, count: int, capacity: Capacity) -> float:
+        """``count`` tasks placed by ``capacity``: the on-demand share at Fargate prices, the rest at Spot's."""
+        if count and capacity.spot and spot_rates is None:
+            raise PriceError(f"no Fargate Spot prices (fargate_spot) in the price file ({prices.get('region')})")
+        on_demand = capacity.on_demand_tasks(count)
+        spot = task_month(cpu, memory, spot_rates) if capacity.spot else 0.0
+        return on_demand * task_month(cpu, memory) + (count - on_demand) * spot
+
+    def placed(capacity: Capacity, count: int) -> str:
+        if not capacity.spot:
+            return f"Fargate {arch}"
+        on_demand = capacity.on_demand_tasks(count)
+        return f"Fargate {arch}; at {count}: {on_demand:g} on-demand, {count - on_demand:g} Spot"
 
     specs = {s.name: s for s in process_specs(cfg)}
     lines = []
     for q in cfg.queues:
         s = specs[worker_name(q.name)]
+        at_max = tasks_month(s.cpu, s.memory, s.max_count, q.capacity)
+        saving = s.max_count * task_month(s.cpu, s.memory) - at_max
         lines.append(Line(
             s.name, f"queue {q.name}: {_size(s.cpu, s.memory)}, concurrency {q.concurrency}, "
-            f"{s.min_count}-{s.max_count} workers (Fargate {arch}{ip_note})",
-            s.min_count * task_month(s.cpu, s.memory), s.max_count * task_month(s.cpu, s.memory)))  # fmt: skip
+            f"{s.min_count}-{s.max_count} workers ({placed(q.capacity, s.max_count)}{ip_note})"
+            + (f"; Spot saves {saving:,.2f} at max" if q.capacity.spot else ""),
+            tasks_month(s.cpu, s.memory, s.min_count, q.capacity), at_max))  # fmt: skip
     web, daemon, run = specs["webserver"], specs["daemon"], specs["run"]
-    lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {web.min_count} task(s){ip_note}",
-                      web.min_count * task_month(web.cpu, web.memory), web.max_count * task_month(web.cpu, web.memory)))
-    lines.append(Line("daemon", f"{_size(daemon.cpu, daemon.memory)} x 1 task{ip_note}",
-                      task_month(daemon.cpu, daemon.memory), task_month(daemon.cpu, daemon.memory)))
+    if cfg.ui.access.load_balanced:
+        cost = tasks_month(web.cpu, web.memory, web.min_count, cfg.webserver.capacity)
+        lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {web.min_count} task(s) "
+                          f"({placed(cfg.webserver.capacity, web.min_count)}{ip_note})", cost, cost))
+    cost = tasks_month(daemon.cpu, daemon.memory, 1, cfg.daemon.capacity)
+    with_web = "" if cfg.ui.access.load_balanced else " with the webserver in it (ui.access 'ssm')"
+    lines.append(Line("daemon", f"{_size(daemon.cpu, daemon.memory)} x 1 task{with_web} "
+                      f"({placed(cfg.daemon.capacity, 1)}{ip_note})", cost, cost))
     lines.append(Line("queue-metrics", "publisher: a sidecar in the daemon task, no task of its own", 0.0, 0.0))
     if "flower" in specs:
         f = specs["flower"]
         lines.append(Line("flower", f"Celery Flower: {_size(f.cpu, f.memory)} x 1 task{ip_note}",
                           task_month(f.cpu, f.memory), task_month(f.cpu, f.memory)))
     lines.append(Line("run tasks", f"{_size(run.cpu, run.memory)}, {run.min_count}-{run.max_count} concurrent runs "
-                      f"(one task per run){ip_note}", 0.0, run.max_count * task_month(run.cpu, run.memory)))
+                      f"(one task per run, Fargate {arch} on-demand){ip_note}", 0.0,
+                      run.max_count * task_month(run.cpu, run.memory)))
 
     b = cfg.broker
     nodes = 3 if b.deployment_mode == DeploymentMode.CLUSTER_MULTI_AZ else 1
@@ -128,10 +151,13 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     lines.append(Line("public IPv4", f"{nats} NAT EIP(s) + {alb_ips} internet-facing ALB address(es)"
                       + ("; tasks' addresses are on their own lines" if task_ip else "; tasks have none"), ip_cost, ip_cost))
 
-    lcu = prices["assumptions"]["alb_lcu"]
-    alb = (p["alb_hour"] + lcu * p["alb_lcu_hour"]) * hours
-    facing = "internet-facing" if cfg.ui.access.internet_facing else "internal"
-    lines.append(Line("load balancer", f"{facing} ALB, {hours} h + {lcu} LCU on average (assumed)", alb, alb))
+    if cfg.ui.access.load_balanced:
+        lcu = prices["assumptions"]["alb_lcu"]
+        alb = (p["alb_hour"] + lcu * p["alb_lcu_hour"]) * hours
+        facing = "internet-facing" if cfg.ui.access.internet_facing else "internal"
+        lines.append(Line("load balancer", f"{facing} ALB, {hours} h + {lcu} LCU on average (assumed)", alb, alb))
+    else:
+        lines.append(Line("load balancer", "none: ui.access 'ssm' reaches the webserver's task directly", 0.0, 0.0))
 
     if cfg.security.kms_key_arn is None:
         lines.append(Line("encryption key", "1 customer-managed KMS key (secrets, logs, alarm topic, image repository, "
@@ -147,7 +173,8 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     if cfg.security.access_logs:
         gb = prices["assumptions"]["access_log_gb"]
         logs = gb * p["s3_standard_gb_month"]
-        lines.append(Line("access logs", f"log bucket: load balancer and bucket access logs, {gb:g} GB kept (assumed)",
+        kinds = "load balancer and bucket" if cfg.ui.access.load_balanced else "bucket"
+        lines.append(Line("access logs", f"log bucket: {kinds} access logs, {gb:g} GB kept (assumed)",
                           logs, logs))
     count = 3 if cfg.operations.flower else 2
     secrets = count * p["secret_month"]
@@ -179,7 +206,8 @@ def _metrics_in(alarm: dict) -> int:
 def alarm_counts(cfg: StackConfig) -> tuple[int, int, int]:
     """(alarms the stack declares, alarms target tracking creates, alarm metrics billed), from the same builders
     as components/autoscaling.py and components/monitoring.py."""
-    t = monitoring.Targets("", "stack", "", {}, "", "", "", "", "")
+    lb = "" if cfg.ui.access.load_balanced else None
+    t = monitoring.Targets("", "stack", "", {}, "", lb, lb, "", "")
     alarms = list(monitoring.stack_alarms(t, cfg.queues[0].name).values())
     managed = []
     for q in cfg.queues:
@@ -196,8 +224,8 @@ def totals(lines: list[Line]) -> tuple[float, float]:
 
 def _notes(prices: dict[str, Any]) -> list[str]:
     return [
-        f"Prices: {prices['region']}, {prices['currency']}, on-demand, {prices['hours_per_month']} h/month, "
-        f"price file dated {prices['date']}.",
+        f"Prices: {prices['region']}, {prices['currency']}, on-demand (Fargate Spot where a service's capacity "
+        f"says so; Spot prices change over time), {prices['hours_per_month']} h/month, price file dated {prices['date']}.",
         "Minimum: every queue at minWorkers, no run in progress. Maximum: every queue at maxWorkers, "
         "runs.maxConcurrentRuns runs at once.",
         "Alarms are billed per metric they evaluate (metric-math alarms count each metric); target tracking "

@@ -23,13 +23,17 @@ Path_ = tuple[str, ...]  # where a price goes in doc["prices"], e.g. ("fargate",
 
 
 def _fargate(a: dict) -> tuple[Path_, float] | None:
+    """On-demand Linux Fargate to "fargate", Fargate Spot (usage types "<region>-SpotUsage-Fargate-...") to
+    "fargate_spot". AWS publishes Spot prices in the feed behind aws.amazon.com/fargate/pricing, which changes
+    over time; when the Price List has no Spot rows, "fargate_spot" keeps its old values and stays unverified."""
     usage = a.get("usagetype", "")
-    if "Spot" in usage or "Windows" in usage:
+    if "Windows" in usage:
         return None
+    key = "fargate_spot" if "SpotUsage-Fargate-" in usage else "fargate"
     for suffix, path in (("Fargate-vCPU-Hours:perCPU", ("X86_64", "vcpu_hour")), ("Fargate-GB-Hours", ("X86_64", "gb_hour")),
                          ("Fargate-ARM-vCPU-Hours:perCPU", ("ARM64", "vcpu_hour")), ("Fargate-ARM-GB-Hours", ("ARM64", "gb_hour"))):  # fmt: skip
         if usage.endswith(suffix):
-            return ("fargate", *path), 1.0
+            return (key, *path), 1.0
     return None
 
 

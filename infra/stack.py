@@ -22,10 +22,12 @@ from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import POSTGRES_PORT, Network, NetworkArgs
 from infra.components.service import Service, ServiceArgs
-from infra.config import StackConfig
+from infra.config import Capacity, StackConfig
 from infra.topology import process_specs
 
 
+# ui.access 'ssm': where the UI is once an SSM port-forwarding session to the webserver's task runs (README).
+SSM_UI_URL = f"http://127.0.0.1:{contract.WEBSERVER_PORT} (through an SSM port-forwarding session to the webserver_service task)"
 PROJECT_DIR = Path(__file__).resolve().parent.parent  # where Pulumi.yaml is: codeLocations paths start here
 
 
@@ -62,20 +64,25 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect, kms_key_arn=key))
     # Access logs of the load balancer and of the bucket (security.accessLogs).
     access_logs = (
-        LogBucket(f"{prefix}-access", LogBucketArgs(deletion_protection=protect, retention_days=retention, source=bucket))
+        LogBucket(f"{prefix}-access", LogBucketArgs(deletion_protection=protect, retention_days=retention, source=bucket,
+                                                load_balancer=cfg.ui.access.load_balanced))
         if cfg.security.access_logs else None
     )  # fmt: skip
     image = Image(
         f"{prefix}-code",
         ImageArgs(config=cfg.image, locations=locations if cfg.code_locations is not None else None, build_dir=PROJECT_DIR / ".build" / prefix, kms_key_arn=key),
     )
-    lb = LoadBalancer(
-        f"{prefix}-ui",
-        LoadBalancerArgs(
-            ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id, deletion_protection=protect,
-            subnet_ids=network.public_subnet_ids if cfg.ui.access.internet_facing else network.private_subnet_ids,
-            oidc_client_secret=cfg.oidc_client_secret, access_logs=access_logs,
-        ),
+    # ui.access 'ssm': no load balancer; the webserver runs in the daemon's task, reached by SSM port forwarding.
+    lb = (
+        LoadBalancer(
+            f"{prefix}-ui",
+            LoadBalancerArgs(
+                ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id, deletion_protection=protect,
+                subnet_ids=network.public_subnet_ids if cfg.ui.access.internet_facing else network.private_subnet_ids,
+                oidc_client_secret=cfg.oidc_client_secret, access_logs=access_logs,
+            ),
+        )
+        if cfg.ui.access.load_balanced else None
     )  # fmt: skip
     if cfg.waf:
         # AWS managed rule groups in front of an internet-facing UI (security.waf).
@@ -114,7 +121,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.BACKEND_URL: database.secret.ref("celery_backend_url"),
     }
 
-    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
+    def service(spec, task_role, capacity, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
@@ -124,7 +131,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
-                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec,
+                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec, capacity=capacity,
                 # Tasks start only once their roles may do what they need (IAM is eventually consistent).
                 depends_on=[*depends_on, *cluster.grants],
                 **extra,
@@ -140,22 +147,23 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # the daemon launches exactly the revision deployed with it. Until the new daemon is up -- after the
     # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
     # circuit breaker still launches the revision it was deployed with.
-    run = service(specs.pop("run"), cluster.worker_role)
+    run = service(specs.pop("run"), cluster.worker_role, Capacity())
     run_subnets = pulumi.Output.all(*network.task_subnet_ids).apply(",".join)
+    web_spec = specs.pop("webserver")
     daemon = service(
-        specs.pop("daemon"), cluster.control_role,
+        specs.pop("daemon"), cluster.control_role, cfg.daemon.capacity,
         env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets,
              contract.CODE_LOCATIONS: code_locations.names(locations)},
-        sidecar=specs.pop("queue-metrics"), sidecar_environment=metrics_environment,
+        sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(
-        specs.pop("webserver"), cluster.control_role, [*after_daemon, *lb.listeners],
+        web_spec, cluster.control_role, cfg.webserver.capacity, [*after_daemon, *lb.listeners],
         target_group_arn=lb.target_group.arn,
-    )  # fmt: skip
+    ) if lb else daemon  # fmt: skip
     if flower:
         service(
-            specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
+            specs.pop("flower"), cluster.worker_role, Capacity(), [*after_daemon, flower.rule],
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
     worker_env = topology.worker_environment(cfg)
@@ -165,7 +173,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         # A queue with grants of its own runs under a role of its own: only its code gets them.
         role = cluster.queue_role(spec.queue, access) if access.grants else cluster.worker_role
         workers[spec.queue] = service(
-            spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets)
+            spec, role, cfg.queue(spec.queue).capacity, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets)
         )
     for spec in specs.values():
         QueueScaling(
@@ -176,8 +184,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     worker_names = pulumi.Output.all(**{q: w.service.name for q, w in workers.items()})
     targets = pulumi.Output.all(
         region=region, cluster=cluster.cluster.name, worker_services=worker_names,
-        webserver_service=webserver.service.name, load_balancer=lb.lb.arn_suffix,
-        target_group=lb.target_group.arn_suffix, database=database.instance.identifier,
+        webserver_service=webserver.service.name, load_balancer=lb.lb.arn_suffix if lb else None,
+        target_group=lb.target_group.arn_suffix if lb else None, database=database.instance.identifier,
         broker=broker.broker.broker_name,
     ).apply(lambda v: monitoring.Targets(stack_id=prefix, broker_nodes=broker.nodes, **v))  # fmt: skip
     watch = Monitoring(
@@ -185,7 +193,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     )
 
     return {
-        "ui_url": lb.url,
+        "ui_url": lb.url if lb else SSM_UI_URL,
         "alarm_topic": watch.topic.arn,
         "dashboard": watch.dashboard.dashboard_name,
         "broker_endpoint": broker.endpoint,

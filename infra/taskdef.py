@@ -13,6 +13,15 @@ from infra.topology import BEFORE_SERVING, ProcessSpec
 # finish its step after SIGTERM (Celery's warm shutdown) before it is killed.
 FARGATE_MAX_STOP_TIMEOUT = 120
 NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
+# A webserver in the daemon's task (ui.access 'ssm') answers Dagster's /server_info, as the load balancer's
+# health check asks elsewhere; an essential container that turns UNHEALTHY gets its task replaced (ECS guide,
+# "Determine Amazon ECS task health using container health checks"). The slim image has no curl: Python asks.
+# startPeriod: the code locations load before the first answer (ECS allows 0-300 s).
+WEBSERVER_HEALTH_CHECK = {
+    "command": ["CMD", "python", "-c", "import urllib.request; "
+                f"urllib.request.urlopen('http://127.0.0.1:{contract.WEBSERVER_PORT}/server_info', timeout=4)"],
+    "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 180,
+}  # fmt: skip
 
 
 def volume_name(container: str, label: str) -> str:
@@ -33,11 +42,13 @@ def container_definitions(
     secrets: Mapping[str, str],
     log_group: str,
     region: str,
-    sidecar: ProcessSpec | None = None,
+    sidecars: tuple[ProcessSpec, ...] = (),
     sidecar_environment: Mapping[str, str] | None = None,
 ) -> list[dict]:
-    """The containers of one process's task. The daemon task first runs the schema migration; a sidecar
-    (the queue-metrics publisher) runs beside the main container with its own extra variables."""
+    """The containers of one process's task. The daemon task first runs the schema migration. Sidecars run
+    beside the main container: the queue-metrics publisher (not essential, with its own extra variables) and,
+    with ui.access 'ssm', the webserver (essential, checked by a container health check, since no load
+    balancer watches it)."""
 
     def container(name: str, command: tuple[str, ...], essential: bool = True, extra_env=None) -> dict:
         env = {**environment, **(extra_env or {})}
@@ -62,14 +73,23 @@ def container_definitions(
             definition["command"] = list(command)
         return definition
 
-    main = container(contract.RUN_CONTAINER if spec.role == "run" else spec.name, spec.command)
-    if spec.port:
-        main["portMappings"] = [{"containerPort": spec.port, "protocol": "tcp"}]
-    if spec.role == "worker":
-        main["stopTimeout"] = FARGATE_MAX_STOP_TIMEOUT
-    sidecars = [container(sidecar.name, sidecar.command, essential=False, extra_env=sidecar_environment)] if sidecar else []
+    def process(p: ProcessSpec, essential: bool = True, extra_env=None) -> dict:
+        definition = container(contract.RUN_CONTAINER if p.role == "run" else p.name, p.command, essential, extra_env)
+        if p.port:
+            definition["portMappings"] = [{"containerPort": p.port, "protocol": "tcp"}]
+        if p.role == "worker":
+            definition["stopTimeout"] = FARGATE_MAX_STOP_TIMEOUT
+        return definition
+
+    main = process(spec)
+    beside = []
+    for p in sidecars:
+        if p.role == "metrics":
+            beside.append(process(p, essential=False, extra_env=sidecar_environment))
+        else:
+            beside.append({**process(p), "healthCheck": WEBSERVER_HEALTH_CHECK})
     if spec.role != "daemon":
-        return [main, *sidecars]
+        return [main, *beside]
     # The daemon deploys first (see components/services.py); its task checks the image's contract, then
     # migrates Dagster's schema, each only if the one before succeeded, and the daemon starts last: no new
     # image serves an unmigrated schema, and an image without a part fails here, naming it.
@@ -80,5 +100,6 @@ def container_definitions(
             step["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
         before.append(step)
         previous = name
-    main["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
-    return [*before, main, *sidecars]
+    for serving in (main, *(c for c in beside if c["essential"])):
+        serving["dependsOn"] = [{"containerName": previous, "condition": "SUCCESS"}]
+    return [*before, main, *beside]

@@ -221,6 +221,9 @@ def _ecs_service(i, c):
                   "maximumPercent": i.pop("deploymentMaximumPercent", 200),
                   "minimumHealthyPercent": i.pop("deploymentMinimumHealthyPercent", 100)}  # fmt: skip
     managed_tags = i.pop("enableEcsManagedTags", None)
+    strategy = i.pop("capacityProviderStrategies", None)  # CreateService's capacityProviderStrategy
+    if strategy:
+        i["capacityProviderStrategy"] = strategy
     request = {k: v for k, v in i.items() if k not in ("name", "waitForSteadyState", "forceNewDeployment")}
     return [("CreateService", {"schedulingStrategy": "REPLICA", **request, "serviceName": c.name, "networkConfiguration": awsvpc,
                                "deploymentConfiguration": deployment, "enableECSManagedTags": managed_tags})]  # fmt: skip
@@ -366,6 +369,9 @@ CONVERTERS: dict[str, tuple[str, tuple[str, ...], Convert]] = {
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": ("ecr", ("PutLifecyclePolicy",), _ecr_lifecycle_policy),
     "aws:ecs/cluster:Cluster": ("ecs", ("CreateCluster",), lambda i, c: [
         ("CreateCluster", {"clusterName": c.name, "settings": i.get("settings")})]),
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": ("ecs", ("PutClusterCapacityProviders",), lambda i, c: [
+        ("PutClusterCapacityProviders", {"cluster": i["clusterName"], "capacityProviders": i["capacityProviders"],
+                                         "defaultCapacityProviderStrategy": i.get("defaultCapacityProviderStrategies", [])})]),
     "aws:ecs/taskDefinition:TaskDefinition": ("ecs", ("RegisterTaskDefinition",), _task_definition),
     "aws:ecs/service:Service": ("ecs", ("CreateService",), _ecs_service),
     "aws:cloudwatch/logGroup:LogGroup": ("logs", ("CreateLogGroup", "PutRetentionPolicy"), _log_group),

@@ -69,6 +69,8 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "aws:ecr/repository:Repository": frozenset({"name", "encryptionConfigurations"}),
     # ecs/cluster.go: settings are updated in place.
     "aws:ecs/cluster:Cluster": frozenset({"name"}),
+    # ecs/cluster_capacity_providers.go: the providers and default strategy are updated in place.
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": frozenset({"clusterName"}),
     # ecs/service.go: task_definition, network_configuration, load_balancer (no longer ForceNew),
     # desired_count and the deployment settings are updated in place (UpdateService).
     "aws:ecs/service:Service": frozenset({"name", "cluster", "launchType"}),
@@ -182,10 +184,12 @@ class Diff:
 
     @property
     def restarts(self) -> set[str]:
-        """ECS services (by service name) that roll out a new deployment."""
+        """ECS services (by service name) that roll out a new deployment. With forceNewDeployment set, the
+        provider forces one on every update of the service (ecs/service.go: UpdateService carries it)."""
         return {
             r.inputs["name"] for u, r in self.after.items()
-            if r.typ == SERVICE and (self.actions[u] == "replace" or self.changed.get(u, set()) & ROLLOUT)
+            if r.typ == SERVICE and (self.actions[u] == "replace" or self.changed.get(u, set()) & ROLLOUT
+                                     or (self.changed.get(u) and r.inputs.get("forceNewDeployment")))
         }  # fmt: skip
 
 
@@ -274,6 +278,7 @@ def _queue(name: str, **values: Any) -> dict[str, Any]:
 
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dagster"
 CERTIFICATE = _group("prod", "ui")["certificateArn"]  # an internet-facing UI is HTTPS
+DEV_PRIVATE = {"access": "private"}
 DEV_CIDR = {"access": "cidr", "allowedCidrs": ["203.0.113.0/24"], "certificateArn": CERTIFICATE}
 PROD_PUBLIC = {"access": "public", "certificateArn": CERTIFICATE}
 CHANGES: dict[str, Change] = {
@@ -293,8 +298,12 @@ CHANGES: dict[str, Change] = {
     "db-major": Change("database.engineVersion 16 -> 17", after=_set("database", engineVersion="17")),
     "ui-public": Change("ui.access cidr -> public", after={"ui": PROD_PUBLIC}),
     "ui-cidr": Change("ui.access public -> cidr", before={"ui": PROD_PUBLIC}, after={}),
-    "ui-private-to-cidr": Change("ui.access private -> cidr", stack="dev", after={"ui": DEV_CIDR}),
-    "ui-cidr-to-private": Change("ui.access cidr -> private", stack="dev", before={"ui": DEV_CIDR}, after={}),
+    "ui-private-to-cidr": Change("ui.access private -> cidr", stack="dev", before={"ui": DEV_PRIVATE}, after={"ui": DEV_CIDR}),
+    "ui-cidr-to-private": Change("ui.access cidr -> private", stack="dev", before={"ui": DEV_CIDR}, after={"ui": DEV_PRIVATE}),
+    "ui-ssm-to-private": Change("ui.access ssm -> private", stack="dev", after={"ui": DEV_PRIVATE}),
+    "queue-on-demand": Change("queue heavy: capacity spotPercent 50 -> 0 (on-demand only)",
+                              after=_queue("heavy", capacity={})),
+    "queue-spot-mix": Change("queue heavy: capacity spotPercent 50 -> 80", after=_queue("heavy", capacity={"onDemandBase": 1, "spotPercent": 80})),
     "flower": Change("operations.flower: true", after={"operations": {"flower": True}}),
     "broker-resize": Change("broker.instanceType mq.m5.large -> mq.m5.xlarge", after=_set("broker", instanceType="mq.m5.xlarge")),
     "run-size": Change("runs: cpu 1024 -> 2048, memory 2048 -> 4096", after=_set("runs", cpu=2048, memory=4096)),

@@ -22,7 +22,8 @@ from tests.conftest import REPO_ROOT
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 EVERY_OPTION = {
     "queues": [{"name": "dagster", "minWorkers": 0, "maxWorkers": 3},
-               {"name": "etl.daily", "minWorkers": 1, "maxWorkers": 2, "concurrency": 2}],
+               {"name": "etl.daily", "minWorkers": 1, "maxWorkers": 2, "concurrency": 2,
+                "capacity": {"onDemandBase": 1, "spotPercent": 75}}],
     "operations": {"flower": True, "ecsExec": True, "alarmEmail": "a@b.co"},
     "image": {"uri": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dagster:2024-06-01", "platform": "linux/arm64"},
 }  # fmt: skip
@@ -47,6 +48,8 @@ MAXIMAL_COGNITO = {
 # optional paths; names under a long stack name are the 30-character run's.
 STACKS = {
     "dev": ("Pulumi.dev.yaml", "dev", None),
+    # dev with the internal load balancer instead of ui.access 'ssm' (the broken-request cases break its parts)
+    "dev-private-ui": ("Pulumi.dev.yaml", "dev", {"ui": {"access": "private"}}),
     "prod": ("Pulumi.prod.yaml", "prod", None),
     "prod-30-char-stack-name": ("Pulumi.prod.yaml", "customer-analytics-production1", None),
     "maximal-oidc": (None, "dev", MAXIMAL_OIDC),
@@ -150,7 +153,7 @@ BREAKAGES = [
 
 @pytest.mark.parametrize(("typ", "suffix", "op", "breaks", "expected"), BREAKAGES, ids=[f"{b[2]}-{b[4]}" for b in BREAKAGES])
 def test_the_checks_catch_a_broken_request(typ, suffix, op, breaks, expected):
-    stack = declared("dev")
+    stack = declared("dev-private-ui")
     resource = stack.one(typ, suffix)
     inputs = aws_models.plain(reveal(resource.inputs))
     service, _, params = next(call for call in requests(stack, resource) if call[1] == op)

@@ -17,7 +17,7 @@ CASES = {
     "dev": ("dev", "Pulumi.dev.yaml", None),
     "prod": ("prod", "Pulumi.prod.yaml", None),
     "long": ("customer-analytics-production1", "Pulumi.prod.yaml", FLOWER_AND_FLOW_LOGS),
-    "odd": ("Team_A.data-platform", "Pulumi.dev.yaml", FLOWER_AND_FLOW_LOGS),
+    "odd": ("Team_A.data-platform", "Pulumi.dev.yaml", {**FLOWER_AND_FLOW_LOGS, "ui": {"access": "private"}}),
     "longest": ("s" * 100, "Pulumi.prod.yaml", FLOWER_AND_FLOW_LOGS),
 }
 # Types that have no name AWS checks (tags only, or a name AWS generates).
@@ -32,6 +32,7 @@ NAMELESS = {
     "aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     "aws:s3/bucketPolicy:BucketPolicy", "aws:secretsmanager/secretVersion:SecretVersion",
     "aws:ecr/lifecyclePolicy:LifecyclePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders",  # a setting of the cluster it names
     "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule", "aws:appautoscaling/target:Target",
     "aws:sns/topicPolicy:TopicPolicy", "aws:sns/topicSubscription:TopicSubscription",
     "aws:cloudwatch/eventTarget:EventTarget", "random:index/randomPassword:RandomPassword",

@@ -42,6 +42,14 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     # balancer would show as delete + create instead of replace: equally fine here, adjust these lines then.
     "ui-private-to-cidr": ({"ui-alb", "ui-http"}, set()),
     "ui-cidr-to-private": ({"ui-alb", "ui-http"}, set()),
+    # The webserver leaves the daemon's task for a service of its own behind the new load balancer: the
+    # daemon's task definition is replaced (one container fewer) and the daemon rolls; everything else is new.
+    "ui-ssm-to-private": ({"daemon-task"}, {"daemon"}),
+    # Off Spot: the launch type replaces the worker service (ECS cannot move a service from capacity
+    # providers to a launch type in place); only that queue's workers restart, their steps redelivered.
+    "queue-on-demand": ({"worker-heavy-service"}, {"worker-heavy"}),
+    # A new mix on Spot: the service is updated in place and rolls onto it (forceNewDeployment).
+    "queue-spot-mix": (set(), {"worker-heavy"}),
     "flower": (set(), set()),
     "broker-resize": (set(), set()),
     # A new run revision; the daemon holds its ARN (DAGSTER_RUN_TASK_DEFINITION), so the daemon rolls to launch

@@ -22,8 +22,11 @@ def dev():
 
 
 def ecs_command(stack, spec) -> list[str]:
-    taskdef = stack.one("aws:ecs/taskDefinition:TaskDefinition", f"-{spec.name}-task")
-    container = next(c for c in json.loads(taskdef.inputs["containerDefinitions"]) if c["name"] == spec.name)
+    """The command of the process's container, in whichever task it runs (ui.access 'ssm': the webserver's is in
+    the daemon's task)."""
+    containers = [c for t in stack.of_type("aws:ecs/taskDefinition:TaskDefinition")
+                  for c in json.loads(t.inputs["containerDefinitions"]) if c["name"] == spec.name]  # fmt: skip
+    (container,) = containers
     return container["command"]
 
 
@@ -64,7 +67,7 @@ def test_local_config_reads_only_variables_every_task_sets(dev, storage):
 def test_local_flower_runs_the_task_definitions_command_on_127_0_0_1():
     path = REPO_ROOT / "Pulumi.dev.yaml"
     cfg = load_stack_file(path).model_copy(update={"operations": Operations(flower=True)})
-    stack = run_stack(path, config={"operations": {"flower": True}}, stack="dev")
+    stack = run_stack(path, config={"operations": {"flower": True, "ecsExec": True}, "ui": {"access": "private"}}, stack="dev")
     (spec,) = [s for s in process_specs(cfg) if s.role == "flower"]
     local, ecs = local_argv(spec, 43210), ecs_command(stack, spec)
     assert local == [f"--port={43210}" if a.startswith("--port=") else a for a in ecs] + ["--address=127.0.0.1"]

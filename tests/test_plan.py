@@ -52,7 +52,8 @@ def test_lines_follow_the_stack(repo_root):
     assert dev["NAT gateways"].max_monthly == 0 and dev["public IPv4"].max_monthly == 0
     assert "public IPv4" in dev["worker-dagster"].detail and "public IPv4" not in prod["worker-dagster"].detail
     assert dev["run tasks"].min_monthly == 0 and dev["queue-metrics"].max_monthly == 0
-    assert dev["alarms"].detail.startswith("13 CloudWatch alarms (9 of the stack + 4 created by target tracking)")
+    # dev: 4 per queue (stuck, saturated, idle, wake from zero) + broker memory + metrics missing; no load balancer alarm
+    assert dev["alarms"].detail.startswith("14 CloudWatch alarms (10 of the stack + 4 created by target tracking)")
     assert dev["secrets"].min_monthly == pytest.approx(2 * p["secret_month"])
 
 
@@ -73,8 +74,12 @@ def test_counts_match_the_program_under_mocks(repo_root, name):
     assert count("aws:cloudwatch/dashboard:Dashboard") == 1
     assert count("aws:ec2/natGateway:NatGateway") == count("aws:ec2/eip:Eip") == cfg.network.nat_gateways
     assert count("aws:secretsmanager/secret:Secret") == 2  # broker URL, database credentials
-    assert count("aws:ecs/service:Service") == len(cfg.queues) + 2
+    # A webserver service of its own only behind a load balancer (ui.access 'ssm': it is in the daemon's task).
+    balanced = cfg.ui.access.load_balanced
+    assert count("aws:ecs/service:Service") == len(cfg.queues) + 1 + balanced
     lines = by_component(plan(cfg, PRICES))
+    assert ("webserver" in lines) == balanced
+    assert count("aws:lb/loadBalancer:LoadBalancer") == balanced == (lines["load balancer"].min_monthly > 0)
     assert set(lines) >= {f"worker-{q.name}" for q in cfg.queues}
     # The key, the firewall (its rule groups are billed per rule) and the log bucket, when the program makes them.
     assert count("aws:kms/key:Key") == 1 and lines["encryption key"].min_monthly == PRICES["prices"]["kms_key_month"]
@@ -215,7 +220,8 @@ def _item(attributes: dict, usd: str, family: str = "Compute", tiers: tuple = ()
 CANNED = {
     "AmazonECS": [_item({"usagetype": "EU-Fargate-vCPU-Hours:perCPU"}, "0.0404800000"),
                   _item({"usagetype": "EU-Fargate-ARM-GB-Hours"}, "0.0035600000"),
-                  _item({"usagetype": "EU-SpotUsage-Fargate-vCPU-Hours:perCPU"}, "0.0120000000")],
+                  _item({"usagetype": "EU-SpotUsage-Fargate-vCPU-Hours:perCPU"}, "0.0120000000"),
+                  _item({"usagetype": "EU-SpotUsage-Fargate-ARM-GB-Hours"}, "0.0010000000")],
     "AmazonMQ": [_item({"brokerEngine": "RabbitMQ", "instanceType": "mq.m5.large", "deploymentOption": "Single-AZ"}, "0.3170000000",
                        "Broker Instances"),
                  _item({"brokerEngine": "ActiveMQ", "instanceType": "mq.m5.large"}, "9.9", "Broker Instances")],
@@ -240,6 +246,10 @@ def test_refresh_parses_a_canned_price_list():
         stub.assert_no_pending_responses()
     p = doc["prices"]
     assert p["fargate"]["X86_64"]["vcpu_hour"] == 0.04048 and p["fargate"]["ARM64"]["gb_hour"] == 0.00356
+    # Spot rows go to their own key, never over the on-demand price; a Spot price the list lacks keeps its old value
+    assert p["fargate_spot"]["X86_64"]["vcpu_hour"] == 0.012 and p["fargate_spot"]["ARM64"]["gb_hour"] == 0.001
+    assert p["fargate_spot"]["ARM64"]["vcpu_hour"] == PRICES["prices"]["fargate_spot"]["ARM64"]["vcpu_hour"]
+    assert "fargate_spot.ARM64.vcpu_hour" in missing and "fargate_spot" in doc["unverified"]
     assert p["mq_instance_hour"]["mq.m5.large"] == 0.317  # the ActiveMQ price is not taken
     assert p["rds_postgres_instance_hour"]["db.m7i.large"] == 0.21  # a class the file lacked is added
     assert p["cw_metric_month"] == 0.3 and p["cw_requests_per_1000"] == pytest.approx(0.01)

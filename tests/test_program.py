@@ -56,7 +56,10 @@ def test_one_worker_service_per_queue_with_its_command_size_and_bounds(example):
 def test_every_task_runs_the_same_image_environment_and_secrets(example):
     cfg, stack = example
     taskdefs = stack.of_type(TASKDEF)
-    assert {t.inputs["family"].rsplit("-", 1)[-1] for t in taskdefs} >= {"webserver", "daemon", "run", "dagster", "heavy"}
+    # With ui.access 'ssm' the webserver is a container of the daemon's task, not a task of its own.
+    families = {"daemon", "run", "dagster", "heavy", *(["webserver"] if cfg.ui.access.load_balanced else [])}
+    assert {t.inputs["family"].rsplit("-", 1)[-1] for t in taskdefs} >= families
+    assert "webserver" in {c["name"] for t in taskdefs for c in containers(t)}
     # Besides the shared contract, a process gets only what it alone uses, so that changing it rolls only that
     # process: the metrics sidecar its settings, the daemon (which launches runs) the run subnets, workers the
     # scale-in protection time.
@@ -139,11 +142,13 @@ def _rules(stack, sg_suffix):
 
 
 def test_only_tasks_reach_broker_and_database_and_only_the_lb_reaches_the_webserver(example):
-    _, stack = example
+    cfg, stack = example
     tasks_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-tasks").state["id"]
-    lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").state["id"]
+    # ui.access 'ssm': no load balancer and nothing admitted to the tasks (the SSM session starts from the task).
+    lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").state["id"] if cfg.ui.access.load_balanced else None
     # The broker: AMQPS, and HTTPS for the management API the queue-metrics publisher reads.
-    for suffix, ports, source in (("-broker", {5671, 443}, tasks_sg), ("-database", {5432}, tasks_sg), ("-tasks", {3000}, lb_sg)):
+    for suffix, ports, source in (("-broker", {5671, 443}, tasks_sg), ("-database", {5432}, tasks_sg),
+                                  ("-tasks", {3000} if lb_sg else set(), lb_sg)):
         rules = _rules(stack, suffix)
         assert {(r.inputs["fromPort"], r.inputs["toPort"], r.inputs.get("referencedSecurityGroupId")) for r in rules} == {
             (port, port, source) for port in ports
@@ -212,8 +217,17 @@ def test_prebuilt_image_builds_nothing():
 
 
 def test_daemon_migrates_the_schema_before_it_starts(example):
-    _, stack = example
-    check, migrate, daemon, metrics = containers(stack.one(TASKDEF, "-daemon-task"))
+    cfg, stack = example
+    by_name = {c["name"]: c for c in containers(stack.one(TASKDEF, "-daemon-task"))}
+    check, migrate, daemon, metrics = (by_name.pop(n) for n in ("check-image", "migrate", "daemon", "queue-metrics"))
+    if not cfg.ui.access.load_balanced:
+        # ui.access 'ssm': the webserver serves from the daemon's task, after the migration, watched by its own
+        # health check (no load balancer checks it), and its failure replaces the task.
+        web = by_name.pop("webserver")
+        assert web["essential"] is True and web["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+        assert web["portMappings"] == [{"containerPort": 3000, "protocol": "tcp"}]
+        assert "/server_info" in " ".join(web["healthCheck"]["command"])
+    assert not by_name
     assert metrics["command"] == ["python", "-m", "dagster_celery_aws.queue_metrics"] and metrics["essential"] is False
     assert check["command"] == ["python", "-m", "dagster_celery_aws.image_check"] and check["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
@@ -294,7 +308,7 @@ def test_each_queue_scales_on_its_backlog_from_zero_only_where_min_is_zero():
 
 def test_the_publisher_knows_every_queue_and_may_write_only_its_namespace(example):
     cfg, stack = example
-    metrics = containers(stack.one(TASKDEF, "-daemon-task"))[-1]
+    metrics = next(c for c in containers(stack.one(TASKDEF, "-daemon-task")) if c["name"] == "queue-metrics")
     env = {e["name"]: e["value"] for e in metrics["environment"]}
     assert env[contract.METRICS_QUEUES].split(",") == [q.name for q in cfg.queues]
     assert env[contract.BROKER_MANAGEMENT_URL].startswith("https://")

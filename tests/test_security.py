@@ -62,24 +62,17 @@ PRODUCTION = {
     "CKV2_AWS_62": Excused("nothing consumes object events: Dagster reads step outputs and compute logs by key",
                            "aws_s3_bucket.*"),
 }  # fmt: skip
-INTERNAL_UI = ("the dev UI is an internal load balancer reached through SSM port forwarding (README, 'Reach the "
-               "UI'): plain HTTP inside the VPC, no certificate for a private name")  # fmt: skip
 EXCEPTIONS: dict[str, dict[str, Excused]] = {
     "prod": PRODUCTION,
     # Development keeps cheaper choices (Pulumi.dev.yaml), each named here.
     "dev": {
         **PRODUCTION,
-        "CKV_AWS_2": Excused(INTERNAL_UI, "aws_lb_listener.*"),
-        "CKV_AWS_103": Excused(INTERNAL_UI, "aws_lb_listener.*"),
-        "CKV2_AWS_20": Excused(INTERNAL_UI, "aws_lb.*"),
-        "CKV_AWS_378": Excused(INTERNAL_UI, "aws_lb_target_group.*"),
         "CKV2_AWS_11": Excused("no VPC flow logs in dev (network.flowLogs: paid per GB ingested)", "aws_vpc.*"),
         "CKV_AWS_333": Excused("no NAT gateway in dev: tasks reach ECR and AWS APIs with public IPs; no security "
                                "group admits inbound internet traffic", "aws_ecs_service.*"),
         "CKV_AWS_157": Excused("a single-AZ database in dev: a standby doubles its price", "aws_db_instance.*"),
         "CKV_AWS_293": Excused("dev data is disposable: no deletion protection on the database "
                                "(protection.deletionProtection)", "aws_db_instance.*"),
-        "CKV_AWS_150": Excused("dev is disposable: no deletion protection on the load balancer", "aws_lb.*"),
         "CKV_AWS_338": Excused("dev keeps its logs 14 days (logs.retentionDays)", "aws_cloudwatch_log_group.*"),
     },
 }  # fmt: skip
@@ -286,11 +279,14 @@ def _(name, cfg, stack):
 def _(name, cfg, stack):
     policy = json.loads(stack.one("aws:s3/bucketPolicy:BucketPolicy", "-access-logs-policy").inputs["policy"])
     allowed = {s["Principal"]["Service"]: s for s in policy["Statement"] if s["Effect"] == "Allow"}
-    assert set(allowed) == {buckets.ELB_LOG_DELIVERY, buckets.S3_LOG_DELIVERY}
+    # The load balancer's delivery only where there is a load balancer (not with ui.access ssm).
+    balanced = cfg.ui.access.load_balanced
+    assert set(allowed) == {*([buckets.ELB_LOG_DELIVERY] if balanced else []), buckets.S3_LOG_DELIVERY}
     assert all(s["Action"] == "s3:PutObject" for s in allowed.values())
     data = stack.one("aws:s3/bucket:Bucket", "-bucket-data").state["arn"]
     assert allowed[buckets.S3_LOG_DELIVERY]["Condition"]["ArnLike"] == {"aws:SourceArn": data}
-    assert allowed[buckets.ELB_LOG_DELIVERY]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
+    if balanced:
+        assert allowed[buckets.ELB_LOG_DELIVERY]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
 
 
 @rule("AWSGuard-s3-buckets-kept-in-production")
@@ -396,8 +392,9 @@ def _(name, cfg, stack):
 # --- Load balancer and network ----------------------------------------------------------------------------
 @rule("UI-internet-facing-only-when-chosen-never-open-to-the-world")
 def _(name, cfg, stack):
-    # dev: private (internal ALB); prod: an allow-list. Neither opens anything to 0.0.0.0/0.
-    assert one(stack, "aws:lb/loadBalancer:LoadBalancer").inputs["internal"] is (cfg.ui.access == "private")
+    # dev: no load balancer (ui.access ssm); prod: an allow-list. Neither opens anything to 0.0.0.0/0.
+    balancers = stack.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert [b.inputs["internal"] for b in balancers] == ([] if cfg.ui.access == "ssm" else [cfg.ui.access == "private"])
     for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         assert r.inputs.get("cidrIpv4") != "0.0.0.0/0", r.urn
 
@@ -407,8 +404,10 @@ def _(name, cfg, stack):
     listeners = {r.inputs["port"]: r.inputs for r in stack.of_type("aws:lb/listener:Listener")}
     if cfg.ui.access.internet_facing:
         assert listeners[443]["protocol"] == "HTTPS" and listeners[80]["defaultActions"][0]["type"] == "redirect"
+    elif cfg.ui.access == "private":
+        assert set(listeners) == {80}  # internal: reached inside the VPC (VPN, SSM port forwarding)
     else:
-        assert set(listeners) == {80}  # internal: reached through SSM port forwarding
+        assert not listeners  # ssm: no load balancer; the SSM session is encrypted end to end
 
 
 @rule("FSBP-EC2.19_EC2.18-no-open-ingress-but-the-ui-listeners")  # checkov reads `protocol`, not `ip_protocol`

@@ -52,7 +52,7 @@ def test_the_image_is_pushed_by_digest_never_to_a_tag(prod):
 def test_listeners_make_way_for_a_replaced_load_balancer():
     # A target group serves one load balancer: when ui.access changes the scheme, the old listener must be
     # deleted before the new one forwards to the same target group.
-    stack = run_stack(DEV, config={"operations": {"flower": True}}, stack="dev")
+    stack = run_stack(DEV, config={"operations": {"flower": True, "ecsExec": True}, "ui": {"access": "private"}}, stack="dev")
     routes = stack.of_type("aws:lb/listener:Listener") + stack.of_type("aws:lb/listenerRule:ListenerRule")
     assert len(routes) == 2
     assert all(r.options.delete_before_replace for r in routes)
@@ -106,7 +106,7 @@ def test_only_a_signing_in_load_balancer_may_call_out_on_443():
     cognito = {"userPoolArn": "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc",
                "userPoolClientId": "client", "userPoolDomain": "dagster-login"}  # fmt: skip
     ui = {"access": "cognito", "certificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc", "cognito": cognito}
-    for config, expected in (({"ui": ui}, 1), ({}, 0)):
+    for config, expected in (({"ui": ui}, 1), ({"ui": {"access": "private"}}, 0)):
         stack = run_stack(DEV, config=config, stack="dev")
         lb_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-lb").name
         out = [r for r in stack.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")

@@ -48,14 +48,16 @@ def tls_only_policy(bucket_arn: str) -> dict:
     return {"Version": "2012-10-17", "Statement": [_deny_plain_http(bucket_arn)]}
 
 
-def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account: str) -> dict:
-    """TLS only; the load balancer's and the data bucket's log deliveries may write their own prefixes."""
+def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account: str, load_balancer: bool = True) -> dict:
+    """TLS only; the load balancer's (when the stack has one) and the data bucket's log deliveries may write
+    their own prefixes."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             _deny_plain_http(log_bucket_arn),
-            {"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": {"Service": ELB_LOG_DELIVERY},
-             "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{account}/*"},
+            *([{"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": {"Service": ELB_LOG_DELIVERY},
+                "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{account}/*"}]
+              if load_balancer else []),
             {"Sid": "BucketAccessLogs", "Effect": "Allow", "Principal": {"Service": S3_LOG_DELIVERY},
              "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{S3_LOG_PREFIX}*",
              "Condition": {"ArnLike": {"aws:SourceArn": source_bucket_arn}, "StringEquals": {"aws:SourceAccount": account}}},
@@ -125,6 +127,7 @@ class LogBucketArgs:
     deletion_protection: bool
     retention_days: int
     source: Bucket  # the data bucket, whose server access logs it keeps
+    load_balancer: bool = True  # whether the UI's load balancer delivers its access logs here
 
 
 class LogBucket(pulumi.ComponentResource):
@@ -159,7 +162,7 @@ class LogBucket(pulumi.ComponentResource):
         self.policy = aws.s3.BucketPolicy(
             f"{name}-logs-policy", bucket=self.bucket.id,
             policy=pulumi.Output.all(self.bucket.arn, args.source.arn, account).apply(
-                lambda a: json.dumps(log_bucket_policy(*a))
+                lambda a: json.dumps(log_bucket_policy(*a, load_balancer=args.load_balancer))
             ),
             opts=child,
         )  # fmt: skip

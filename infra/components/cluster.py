@@ -17,6 +17,8 @@ import pulumi_aws as aws
 from infra import iam, naming, scaling
 from infra.config import Access
 
+FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")  # the capacity providers services may name
+
 EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 
 
@@ -38,6 +40,12 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.cluster = aws.ecs.Cluster(
             naming.fit(aws.ecs.Cluster, f"{name}-cluster"), settings=[{"name": "containerInsights", "value": "enabled"}], opts=child
+        )
+        # Fargate and Fargate Spot for the services whose capacity says so (queues[].capacity, daemon.capacity,
+        # webserver.capacity); the Fargate providers exist in every account and need only this association
+        # (ECS guide, "AWS Fargate capacity providers").
+        self.capacity_providers = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity", cluster_name=self.cluster.name, capacity_providers=list(FARGATE_PROVIDERS), opts=child
         )
         self.log_group = aws.cloudwatch.LogGroup(
             naming.fit(aws.cloudwatch.LogGroup, f"{name}-logs"), retention_in_days=args.log_retention_days,
@@ -88,7 +96,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         # What a task needs granted before it starts: services depend on these.
-        self.grants = [managed, execution, worker, control]
+        self.grants = [managed, execution, worker, control, self.capacity_providers]
         for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
             self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

@@ -137,7 +137,6 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )  # fmt: skip
 
-        self.lb_sg = group("lb", "Dagster UI load balancer")
         self.tasks_sg = group("tasks", "Dagster ECS tasks: webserver, daemon, runs, workers")
         self.broker_sg = group("broker", "Amazon MQ broker: AMQPS from the tasks only")
         self.database_sg = group("database", "RDS PostgreSQL: from the tasks only")
@@ -155,6 +154,23 @@ class Network(pulumi.ComponentResource):
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
         ingress("database-from-tasks", self.database_sg, POSTGRES_PORT, "PostgreSQL from Dagster tasks",
                 referenced_security_group_id=self.tasks_sg.id)  # fmt: skip
+        # ui.access 'ssm' has no load balancer: nothing reaches the tasks (the SSM session is outbound from them).
+        self.lb_sg = group("lb", "Dagster UI load balancer") if ui.access.load_balanced else None
+        if self.lb_sg is not None:
+            self._load_balancer_rules(name, ui, vpc_cidr, served_ports, ingress, child)
+        # Tasks pull the image, read secrets and call AWS APIs over HTTPS, and reach the broker and database.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-tasks-https", security_group_id=self.tasks_sg.id, ip_protocol="tcp", from_port=443, to_port=443,
+            cidr_ipv4="0.0.0.0/0", description="HTTPS to AWS APIs, ECR and S3", opts=child,
+        )  # fmt: skip
+        for rule, port, target in (("tasks-to-broker", AMQPS_PORT, self.broker_sg),
+                                   ("tasks-to-database", POSTGRES_PORT, self.database_sg)):  # fmt: skip
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{rule}", security_group_id=self.tasks_sg.id, ip_protocol="tcp", from_port=port, to_port=port,
+                referenced_security_group_id=target.id, description=rule.replace("-", " "), opts=child,
+            )  # fmt: skip
+
+    def _load_balancer_rules(self, name, ui: Ui, vpc_cidr, served_ports, ingress, child) -> None:
         for port in served_ports:
             ingress(f"tasks-{port}-from-lb", self.tasks_sg, port, f"port {port} from the load balancer",
                     referenced_security_group_id=self.lb_sg.id)  # fmt: skip
@@ -184,15 +200,4 @@ class Network(pulumi.ComponentResource):
                 f"{name}-lb-to-idp-https", security_group_id=self.lb_sg.id, ip_protocol="tcp", from_port=443,
                 to_port=443, cidr_ipv4="0.0.0.0/0", description="Load balancer to the identity provider (sign-in)",
                 opts=child,
-            )  # fmt: skip
-        # Tasks pull the image, read secrets and call AWS APIs over HTTPS, and reach the broker and database.
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-tasks-https", security_group_id=self.tasks_sg.id, ip_protocol="tcp", from_port=443, to_port=443,
-            cidr_ipv4="0.0.0.0/0", description="HTTPS to AWS APIs, ECR and S3", opts=child,
-        )  # fmt: skip
-        for rule, port, target in (("tasks-to-broker", AMQPS_PORT, self.broker_sg),
-                                   ("tasks-to-database", POSTGRES_PORT, self.database_sg)):  # fmt: skip
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-{rule}", security_group_id=self.tasks_sg.id, ip_protocol="tcp", from_port=port, to_port=port,
-                referenced_security_group_id=target.id, description=rule.replace("-", " "), opts=child,
             )  # fmt: skip

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming, taskdef
+from infra.config import Capacity
 from infra.topology import ProcessSpec
 
 
@@ -34,11 +35,13 @@ class ServiceArgs:
     security_group_ids: list[pulumi.Input[str]]
     assign_public_ip: bool
     cpu_architecture: str = "X86_64"
+    capacity: Capacity = field(default_factory=Capacity)
     ecs_exec: bool = False
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     own_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # this process's only (Flower)
-    sidecar: ProcessSpec | None = None  # runs in the same task (the daemon's queue-metrics publisher)
+    # Processes in the same task: the daemon's queue-metrics publisher, and with ui.access 'ssm' the webserver.
+    sidecars: tuple[ProcessSpec, ...] = ()
     sidecar_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
@@ -54,7 +57,7 @@ class Service(pulumi.ComponentResource):
             environment=pulumi.Output.all(**args.environment),
             secrets=pulumi.Output.all(**args.secrets, **args.own_secrets),
             sidecar_environment=pulumi.Output.all(**args.sidecar_environment),
-        ).apply(lambda v: taskdef.container_definitions(spec, sidecar=args.sidecar, **v))  # fmt: skip
+        ).apply(lambda v: taskdef.container_definitions(spec, sidecars=args.sidecars, **v))  # fmt: skip
         self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=naming.fit(aws.ecs.TaskDefinition, args.family),
@@ -81,6 +84,15 @@ class Service(pulumi.ComponentResource):
     def _service(self, name: str, args: ServiceArgs) -> None:
         spec = args.spec
         extra = {}
+        if args.capacity.spot:
+            # ECS cannot move a service from the Fargate launch type to capacity providers in place: a queue that
+            # starts or stops using Spot gets a new service (delete_before_replace below), its steps redelivered.
+            extra["capacity_provider_strategies"] = capacity_strategy(args.capacity)
+            # A changed strategy applies only to tasks started after it; the provider requires a new deployment
+            # with it (pulumi-aws ecs.Service, capacityProviderStrategies), so the tasks roll onto the new mix.
+            extra["force_new_deployment"] = True
+        else:
+            extra["launch_type"] = "FARGATE"
         if args.target_group_arn is not None:
             extra["load_balancers"] = [
                 {"target_group_arn": args.target_group_arn, "container_name": spec.name, "container_port": spec.port}
@@ -96,7 +108,6 @@ class Service(pulumi.ComponentResource):
             cluster=args.cluster_arn,
             task_definition=self.task_definition.arn,
             desired_count=spec.min_count,
-            launch_type="FARGATE",
             network_configuration={
                 "subnets": args.subnet_ids,
                 "security_groups": args.security_group_ids,
@@ -111,6 +122,8 @@ class Service(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=args.depends_on,
+                # The service's name is fixed: a replacement must delete the old service before it creates the new.
+                delete_before_replace=True,
                 # Autoscaling owns the worker count; `pulumi up` must not reset it (docs/facts.md).
                 ignore_changes=["desiredCount"] if spec.role == "worker" else None,
             ),
@@ -125,3 +138,13 @@ class Service(pulumi.ComponentResource):
                 max_capacity=spec.max_count,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+
+
+def capacity_strategy(capacity: Capacity) -> list[dict]:
+    """The service's capacity provider strategy: the on-demand base first, then the tasks above it split by weight
+    between FARGATE and FARGATE_SPOT (ECS API reference, CapacityProviderStrategyItem; docs/facts.md)."""
+    on_demand = {"capacity_provider": "FARGATE", "weight": 100 - capacity.spot_percent}
+    if capacity.on_demand_base:
+        on_demand["base"] = capacity.on_demand_base
+    spot = {"capacity_provider": "FARGATE_SPOT", "weight": capacity.spot_percent}
+    return [spot] if on_demand == {"capacity_provider": "FARGATE", "weight": 0} else [on_demand, spot]
