@@ -169,8 +169,13 @@ def values(**changes) -> dict:
         (values(brokerEngineVersion="4.2"), values(brokerEngineVersion="3.13"), "broker.engineVersion"),
         (values(databaseEngineVersion="17"), values(databaseEngineVersion="16"), "database.engineVersion"),
         (values(internetFacingUi=False, deletionProtection=True), values(internetFacingUi=True), "ui.access"),
+        (values(internetFacingUi=False, deletionProtection=True), values(internetFacingUi=False, loadBalancedUi=False), "ui.access"),
+        # A stack deployed before the key existed had a load balancer.
+        ({k: v for k, v in values(deletionProtection=True).items() if k != "loadBalancedUi"},
+         values(internetFacingUi=False, loadBalancedUi=False), "ui.access"),  # one problem: the load balancer goes
     ],
-    ids=["broker-to-micro", "rabbitmq-downgrade", "postgres-downgrade", "protected-lb-scheme"],
+    ids=["broker-to-micro", "rabbitmq-downgrade", "postgres-downgrade", "protected-lb-scheme", "protected-lb-to-ssm",
+         "protected-lb-to-ssm-from-an-older-deployment"],
 )
 def test_changes_aws_refuses_from_what_is_deployed_are_named(old, new, key):
     (found,) = transitions.problems(old, new)
@@ -185,9 +190,12 @@ def test_changes_aws_refuses_from_what_is_deployed_are_named(old, new, key):
         (values(brokerEngineVersion="3.13"), values(brokerEngineVersion="4.2", brokerInstanceType="mq.m7g.large")),
         (values(databaseEngineVersion="16"), values(databaseEngineVersion="17")),
         (values(internetFacingUi=False, deletionProtection=False), values(internetFacingUi=True)),
+        (values(internetFacingUi=False, deletionProtection=False), values(internetFacingUi=False, loadBalancedUi=False)),
+        (values(internetFacingUi=False, loadBalancedUi=False, deletionProtection=True), values(internetFacingUi=False)),
         (values(), values()),
     ],
-    ids=["first", "micro-to-m5", "rabbitmq-upgrade", "postgres-upgrade", "unprotected-lb-scheme", "unchanged"],
+    ids=["first", "micro-to-m5", "rabbitmq-upgrade", "postgres-upgrade", "unprotected-lb-scheme", "unprotected-to-ssm",
+         "protected-ssm-to-private", "unchanged"],
 )
 def test_changes_aws_accepts_pass(old, new):
     assert transitions.problems(old, new) == []
