@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.local.processes import Supervisor
 from tests.conftest import port_open, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -221,16 +222,26 @@ def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
 
 @dataclass
 class Worker:
-    """A Celery worker started like the runner starts its own (infra.local.processes.Supervisor.start): the
-    topology's command, the runner's worker environment and working directory, its own process group."""
+    """A Celery worker started as the runner starts its own (by a ``infra.local.processes.Supervisor`` of its
+    own): the topology's command, the runner's worker environment and working directory, its own process
+    group."""
 
     name: str
     popen: subprocess.Popen
     log: Path
+    supervisor: Supervisor
 
     @property
     def pid(self) -> int:  # the MAIN process (prefork pool children are its children)
         return self.popen.pid
+
+    def stop_like_ecs(self, grace: float) -> threading.Thread:
+        """Stop it as the runner stops its processes and ECS a task (``Supervisor.stop``): SIGTERM to the main
+        process, up to ``grace`` seconds to exit, then SIGKILL to its process group. Runs in a thread,
+        returned: the caller watches the worker meanwhile."""
+        stopping = threading.Thread(target=self.supervisor.stop, kwargs={"grace": grace}, daemon=True)
+        stopping.start()
+        return stopping
 
     def stop(self, timeout: float = 30) -> None:
         if self.popen.poll() is None:
@@ -298,11 +309,10 @@ class Runner:
         cwd = os.readlink(f"/proc/{template}/cwd")
         argv = [*topology.worker_command(queue_name, concurrency), *extra_args]
         argv[argv.index("-n") + 1] = f"{queue_name}@{suffix}.%h"
-        log = self.state / "logs" / f"extra-{queue_name}-{suffix}.log"
-        with open(log, "wb") as fh:
-            popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        w = Worker(f"{queue_name}@{suffix}", popen, log)
+        supervisor = Supervisor(Path(cwd), env, self.state / "logs")
+        proc = supervisor.start(f"extra-{queue_name}-{suffix}", argv)
+        log = proc.log  # logs/extra-<queue>-<suffix>.log
+        w = Worker(f"{queue_name}@{suffix}", proc.popen, log, supervisor)
         self.workers.append(w)
         wait_for(f"worker {w.name} to be ready", lambda: w.popen.poll() is not None or b" ready." in log.read_bytes(),
                  120, interval=0.3)  # fmt: skip

@@ -11,8 +11,8 @@ Services a fault stops are PRIVATE instances started here (a RabbitMQ node, a Po
 machine's shared ones. Every wait is a poll with a deadline. docs/reliability.md lists the outcomes.
 
 Two runners serve the module (a start costs ~40 s on 2 cores):
-- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 5, 7, 9,
-  10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
+- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 13, 14,
+  5, 7, 9, 10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
 - ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 8
   (no watchdog there: a queue is without a worker while the test restarts it), 6.
 Fault 12 stops a runner of its own (vhost and database of its own).
@@ -49,6 +49,8 @@ MAX_DELIVERIES = 3  # broker.maxDeliveries' default: the test stack files do not
 CRASH_DEADLINE = 90  # seconds for a run whose step kills its worker on every delivery to fail
 RUN_WORKER_EXIT = 30  # seconds for a run worker to exit once its run has ended
 ENDED = ("SUCCESS", "FAILURE", "CANCELED")
+QUEUE_COLUMNS = ("messages", "messages_ready", "messages_unacknowledged", "consumers")  # rabbitmqctl list_queues
+SPOT_GRACE = 8.0  # fault 13's stop grace (on ECS the container's stopTimeout: at most 120 s on Fargate)
 # Each fault job's steps that take the marker dir (and the test's other config); tests.jobs.faults.
 STEPS = {"hold_job": ("hold_faults",), "pair_job": ("hold_faults", "hold_faults_b"), "orphan_job": ("hold_orphan",),
          "short_job": ("hold_dagster",), "crash_job": ("crash_faults",)}  # fmt: skip
@@ -146,12 +148,21 @@ class Stack:
 
         return wait_for(f"run {run_id}'s run worker to start", pid, 120, interval=0.3)
 
-    def queue_messages(self, queue_name: str) -> int:
-        """Messages in a queue of this stack's vhost on the machine's RabbitMQ, waiting or unacknowledged."""
-        out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "--no-table-headers", "name", "messages"],
+    def queue_state(self, queue_name: str) -> dict[str, int]:
+        """A queue of this stack's vhost on the machine's RabbitMQ: its messages (waiting or unacknowledged),
+        those waiting (ready), those delivered and not yet acknowledged, and its consumers; all 0 for a queue
+        that does not exist (yet)."""
+        out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "--no-table-headers", "name", *QUEUE_COLUMNS],
                              check=True, capture_output=True, text=True, timeout=60).stdout  # fmt: skip
-        counts = dict(line.split("\t") for line in out.splitlines() if line.count("\t") == 1)
-        return int(counts.get(queue_name, "0"))
+        for line in out.splitlines():
+            name, *values = line.split("\t")
+            if name == queue_name and len(values) == len(QUEUE_COLUMNS):
+                return dict(zip(QUEUE_COLUMNS, map(int, values)))
+        return dict.fromkeys(QUEUE_COLUMNS, 0)
+
+    def queue_messages(self, queue_name: str) -> int:
+        """Messages in a queue of this stack's vhost, waiting or unacknowledged."""
+        return self.queue_state(queue_name)["messages"]
 
     def query(self, sql: str, args: tuple):
         """One query on the run storage; None while the database is unreachable (a fault may stop it)."""
@@ -318,6 +329,120 @@ def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
         keys = stack.output_objects(run_id, "hold_faults")
         assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
         print(f"fault 2: worker exited rc=0 {exited_in:.1f} s after SIGTERM, its step done; run SUCCESS")
+
+
+# ---------------------------------------------------------------------------------------------- faults 13, 14
+def _with_consumers(stack, queue: str, consumers: int, within: float) -> dict[str, int]:
+    """The queue's state once it has ``consumers`` consumers (a stopping worker cancels its own at once)."""
+    return wait_for(f"queue {queue} to have {consumers} consumer(s)",
+                    lambda: (q := stack.queue_state(queue))["consumers"] == consumers and q, within)  # fmt: skip
+
+
+def test_spot_interruption_past_the_grace_kills_the_step_and_another_worker_runs_it_again(stack):
+    """A Fargate Spot interruption stops a worker's task as ECS stops any task: SIGTERM, then SIGKILL when the
+    container's stopTimeout ends. The worker is stopped here by the runner's own stop (``Supervisor.stop``,
+    the same rule) with a grace of SPOT_GRACE s, while it runs a step that outlasts it. It stops consuming at
+    once (warm shutdown) and keeps the running step's message unacknowledged: nothing is redelivered during
+    the grace. The SIGKILL at its end kills the step mid-way; RabbitMQ requeues the message and the queue's
+    other worker runs the step again from the start; the run succeeds; the step ran twice, the first attempt
+    never finished."""
+    with held_run(stack, "faults", ("s1", "s2")) as (workers, run_id, markers, first):
+        victim = _worker_of(workers, first["node"])
+        other = next(w for w in workers if w is not victim)
+        pool = _children(victim.pid)
+        assert first["pid"] in pool
+        _with_consumers(stack, "faults", 2, 30)  # both workers consume
+        t0, wall0 = time.monotonic(), time.time()
+        stopping = victim.stop_like_ecs(SPOT_GRACE)
+        wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), SPOT_GRACE)
+        warm = time.monotonic() - t0
+        during = _with_consumers(stack, "faults", 1, SPOT_GRACE)
+        cancelled = time.monotonic() - t0
+        # Within the grace: the worker still runs the step, whose message it holds, unacknowledged.
+        assert victim.popen.poll() is None and len(attempts(markers)) == 1, victim.log.read_text(errors="replace")
+        assert (during["messages_ready"], during["messages_unacknowledged"]) == (0, 1), during
+        wait_for("the worker to be killed", lambda: victim.popen.poll() is not None, SPOT_GRACE + 10)
+        killed = time.monotonic() - t0
+        assert victim.popen.returncode == -signal.SIGKILL, victim.log.read_text(errors="replace")[-3000:]
+        assert killed >= SPOT_GRACE  # not before the grace ended
+        wait_for("the killed worker's pool child to exit", lambda: not any(alive(p) for p in pool), 10)
+        second = wait_for("the step to be redelivered", lambda: attempts(markers)[1:], 60)[0]
+        redelivered = second["time"] - wall0
+        assert second["node"].startswith(other.name + "."), (first, second)
+        assert redelivered >= SPOT_GRACE  # the message stayed with the stopping worker for the whole grace
+        release(markers)
+        assert stack.wait_end(run_id) == "SUCCESS", stack.messages(run_id)
+        took = time.monotonic() - t0
+        stopping.join(timeout=30)
+        assert not stopping.is_alive()
+        assert len(attempts(markers)) == 2
+        # Only the second attempt finished: the first one was killed while it waited for its release.
+        assert [json.loads(p.read_text())["pid"] for p in released(markers)] == [second["pid"]]
+        hold = [(k, m) for k, step, m in stack.messages(run_id) if step == "hold_faults"]
+        kinds = [k for k, _ in hold]
+        assert sum("Executing steps hold_faults in celery worker" in m for _, m in hold) == 2, hold
+        assert (kinds.count("STEP_START"), kinds.count("STEP_SUCCESS"), kinds.count("STEP_FAILURE")) == (2, 1, 0), hold
+        keys = stack.output_objects(run_id, "hold_faults")
+        assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
+        assert stack.queue_messages("faults") == 0  # the second delivery was acknowledged
+        print(f"fault 13: SIGTERM -> warm shutdown logged {warm:.1f} s, consumer cancelled {cancelled:.1f} s "
+              f"(step running, its message unacked) -> SIGKILL at the end of the {SPOT_GRACE:.0f} s grace, worker "
+              f"dead {killed:.1f} s -> redelivered to the other worker {redelivered:.1f} s -> run SUCCESS "
+              f"{took:.1f} s after SIGTERM; the step ran twice")
+
+
+def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_ends_within_the_grace(stack):
+    """Between SIGTERM and SIGKILL: a worker with a free slot (concurrency 2) runs a step, a second worker
+    serves the same queue, and the first is stopped like ECS stops it (the runner's stop, grace STOP_GRACE s).
+    It cancels its consumer at once, so a step sent meanwhile goes to the other worker, not to the free slot
+    (where it would be held, unacknowledged, until the stopping worker's connection closes); the running step
+    ends within the grace and is acknowledged: once the worker has exited (rc 0, before any SIGKILL) the
+    broker holds only the other worker's step, and nothing waits."""
+    from infra.local.processes import STOP_GRACE
+
+    workers = [stack.runner.start_worker("faults", "s3", concurrency=2)]
+    run_id, markers = stack.submit("hold_job")
+    late_markers = None
+    try:
+        first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
+        victim = workers[0]
+        assert first["node"].startswith(victim.name + ".") and first["pid"] in _children(victim.pid)
+        workers.append(other := stack.runner.start_worker("faults", "s4"))
+        _with_consumers(stack, "faults", 2, 30)
+        t0 = time.monotonic()
+        stopping = victim.stop_like_ecs(STOP_GRACE)
+        wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), STOP_GRACE)
+        _with_consumers(stack, "faults", 1, STOP_GRACE)
+        cancelled = time.monotonic() - t0
+        late_run, late_markers = stack.submit("hold_job")
+        late = wait_for("the late step to start", lambda: attempts(late_markers), STOP_GRACE)[0]
+        started = time.monotonic() - t0
+        assert late["node"].startswith(other.name + "."), late  # not the stopping worker's free slot
+        during = stack.queue_state("faults")
+        assert victim.popen.poll() is None, victim.log.read_text(errors="replace")[-3000:]  # still in its grace
+        assert (during["messages_ready"], during["messages_unacknowledged"]) == (0, 2), during  # a step each
+        release(markers)
+        wait_for("the worker to exit", lambda: victim.popen.poll() is not None, STOP_GRACE)
+        exited = time.monotonic() - t0
+        assert victim.popen.returncode == 0, victim.log.read_text(errors="replace")[-3000:]
+        after = stack.queue_state("faults")
+        # The stopped worker's step was acknowledged, not requeued: only the other worker's step is held.
+        assert (after["messages_ready"], after["messages_unacknowledged"]) == (0, 1), after
+        stopping.join(timeout=30)
+        assert not stopping.is_alive()
+        assert stack.wait_end(run_id) == "SUCCESS" and len(attempts(markers)) == 1
+        release(late_markers)
+        assert stack.wait_end(late_run) == "SUCCESS" and len(attempts(late_markers)) == 1
+        assert stack.queue_messages("faults") == 0
+        print(f"fault 14: SIGTERM -> consumer cancelled {cancelled:.1f} s; a step sent then started on the other "
+              f"worker {started:.1f} s, not in the free slot -> the running step released, worker exited rc=0 "
+              f"{exited:.1f} s after SIGTERM (grace {STOP_GRACE:.0f} s), its message acknowledged; both runs SUCCESS")
+    finally:
+        release(markers)
+        if late_markers is not None:
+            release(late_markers)
+        for w in workers:
+            w.stop()
 
 
 # ---------------------------------------------------------------------------------------------- fault 5

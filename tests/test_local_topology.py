@@ -12,7 +12,7 @@ from infra.local import runtime_files
 from infra.local.processes import local_argv
 from infra.testing import run_stack
 from infra.topology import process_specs
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +91,31 @@ def test_stop_gives_runs_in_flight_the_grace_too(tmp_path):
     t0 = time.monotonic()
     sup.stop(grace=0.5, busy=lambda: True)  # a run that never ends: only the grace
     assert time.monotonic() - t0 < 10 and proc.popen.returncode == -15
+
+
+def test_stop_kills_a_main_process_past_the_grace_with_its_group_as_ecs_does(tmp_path):
+    """A main process still running when the grace ends is SIGKILLed with its process group, as ECS kills a
+    container past its stopTimeout: nothing in the group gets a second SIGTERM first (a Celery worker's pool
+    child would turn it into an interrupt of its step, which would then fail and be acknowledged instead of
+    requeued; tests/test_faults.py, fault 13)."""
+    import signal
+    import sys
+
+    from infra.local.processes import Supervisor, _alive
+
+    script = (
+        "import os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: None)\n"  # the main: a warm shutdown that outlasts the grace
+        "if os.fork() == 0:\n"  # a pool child, in the main's process group
+        "    signal.signal(signal.SIGTERM, lambda *a: open(sys.argv[1] + '.term', 'w').close())\n"
+        "    open(sys.argv[1], 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    ready = tmp_path / "child"
+    sup = Supervisor(tmp_path, {}, tmp_path)
+    proc = sup.start("main", [sys.executable, "-c", script, str(ready)])
+    child = int(wait_for("the child to start", lambda: ready.exists() and ready.read_text(), 30))
+    sup.stop(grace=0.5)
+    assert proc.popen.returncode == -signal.SIGKILL
+    wait_for("the child to be gone", lambda: not _alive(child), 10)
+    assert not (tmp_path / "child.term").exists()  # killed, never interrupted

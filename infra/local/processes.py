@@ -160,8 +160,11 @@ class Supervisor:
         finishes the steps its pool children run (warm shutdown) -- and up to ``grace`` seconds for them to
         exit and for ``busy()`` to turn false (the runs in flight: on ECS a run is a task of its own, which
         stopping the services does not stop; here its run worker is a child of a code server and would be
-        interrupted next); then SIGTERM to what they leave behind (code servers, run workers), and SIGKILL
-        to the rest."""
+        interrupted next). A main process still running then is SIGKILLed with its process group, as ECS
+        kills a container past its stopTimeout: a worker's step that outlasts the grace dies mid-way and its
+        late-acked message is requeued (a SIGTERM would reach the step first, and Dagster's step execution
+        turns it into an interrupt: the step would fail and its message be acknowledged). Then SIGTERM to what
+        the mains leave behind (code servers, run workers), and SIGKILL to the rest."""
         for p in procs:
             p.known.update(descendants(p.pid))
         mains = {p.pid for p in procs if p.popen.poll() is None}
@@ -169,6 +172,12 @@ class Supervisor:
             _signal_pid(pid, signal.SIGTERM)
         self._wait(procs, lambda: {p.pid for p in procs if p.popen.poll() is None} or busy(), grace)
         groups = {p.pid for p in procs}  # each child leads its own group (start_new_session)
+        for p in procs:
+            if p.popen.poll() is None:  # past the grace: killed like a container past its stopTimeout
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             left = self._left(procs, groups)
             if not left:
