@@ -202,8 +202,10 @@ def step_lost(instance: DagsterInstance, dagster_run: DagsterRun, step_key: str,
         f"and each time its worker was lost before the step ended; it is not started again (broker.maxDeliveries "
         f"= {max_deliveries()}). Likely cause: the step kills its worker -- out of memory (on ECS the stopped "
         f'task\'s reason is OutOfMemoryError: raise queues[].memory of queue "{queue}") or a crash in native '
-        f"code -- or it runs longer than the broker's consumer_timeout (broker.consumerTimeoutMinutes). The "
-        f"worker's log shows how it ended."
+        f"code -- or it runs longer than the broker's consumer_timeout (broker.consumerTimeoutMinutes), or its "
+        f"worker was on Fargate Spot and interrupted each time (the stopped task's reason says so: raise "
+        f'queues[].capacity.onDemandBase of queue "{queue}" or broker.maxDeliveries). The worker\'s log shows how '
+        f"it ended."
     )
     handle = StepHandle.parse_from_key(step_key)
     event = DagsterEvent(
