@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if shutil.which("rabbitmqctl") is None:
         p.error("rabbitmqctl not found: this benchmark makes a private vhost on 127.0.0.1:5672")
+    load_start = os.getloadavg()[0]
     state = Path(tempfile.mkdtemp(prefix="dca-runstart-"))
     results: dict[str, list[dict]] = {m: [] for m in MODES}
     ok = False
@@ -275,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             say(f"logs kept in {state / 'logs'}")
     say("")
-    say(f"{os.cpu_count()} CPUs; job {JOB}; the daemon's dequeue interval is the image's (dagster.yaml)")
+    say(f"{os.cpu_count()} CPUs, load average {load_start:.1f} at start and {os.getloadavg()[0]:.1f} at end; job {JOB}; "
+        f"the daemon's dequeue interval is the image's (dagster.yaml)")
     say(table(results))
     return 0
 
