@@ -235,8 +235,28 @@ class Daemon(_Sized):
     capacity: Capacity = Capacity()
 
 
+class RunsMode(StrEnum):
+    # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (README, "Runs").
+    TASK = "task"
+    # The run worker starts in the daemon's task, from its code server (Dagster's DefaultRunLauncher): no task
+    # to start, but the runs share the daemon task's memory, CPU and task role.
+    DAEMON = "daemon"
+
+
 class Runs(_Sized):
+    mode: RunsMode = RunsMode.TASK
     max_concurrent_runs: Int = Field(5, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _mode(self) -> Runs:
+        sized = sorted({"cpu", "memory"} & self.model_fields_set)
+        if self.mode == RunsMode.DAEMON and sized:
+            raise ValueError(
+                f"runs.{sized[0]} sizes the run task of mode 'task'; with mode 'daemon' every run worker runs in the "
+                f"daemon's task and shares its size: leave runs.{sized[0]} out and size daemon.cpu and daemon.memory "
+                f"for runs.maxConcurrentRuns run workers"
+            )
+        return self
 
 
 class DeploymentMode(StrEnum):
@@ -568,6 +588,22 @@ class StackConfig(_Model):
             raise ValueError(
                 f"webserver.{to_camel(unused[0])} is not used with ui.access 'ssm': the webserver runs in the daemon's task, "
                 f"sized by daemon.cpu and daemon.memory and placed by daemon.capacity (leave the webserver block out)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _runs_in_daemon(self) -> StackConfig:
+        if self.runs.mode != RunsMode.DAEMON:
+            return self
+        floor = limits.daemon_memory_floor(self)
+        if self.daemon.memory < floor:
+            web = "" if self.ui.access.load_balanced else f" + the webserver and its code server {limits.WEBSERVER_PROCESSES_MIB}"
+            raise ValueError(
+                f"daemon.memory {self.daemon.memory} is too small for runs.mode 'daemon' with runs.maxConcurrentRuns "
+                f"{self.runs.max_concurrent_runs}: the run workers share the daemon's task, which needs at least {floor} MiB "
+                f"(the daemon and its code server {limits.DAEMON_PROCESSES_MIB}{web} + {limits.RUN_WORKER_MIB} per run "
+                f"worker, measured with the example code; yours may need more): raise daemon.memory (and daemon.cpu "
+                f"to a valid pair) or lower runs.maxConcurrentRuns"
             )
         return self
 

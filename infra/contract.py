@@ -32,6 +32,9 @@ RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
 # botocore reads the default region from AWS_DEFAULT_REGION (not AWS_REGION): EcsRunLauncher, the S3 clients
 # and the queue-metrics publisher call the stack's region.
 REGION = "AWS_DEFAULT_REGION"
+# Every task: the runs mode (stack config runs.mode), which picks the run launcher (dagster_celery_aws.run_launcher):
+# "task" (EcsRunLauncher, one Fargate task per run) or "daemon" (DefaultRunLauncher, in the daemon's task).
+RUNS_MODE = "DCA_RUNS_MODE"
 # Workers only: how long a worker's task stays protected from scale-in after a step starts
 # (dagster_celery_aws.protection): the longest expected step, i.e. the broker's consumer timeout. Not in every
 # task, so that changing it rolls the workers and nothing else.
@@ -55,7 +58,13 @@ BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: backend_url
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
 
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
-PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION)
+# RUN_TASK_DEFINITION only in runs mode "task" (mode "daemon" has no run task definition).
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE)
+
+
+def plain_vars(runs_mode: str) -> tuple[str, ...]:
+    """The plain variables every task gets in this runs mode."""
+    return PLAIN_VARS if runs_mode == "task" else tuple(v for v in PLAIN_VARS if v != RUN_TASK_DEFINITION)
 
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
 METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names

@@ -121,7 +121,7 @@ def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms
 def control_policy(
     bucket_arn: str,
     cluster_arn: str,
-    run_family_arn: str,
+    run_family_arn: str | None,
     pass_role_arns: list[str],
     log_group_arn: str,
     metrics_namespace: str,
@@ -129,34 +129,42 @@ def control_policy(
     kms_key_arn: str | None = None,
 ) -> dict:
     """Webserver and daemon: the bucket (and the stack's key that encrypts it), what EcsRunLauncher calls to
-    start, watch and stop run tasks, and the queue metrics."""
-    task_arns = cluster_task_arns(cluster_arn)
+    start, watch and stop run tasks (runs mode "task"; ``run_family_arn`` None: mode "daemon", no run tasks, and
+    the run workers in the daemon's task use this role), and the queue metrics."""
     return {
         "Version": VERSION,
         "Statement": [
             *_bucket_statements(bucket_arn),
             *_key_statement(kms_key_arn, write=True),
-            {"Sid": "RunTasks", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": f"{run_family_arn}:*",
-             "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}},
-            {"Sid": "WatchAndStopRuns", "Effect": "Allow",
-             "Action": ["ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"], "Resource": task_arns},
-            # The launcher reads a failed run task's last log lines into the run's events (dagster-aws
-            # ecs/utils.py get_task_logs: logs:GetLogEvents), from the stack's log group only.
-            {"Sid": "ReadRunLogs", "Effect": "Allow", "Action": "logs:GetLogEvents", "Resource": f"{log_group_arn}:*"},
-            # DescribeTaskDefinition and DescribeNetworkInterfaces support no resource-level permissions
-            # (Service Authorization Reference: ECS, EC2); the launcher reads the run task definition and
-            # copies its own task's network settings to each run.
-            {"Sid": "DescribeUnscopable", "Effect": "Allow",
-             "Action": ["ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"], "Resource": "*"},
+            *(_launch_statements(cluster_arn, run_family_arn, pass_role_arns, log_group_arn) if run_family_arn else ()),
             # PutMetricData has no resource-level permissions; the condition pins the namespace
             # (queue-metrics publisher, a sidecar of the daemon).
             {"Sid": "PublishQueueMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace}}},
-            {"Sid": "PassRunRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": pass_role_arns,
-             "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
             *_exec_statements(ecs_exec),
         ],
     }  # fmt: skip
+
+
+def _launch_statements(cluster_arn: str, run_family_arn: str, pass_role_arns: list[str], log_group_arn: str) -> list[dict]:
+    """What EcsRunLauncher calls to start, watch and stop run tasks."""
+    task_arns = cluster_task_arns(cluster_arn)
+    return [
+        {"Sid": "RunTasks", "Effect": "Allow", "Action": "ecs:RunTask", "Resource": f"{run_family_arn}:*",
+         "Condition": {"ArnEquals": {"ecs:cluster": cluster_arn}}},
+        {"Sid": "WatchAndStopRuns", "Effect": "Allow",
+         "Action": ["ecs:DescribeTasks", "ecs:StopTask", "ecs:TagResource"], "Resource": task_arns},
+        # The launcher reads a failed run task's last log lines into the run's events (dagster-aws
+        # ecs/utils.py get_task_logs: logs:GetLogEvents), from the stack's log group only.
+        {"Sid": "ReadRunLogs", "Effect": "Allow", "Action": "logs:GetLogEvents", "Resource": f"{log_group_arn}:*"},
+        # DescribeTaskDefinition and DescribeNetworkInterfaces support no resource-level permissions
+        # (Service Authorization Reference: ECS, EC2); the launcher reads the run task definition and
+        # copies its own task's network settings to each run.
+        {"Sid": "DescribeUnscopable", "Effect": "Allow",
+         "Action": ["ecs:DescribeTaskDefinition", "ec2:DescribeNetworkInterfaces"], "Resource": "*"},
+        {"Sid": "PassRunRoles", "Effect": "Allow", "Action": "iam:PassRole", "Resource": pass_role_arns,
+         "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+    ]  # fmt: skip
 
 
 def user_policy(statements: tuple[dict, ...]) -> dict:

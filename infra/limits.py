@@ -71,3 +71,17 @@ def connection_problem(cfg: StackConfig) -> str | None:
         f"but database.instanceClass {cfg.database.instance_class!r} allows {limit}: lower queues[].maxWorkers, "
         f"concurrency or runs.maxConcurrentRuns, or choose a larger database.instanceClass"
     )
+
+
+# Memory floor of the daemon's task with runs.mode 'daemon' (MiB, resident; benchmarks/run_start.py and
+# benchmarks/README.md, "Run start"): the example code location on this image's Python, so a floor, not a
+# fit -- a code location's own imports add to every process that loads it.
+DAEMON_PROCESSES_MIB = 285  # dagster-daemon (133) and its code server (150)
+WEBSERVER_PROCESSES_MIB = 310  # dagster-webserver (160) and its code server (150): ui.access 'ssm' puts them there
+RUN_WORKER_MIB = 135  # one run worker of example_job at its peak (VmHWM)
+
+
+def daemon_memory_floor(cfg: StackConfig) -> int:
+    """MiB the daemon's task needs at least with runs.mode 'daemon': its processes and every run worker."""
+    webserver = 0 if cfg.ui.access.load_balanced else WEBSERVER_PROCESSES_MIB
+    return DAEMON_PROCESSES_MIB + webserver + cfg.runs.max_concurrent_runs * RUN_WORKER_MIB

@@ -108,13 +108,15 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
             f"{s.min_count}-{s.max_count} workers ({placed(q.capacity, s.max_count)}{ip_note})"
             + (f"; Spot saves {saving:,.2f} at max" if q.capacity.spot else ""),
             tasks_month(s.cpu, s.memory, s.min_count, q.capacity), at_max))  # fmt: skip
-    web, daemon, run = specs["webserver"], specs["daemon"], specs["run"]
+    web, daemon = specs["webserver"], specs["daemon"]
     if cfg.ui.access.load_balanced:
         cost = tasks_month(web.cpu, web.memory, web.min_count, cfg.webserver.capacity)
         lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {web.min_count} task(s) "
                           f"({placed(cfg.webserver.capacity, web.min_count)}{ip_note})", cost, cost))
     cost = tasks_month(daemon.cpu, daemon.memory, 1, cfg.daemon.capacity)
     with_web = "" if cfg.ui.access.load_balanced else " with the webserver in it (ui.access 'ssm')"
+    if "run" not in specs:
+        with_web += f"{' and' if with_web else ''} sized for up to {cfg.runs.max_concurrent_runs} run worker(s) (runs.mode daemon)"
     lines.append(Line("daemon", f"{_size(daemon.cpu, daemon.memory)} x 1 task{with_web} "
                       f"({placed(cfg.daemon.capacity, 1)}{ip_note})", cost, cost))
     lines.append(Line("queue-metrics", "publisher: a sidecar in the daemon task, no task of its own", 0.0, 0.0))
@@ -122,9 +124,14 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
         f = specs["flower"]
         lines.append(Line("flower", f"Celery Flower: {_size(f.cpu, f.memory)} x 1 task{ip_note}",
                           task_month(f.cpu, f.memory), task_month(f.cpu, f.memory)))
-    lines.append(Line("run tasks", f"{_size(run.cpu, run.memory)}, {run.min_count}-{run.max_count} concurrent runs "
-                      f"(one task per run, Fargate {arch} on-demand){ip_note}", 0.0,
-                      run.max_count * task_month(run.cpu, run.memory)))
+    if "run" in specs:
+        run = specs["run"]
+        lines.append(Line("run tasks", f"{_size(run.cpu, run.memory)}, {run.min_count}-{run.max_count} concurrent runs "
+                          f"(one task per run, Fargate {arch} on-demand){ip_note}", 0.0,
+                          run.max_count * task_month(run.cpu, run.memory)))
+    else:
+        lines.append(Line("run tasks", f"none: runs.mode daemon, up to {cfg.runs.max_concurrent_runs} run worker(s) "
+                          "in the daemon task (no per-run task cost)", 0.0, 0.0))
 
     b = cfg.broker
     nodes = 3 if b.deployment_mode == DeploymentMode.CLUSTER_MULTI_AZ else 1

@@ -22,7 +22,7 @@ from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import POSTGRES_PORT, Network, NetworkArgs
 from infra.components.service import Service, ServiceArgs
-from infra.config import Capacity, StackConfig
+from infra.config import Capacity, RunsMode, StackConfig
 from infra.topology import process_specs
 
 
@@ -36,7 +36,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # Before any resource: a code location that is not where the config says is a config error.
     locations = code_locations.resolve(cfg, PROJECT_DIR)
     prefix = f"dagster-{pulumi.get_stack()}"
-    run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run")
+    # Runs mode "task": one Fargate task per run, from this task definition family. Mode "daemon": none.
+    task_runs = cfg.runs.mode == RunsMode.TASK
+    run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run") if task_runs else None
     protect = cfg.protection.deletion_protection
 
     # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load
@@ -107,9 +109,11 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.PG_DB: DB_NAME,
         contract.S3_BUCKET: bucket.name,
         contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
+        # Every task: the run launcher of the runs mode (dagster_celery_aws.run_launcher).
+        contract.RUNS_MODE: cfg.runs.mode.value,
         # The family here (the run task definition cannot hold its own ARN); the daemon, which launches the
         # runs, gets the exact revision below.
-        contract.RUN_TASK_DEFINITION: run_family,
+        **({contract.RUN_TASK_DEFINITION: run_family} if task_runs else {}),
         contract.REGION: region,
         **cfg.access.environment,  # what user code needs in every task
     }
@@ -147,13 +151,16 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # the daemon launches exactly the revision deployed with it. Until the new daemon is up -- after the
     # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
     # circuit breaker still launches the revision it was deployed with.
-    run = service(specs.pop("run"), cluster.worker_role, Capacity())
-    run_subnets = pulumi.Output.all(*network.task_subnet_ids).apply(",".join)
+    # Runs mode "daemon": no run task definition; the run workers start in the daemon's task, under its role.
+    run = service(specs.pop("run"), cluster.worker_role, Capacity()) if task_runs else None
+    launch_env = {
+        contract.RUN_TASK_DEFINITION: run.task_definition.arn,
+        contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),
+    } if run else {}  # fmt: skip
     web_spec = specs.pop("webserver")
     daemon = service(
         specs.pop("daemon"), cluster.control_role, cfg.daemon.capacity,
-        env={contract.RUN_TASK_DEFINITION: run.task_definition.arn, contract.RUN_SUBNETS: run_subnets,
-             contract.CODE_LOCATIONS: code_locations.names(locations)},
+        env={**launch_env, contract.CODE_LOCATIONS: code_locations.names(locations)},
         sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
@@ -192,7 +199,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn, kms_key_arn=key)
     )
 
-    return {
+    outputs = {
         "ui_url": lb.url if lb else SSM_UI_URL,
         "alarm_topic": watch.topic.arn,
         "dashboard": watch.dashboard.dashboard_name,
@@ -201,8 +208,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         "database_endpoint": database.instance.endpoint,
         "cluster_name": cluster.cluster.name,
         "log_group": cluster.log_group.name,
-        "run_task_definition": run.task_definition.arn,
         "webserver_service": webserver.service.name,
         "daemon_service": daemon.service.name,
         "worker_services": worker_names,
     }
+    if run:  # runs mode "task" only: mode "daemon" has no run task definition
+        outputs["run_task_definition"] = run.task_definition.arn
+    return outputs

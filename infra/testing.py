@@ -225,6 +225,8 @@ def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | Non
     raw = stack_file_config(stack_file) if stack_file else {}
     raw |= {f"{PROJECT}:{k}": v for k, v in (config or {}).items()}
     mocks = RecordingMocks()
+    # A fresh root stack: the last run's would keep its exports (an output this config no longer has).
+    pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=mocks.monitor())
     # Pulumi hands structured values to the program as JSON text.
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})

@@ -83,11 +83,14 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             name="daemon", role="daemon", command=("dagster-daemon", "run", "-w", WORKSPACE),
             cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
         ),
-        ProcessSpec(
+    ]
+    if runs.mode == "task":
+        # One Fargate task per run (EcsRunLauncher). In mode "daemon" the run workers are processes of the daemon's
+        # task (DefaultRunLauncher: its code server starts them) and there is no run task to define.
+        specs.append(ProcessSpec(
             name="run", role="run", command=(), cpu=runs.cpu, memory=runs.memory,
             min_count=0, max_count=runs.max_concurrent_runs,
-        ),
-    ]
+        ))  # fmt: skip
     # Publishes each queue's depth and consumers to CloudWatch for autoscaling (a sidecar of the daemon
     # task on ECS: no task of its own to pay for; it shares the daemon's size).
     specs.append(

@@ -82,6 +82,11 @@ INVALID = [
     pytest.param({"queues": [{"name": "dagster", "scaling": {"idleMinutes": 2000}}]}, ["queues[0].scaling.idleMinutes", "2000"], id="idle-over-a-day"),
     pytest.param({"queues": [{"name": "dagster", "scaling": {"cooldown": 5}}]}, ["queues[0].scaling.cooldown", "unknown key"], id="unknown-scaling-key"),
     pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),
+    pytest.param(config(runs={"mode": "lambda"}), ["runs.mode", "'lambda'", "'task'", "'daemon'"], id="unknown-runs-mode"),
+    pytest.param(config(runs={"mode": "daemon", "memory": 2048}), ["runs", "runs.memory", "daemon's task", "daemon.memory"], id="runs-size-in-daemon-mode"),
+    pytest.param(config(runs={"mode": "daemon", "cpu": 512}), ["runs.cpu", "leave runs.cpu out", "daemon.cpu"], id="runs-cpu-in-daemon-mode"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1635 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1135 MiB", "webserver"], id="daemon-with-webserver-too-small"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
         ["database connections", "workers 600", "allows 99", "database.instanceClass"],
@@ -152,3 +157,10 @@ def test_bad_stack_files_are_refused(tmp_path, text, words):
 def test_missing_stack_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_stack_file(tmp_path / "nope.yaml")
+
+
+def test_runs_mode_daemon_fits_when_the_daemon_is_sized_for_its_runs():
+    cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 5}))  # 285 + 5 x 135 = 960 <= 1024
+    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg) == 960
+    assert "run" not in {s.name for s in process_specs(cfg)}  # no run task to define
+    assert "run" in {s.name for s in process_specs(parse(config()))}  # the default, task: one per run

@@ -189,7 +189,9 @@ def test_embedded_default_runs_the_job_end_to_end(tmp_path):
     for name in ("webserver", "daemon", "worker-dagster", "worker-heavy"):
         assert (state / "logs" / f"{name}.log").stat().st_size > 0, name
     instance_cfg = yaml.safe_load((state / "dagster_home" / "dagster.yaml").read_text())
-    assert instance_cfg["run_launcher"]["class"] == "DefaultRunLauncher"
+    # The image's launcher, unchanged: the runner's DCA_RUNS_MODE=daemon makes it Dagster's DefaultRunLauncher
+    # (runs.mode: daemon), whose run worker is a child of the daemon's code server.
+    assert instance_cfg["run_launcher"] == yaml.safe_load((REPO_ROOT / "worker_image" / "dagster.yaml").read_text())["run_launcher"]
     assert "sqlite" in instance_cfg["storage"]
 
 

@@ -275,3 +275,15 @@ def test_flower_is_billed_only_when_enabled():
 
     assert "flower" not in names(parse({"queues": [{"name": "dagster"}]}))
     assert "flower" in names(parse({"queues": [{"name": "dagster"}], "operations": {"flower": True}}))
+
+
+def test_runs_mode_daemon_has_no_per_run_task_cost_and_the_daemon_is_sized_for_its_runs():
+    task = parse({"queues": [{"name": "dagster"}], "runs": {"maxConcurrentRuns": 5}})
+    daemon = parse({"queues": [{"name": "dagster"}], "runs": {"mode": "daemon", "maxConcurrentRuns": 5},
+                    "daemon": {"cpu": 1024, "memory": 2048}})  # fmt: skip
+    t, d = by_component(plan(task, PRICES)), by_component(plan(daemon, PRICES))
+    assert t["run tasks"].max_monthly > 0 and "one task per run" in t["run tasks"].detail
+    assert (d["run tasks"].min_monthly, d["run tasks"].max_monthly) == (0.0, 0.0)
+    assert "no per-run task cost" in d["run tasks"].detail and "runs.mode daemon" in d["run tasks"].detail
+    assert "sized for up to 5 run worker(s)" in d["daemon"].detail and "1 vCPU / 2 GB" in d["daemon"].detail
+    assert d["daemon"].min_monthly == d["daemon"].max_monthly > t["daemon"].min_monthly  # paid all month

@@ -321,3 +321,43 @@ def test_workers_get_the_fargate_maximum_to_finish_a_step(example):
     cfg, stack = example
     for q in cfg.queues:
         assert main_container(stack.one(TASKDEF, f"worker-{q.name}-task"))["stopTimeout"] == 120
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["environment"]}
+
+
+@pytest.mark.parametrize("mode", ["task", "daemon"])
+def test_runs_mode_picks_each_tasks_launcher_and_what_exists_for_runs(mode):
+    # runs.mode: every task gets DCA_RUNS_MODE (the image's launcher reads it); mode "task" has the run task
+    # definition and the daemon may start it; mode "daemon" has neither, and the run workers share the daemon's
+    # task and its control role.
+    runs = {"mode": mode} if mode == "daemon" else {"mode": mode, "cpu": 1024, "memory": 2048}
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "runs": runs, "daemon": {"cpu": 1024, "memory": 4096}})
+    taskdefs = stack.of_type(TASKDEF)
+    for taskdef in taskdefs:
+        for c in containers(taskdef):
+            env = _env(c)
+            assert env[contract.RUNS_MODE] == mode, (taskdef.urn, c["name"])
+            assert (contract.RUN_TASK_DEFINITION in env) == (mode == "task"), (taskdef.urn, c["name"])
+            assert set(contract.plain_vars(mode)) <= set(env), (taskdef.urn, c["name"])
+    daemon_env = _env(main_container(stack.one(TASKDEF, "-daemon-task")))
+    control = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", "-control").inputs["policy"])
+    sids = {s.get("Sid") for s in control["Statement"]}
+    launch = {"RunTasks", "WatchAndStopRuns", "ReadRunLogs", "DescribeUnscopable", "PassRunRoles"}
+    daemon_service = stack.one(SERVICE, "-daemon-service")
+    assert daemon_service.inputs["taskDefinition"] == stack.one(TASKDEF, "-daemon-task").state["arn"]
+    if mode == "task":
+        run = stack.one(TASKDEF, "-run-task")
+        assert (run.inputs["cpu"], run.inputs["memory"]) == ("1024", "2048")
+        assert daemon_env[contract.RUN_TASK_DEFINITION] == run.state["arn"] and contract.RUN_SUBNETS in daemon_env
+        assert stack.outputs["run_task_definition"] == run.state["arn"]
+        assert launch <= sids
+    else:
+        assert not [t for t in taskdefs if t.name.endswith("-run-task")], "mode daemon defines no run task"
+        assert contract.RUN_SUBNETS not in daemon_env
+        assert "run_task_definition" not in stack.outputs
+        # The daemon's role may start no task and pass no role: its run workers run under it.
+        assert not launch & sids, sids & launch
+        assert not any("ecs:RunTask" in json.dumps(s) or "iam:PassRole" in json.dumps(s) for s in control["Statement"])
+        assert (stack.one(TASKDEF, "-daemon-task").inputs["cpu"], stack.one(TASKDEF, "-daemon-task").inputs["memory"]) == ("1024", "4096")

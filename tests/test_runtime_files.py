@@ -166,7 +166,7 @@ def test_compute_log_manager_builds_from_env(contract_env):
 
 def test_ecs_run_launcher_uses_the_given_task_definition(contract_env):
     section = _load(DAGSTER_YAML)["run_launcher"]
-    assert section["class"] == "EcsRunLauncher"
+    assert section["class"] == "RunLauncher"  # runs mode "task" (DCA_RUNS_MODE unset) returns EcsRunLauncher
     value = _processed(section)
     assert value["container_name"] == contract.RUN_CONTAINER
     assert value["secrets_tag"] is None  # secrets come from the task definition, no tag look-up
@@ -177,6 +177,9 @@ def test_ecs_run_launcher_uses_the_given_task_definition(contract_env):
             containerDefinitions=[{"name": contract.RUN_CONTAINER, "image": "img:1", "memory": 512}],
         )["taskDefinition"]["taskDefinitionArn"]
         launcher = _class(section).from_config_value(None, value)
+    from dagster_celery_aws.run_launcher import EcsRunLauncher
+
+    assert type(launcher) is EcsRunLauncher
     assert launcher.task_definition == arn
     assert launcher.container_name == contract.RUN_CONTAINER
     assert launcher.secrets_tags == []
@@ -192,6 +195,51 @@ def test_ecs_run_launcher_rejects_a_task_definition_without_the_run_container(co
         )
         with pytest.raises(Exception, match="container is not defined"):
             _class(section).from_config_value(None, _processed(section))
+
+
+def test_runs_mode_daemon_launches_from_the_code_server_and_reads_no_ecs_setting(contract_env, monkeypatch):
+    from dagster._core.launcher import DefaultRunLauncher
+
+    section = _load(DAGSTER_YAML)["run_launcher"]
+    monkeypatch.setenv(contract.RUNS_MODE, "daemon")
+    monkeypatch.delenv(contract.RUN_TASK_DEFINITION)  # mode daemon: no task has it
+    with mock_aws():  # no ECS call: nothing registered, and none is made
+        launcher = _class(section).from_config_value(None, _processed(section))
+    assert type(launcher) is DefaultRunLauncher
+
+
+@pytest.mark.parametrize("mode", ["task", "daemon"])
+def test_the_instance_loads_the_launcher_of_each_mode_as_dagster_does(contract_env, monkeypatch, mode):
+    # As `dagster instance migrate` and every process load it: rehydrated as a RunLauncher (Dagster checks the class).
+    from dagster._core.launcher import DefaultRunLauncher, RunLauncher
+    from dagster._serdes import ConfigurableClassData
+    from dagster_celery_aws.run_launcher import EcsRunLauncher
+
+    section = _load(DAGSTER_YAML)["run_launcher"]
+    monkeypatch.setenv(contract.RUNS_MODE, mode)
+    data = ConfigurableClassData(section["module"], section["class"], yaml.safe_dump(section["config"]))
+    with mock_aws():
+        boto3.client("ecs").register_task_definition(
+            family=RUN_TASK_FAMILY, containerDefinitions=[{"name": contract.RUN_CONTAINER, "image": "img:1", "memory": 512}]
+        )
+        launcher = data.rehydrate(as_type=RunLauncher)
+    assert type(launcher) is {"task": EcsRunLauncher, "daemon": DefaultRunLauncher}[mode]
+
+
+def test_an_unknown_runs_mode_is_named(contract_env, monkeypatch):
+    section = _load(DAGSTER_YAML)["run_launcher"]
+    monkeypatch.setenv(contract.RUNS_MODE, "lambda")
+    with pytest.raises(ValueError, match="DCA_RUNS_MODE='lambda' is not a runs mode; valid: task, daemon"):
+        _class(section).from_config_value(None, _processed(section))
+
+
+def test_the_runtime_knows_the_stacks_runs_modes():
+    from dagster_celery_aws import run_launcher
+
+    from infra.config import RunsMode
+
+    assert run_launcher.RUNS_MODE == contract.RUNS_MODE
+    assert run_launcher.MODES == tuple(m.value for m in RunsMode)
 
 
 # --- celery_config.yaml ---------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 Creates: an ECS cluster with Container Insights, one log group (retention from config, encrypted with the
 stack's key), an execution role (pull the image, read and decrypt the stack's secrets, write logs), and two
-task roles: ``control`` for the webserver and daemon (bucket + launching run tasks) and ``worker`` for workers
-and run tasks (bucket only); both may use the stack's key for the bucket's objects.
+task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
+launching, and the run workers in the daemon's task run under it) and ``worker`` for workers and run tasks
+(bucket only); both may use the stack's key for the bucket's objects.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class ClusterArgs:
     log_retention_days: int
     secret_arns: list[pulumi.Input[str]]
     bucket_arn: pulumi.Input[str]
-    run_family: str
+    run_family: str | None  # None: runs mode "daemon", no run task to launch
     ecs_exec: bool = False
     access: Access = Access()  # what user code needs in every task (stack config `access`)
     user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
@@ -88,7 +89,8 @@ class Cluster(pulumi.ComponentResource):
             ).apply(
                 lambda a: json.dumps(
                     iam.control_policy(
-                        a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}", [a[4], a[5]],
+                        a[0], a[1], f"arn:aws:ecs:{a[2]}:{a[3]}:task-definition/{args.run_family}" if args.run_family else None,
+                        [a[4], a[5]],
                         a[6], scaling.NAMESPACE, args.ecs_exec, a[7],
                     )
                 )

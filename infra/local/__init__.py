@@ -4,9 +4,10 @@ It reads a stack file with :mod:`infra.config`, takes every command from :func:`
 and runs the webserver, the daemon and one Celery worker per queue, with the image's runtime files
 (``worker_image/``, and the runtime package's ``celery_config.yaml``) changed only where there is no AWS here:
 
-- the instance config is ``worker_image/dagster.yaml`` with ``run_launcher`` replaced by Dagster's default
-  (runs are subprocesses of the code server instead of ECS tasks), and, when no database URL is given,
-  ``storage`` replaced by sqlite under the state dir;
+- every process gets runs mode ``daemon`` (``DCA_RUNS_MODE``), so the image's run launcher starts runs as
+  subprocesses of the daemon's code server instead of ECS tasks (as ``runs.mode: daemon`` does on AWS); the
+  instance config is ``worker_image/dagster.yaml`` with, when no database URL is given, ``storage`` replaced
+  by sqlite under the state dir;
 - backing services are embedded unless URLs are given: a ``filesystem://`` Celery broker, sqlite storage
   and a moto S3 API server on 127.0.0.1 (``services.py``);
 - the only argv change is the webserver's bind address and port (``processes.local_argv``).

@@ -3,8 +3,9 @@
 Processes come from ``infra.topology.process_specs``: the webserver, the daemon and, per queue, ONE worker
 process with the queue's ``concurrency`` slots. Locally there is no autoscaling: a queue whose
 ``minWorkers`` is 0 still gets its worker (a step sent to a queue nobody consumes waits forever, dagster
-issue #2336), and ``maxWorkers`` > 1 would only add processes competing for the same cores. The ``run``
-spec has no process: Dagster's DefaultRunLauncher starts each run as a subprocess of the code server.
+issue #2336), and ``maxWorkers`` > 1 would only add processes competing for the same cores. Runs start as on
+AWS with ``runs.mode: daemon`` whatever the stack file's mode (there is no ECS here): the image's run launcher
+returns Dagster's DefaultRunLauncher, which starts each run as a subprocess of the daemon's code server.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.CODE_LOCATIONS] = code_locations.names(locs)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
+    env[contract.RUNS_MODE] = "daemon"  # no ECS here: every run starts from the daemon's code server
     # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
     # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
     # dagster_celery_config) is installed in this Python's environment.

@@ -6,8 +6,10 @@ Each file is the image's (``worker_image/``; ``celery_config.yaml`` from the run
 ``$DAGSTER_CELERY_CONFIG`` points the workers and the run worker instead), loaded, with named keys replaced,
 and dumped:
 
-- ``dagster.yaml``: ``run_launcher`` -> Dagster's DefaultRunLauncher (no ECS here); with embedded storage,
-  ``storage`` -> sqlite. Everything else (run coordinator, S3 compute logs, run monitoring, ...) is kept.
+- ``dagster.yaml``: with embedded storage, ``storage`` -> sqlite. Everything else (the run launcher, run
+  coordinator, S3 compute logs, run monitoring, ...) is kept: the runner gives every process runs mode
+  ``daemon`` (``DCA_RUNS_MODE``; no ECS here), so the image's launcher starts each run from the daemon's code
+  server, as on AWS with ``runs.mode: daemon``.
 - ``workspace.yaml``: generated from the stack file's code locations (infra/code_locations.py), each loaded
   from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
@@ -16,7 +18,6 @@ and dumped:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from infra import code_locations, topology
 from infra.local.options import IMAGE_DIR
 
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
-DEFAULT_RUN_LAUNCHER = {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
 CELERY_CONFIG = PACKAGED_CELERY_CONFIG.name  # written to the app dir
 
 
@@ -50,7 +50,6 @@ def _dump(doc: dict, path: Path, header: str) -> None:
 
 def instance_config(storage: dict | None) -> dict:
     doc = _load(IMAGE_DIR / "dagster.yaml")
-    doc["run_launcher"] = copy.deepcopy(DEFAULT_RUN_LAUNCHER)
     if storage is not None:
         for key in STORAGE_KEYS:
             doc.pop(key, None)

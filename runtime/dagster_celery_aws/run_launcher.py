@@ -1,19 +1,33 @@
-"""dagster-aws's EcsRunLauncher, with each run free to start in any of the stack's task subnets.
+"""The run launcher of the stack's runs mode (stack config ``runs.mode``), chosen per task by ``DCA_RUNS_MODE``.
 
-The stock launcher copies the network settings of the task that launches the run: the daemon's, which sits
-in one subnet, so every run would start in the daemon's Availability Zone. With ``DCA_RUN_SUBNETS``
-(comma-separated subnet ids, set on the daemon by the stack) a run may start in any of them: ECS places each
-task in one of the subnets it is given (RunTask, ``awsvpcConfiguration.subnets``). Everything else --
-cluster, security groups, public IP, the task definition -- is the stock launcher's.
+One image and one ``dagster.yaml`` serve every task, so the instance config names one launcher class,
+``RunLauncher`` here. It is not a launcher itself: when Dagster loads the instance's launcher it returns one of
+Dagster's own, picked by ``DCA_RUNS_MODE`` (the stack gives every task the same value):
+
+- ``task`` (also when unset): ``EcsRunLauncher`` below, one Fargate task per run, from the run task definition;
+- ``daemon``: Dagster's ``DefaultRunLauncher``: the daemon asks its code location's gRPC server, which runs in
+  the daemon's task, to start the run worker there. No task to start; the run shares the daemon task.
+
+``EcsRunLauncher`` is dagster-aws's, with each run free to start in any of the stack's task subnets. The stock
+launcher copies the network settings of the task that launches the run: the daemon's, which sits in one subnet,
+so every run would start in the daemon's Availability Zone. With ``DCA_RUN_SUBNETS`` (comma-separated subnet
+ids, set on the daemon by the stack) a run may start in any of them: ECS places each task in one of the subnets
+it is given (RunTask, ``awsvpcConfiguration.subnets``). Everything else -- cluster, security groups, public IP,
+the task definition -- is the stock launcher's.
 """
 
 from __future__ import annotations
 
 import os
 
+from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.launcher import RunLauncher as DagsterRunLauncher
+from dagster._serdes import ConfigurableClass
 from dagster_aws.ecs import EcsRunLauncher as StockEcsRunLauncher
 
 RUN_SUBNETS = "DCA_RUN_SUBNETS"  # infra/contract.py RUN_SUBNETS (the image ships without infra/)
+RUNS_MODE = "DCA_RUNS_MODE"  # infra/contract.py RUNS_MODE
+MODES = ("task", "daemon")  # infra/config.py RunsMode
 
 
 class EcsRunLauncher(StockEcsRunLauncher):
@@ -24,3 +38,36 @@ class EcsRunLauncher(StockEcsRunLauncher):
         if subnets and network:
             network["awsvpcConfiguration"]["subnets"] = subnets
         return kwargs
+
+
+def runs_mode() -> str:
+    mode = os.environ.get(RUNS_MODE) or "task"
+    if mode not in MODES:
+        raise ValueError(f"{RUNS_MODE}={mode!r} is not a runs mode; valid: {', '.join(MODES)}")
+    return mode
+
+
+class RunLauncher(DagsterRunLauncher, ConfigurableClass):
+    """Takes EcsRunLauncher's config (dagster.yaml) and returns the launcher of ``DCA_RUNS_MODE``. Never
+    instantiated itself: a RunLauncher subclass only because Dagster checks the configured class is one."""
+
+    @property
+    def inst_data(self):
+        return None
+
+    def launch_run(self, context):
+        raise NotImplementedError("RunLauncher.from_config_value returns the launcher of the runs mode")
+
+    def terminate(self, run_id):
+        raise NotImplementedError("RunLauncher.from_config_value returns the launcher of the runs mode")
+
+    @classmethod
+    def config_type(cls):
+        return EcsRunLauncher.config_type()
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        if runs_mode() == "daemon":
+            # The ECS settings are not read: in mode daemon no task has DAGSTER_RUN_TASK_DEFINITION.
+            return DefaultRunLauncher(inst_data=inst_data)
+        return EcsRunLauncher.from_config_value(inst_data, config_value)
