@@ -7,6 +7,9 @@ Dagster's own, picked by ``DCA_RUNS_MODE`` (the stack gives every task the same 
 - ``task`` (also when unset): ``EcsRunLauncher`` below, one Fargate task per run, from the run task definition;
 - ``daemon``: Dagster's ``DefaultRunLauncher``: the daemon asks its code location's gRPC server, which runs in
   the daemon's task, to start the run worker there. No task to start; the run shares the daemon task.
+  ``DaemonRunLauncher`` below adds what the stock one lacks: run monitoring asks the code server that started
+  a run whether it still runs it, so a run whose daemon task stopped (a deploy, a crash, Spot) is failed
+  instead of staying STARTED for ever.
 
 ``EcsRunLauncher`` is dagster-aws's, with each run free to start in any of the stack's task subnets. The stock
 launcher copies the network settings of the task that launches the run: the daemon's, which sits in one subnet,
@@ -18,11 +21,17 @@ the task definition -- is the stock launcher's.
 
 from __future__ import annotations
 
+import json
 import os
 
-from dagster._core.launcher import DefaultRunLauncher
+import grpc
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
 from dagster._core.launcher import RunLauncher as DagsterRunLauncher
-from dagster._serdes import ConfigurableClass
+from dagster._core.storage.tags import GRPC_INFO_TAG
+from dagster._grpc.client import DagsterGrpcClient
+from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionResult
+from dagster._serdes import ConfigurableClass, deserialize_value
 from dagster_aws.ecs import EcsRunLauncher as StockEcsRunLauncher
 
 RUN_SUBNETS = "DCA_RUN_SUBNETS"  # infra/contract.py RUN_SUBNETS (the image ships without infra/)
@@ -38,6 +47,44 @@ class EcsRunLauncher(StockEcsRunLauncher):
         if subnets and network:
             network["awsvpcConfiguration"]["subnets"] = subnets
         return kwargs
+
+
+HEALTH_TIMEOUT = 30  # seconds: a code server busy starting runs answers late, but answers
+
+
+class DaemonRunLauncher(DefaultRunLauncher):
+    """Dagster's DefaultRunLauncher, with the run worker health check run monitoring uses (dagster.yaml
+    run_monitoring): the code server recorded on the run (``dagster/grpc_info``) is asked whether it still runs it."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+        info = run.tags.get(GRPC_INFO_TAG)
+        if not info:
+            # Not started by this launcher (e.g. a run task launched before runs.mode changed): nothing to ask;
+            # its own run worker or run monitoring's max runtime ends it.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "no code server recorded on the run")
+        server = json.loads(info)
+        client = DagsterGrpcClient(
+            port=server.get("port"), socket=server.get("socket"), host=server.get("host"),
+            use_ssl=bool(server.get("use_ssl", False)),
+        )  # fmt: skip
+        try:
+            reply = client.can_cancel_execution(CanCancelExecutionRequest(run_id=run.run_id), timeout=HEALTH_TIMEOUT)
+        except DagsterUserCodeUnreachableError as error:
+            cause = error.__cause__
+            if isinstance(cause, grpc.RpcError) and cause.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return CheckRunHealthResult(WorkerStatus.RUNNING, "its code server is busy", transient=True)
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED,
+                f"the code server that started its run worker ({info}) is gone: the daemon's task that ran it "
+                f"stopped (a deploy, a crash or a Fargate Spot interruption), and the run worker with it",
+            )
+        if deserialize_value(reply, CanCancelExecutionResult).can_cancel:
+            return CheckRunHealthResult(WorkerStatus.RUNNING)
+        return CheckRunHealthResult(WorkerStatus.FAILED, f"its code server ({info}) no longer runs its run worker")
 
 
 def runs_mode() -> str:
@@ -69,5 +116,5 @@ class RunLauncher(DagsterRunLauncher, ConfigurableClass):
     def from_config_value(cls, inst_data, config_value):
         if runs_mode() == "daemon":
             # The ECS settings are not read: in mode daemon no task has DAGSTER_RUN_TASK_DEFINITION.
-            return DefaultRunLauncher(inst_data=inst_data)
+            return DaemonRunLauncher(inst_data=inst_data)
         return EcsRunLauncher.from_config_value(inst_data, config_value)
