@@ -199,21 +199,24 @@ def test_ecs_run_launcher_rejects_a_task_definition_without_the_run_container(co
 
 def test_runs_mode_daemon_launches_from_the_code_server_and_reads_no_ecs_setting(contract_env, monkeypatch):
     from dagster._core.launcher import DefaultRunLauncher
+    from dagster_celery_aws.run_launcher import DaemonRunLauncher
 
     section = _load(DAGSTER_YAML)["run_launcher"]
     monkeypatch.setenv(contract.RUNS_MODE, "daemon")
     monkeypatch.delenv(contract.RUN_TASK_DEFINITION)  # mode daemon: no task has it
     with mock_aws():  # no ECS call: nothing registered, and none is made
         launcher = _class(section).from_config_value(None, _processed(section))
-    assert type(launcher) is DefaultRunLauncher
+    # Dagster's own launcher, with the run worker health check run monitoring needs (tests/test_faults.py, fault 15)
+    assert type(launcher) is DaemonRunLauncher and isinstance(launcher, DefaultRunLauncher)
+    assert launcher.supports_check_run_worker_health
 
 
 @pytest.mark.parametrize("mode", ["task", "daemon"])
 def test_the_instance_loads_the_launcher_of_each_mode_as_dagster_does(contract_env, monkeypatch, mode):
     # As `dagster instance migrate` and every process load it: rehydrated as a RunLauncher (Dagster checks the class).
-    from dagster._core.launcher import DefaultRunLauncher, RunLauncher
+    from dagster._core.launcher import RunLauncher
     from dagster._serdes import ConfigurableClassData
-    from dagster_celery_aws.run_launcher import EcsRunLauncher
+    from dagster_celery_aws.run_launcher import DaemonRunLauncher, EcsRunLauncher
 
     section = _load(DAGSTER_YAML)["run_launcher"]
     monkeypatch.setenv(contract.RUNS_MODE, mode)
@@ -223,7 +226,7 @@ def test_the_instance_loads_the_launcher_of_each_mode_as_dagster_does(contract_e
             family=RUN_TASK_FAMILY, containerDefinitions=[{"name": contract.RUN_CONTAINER, "image": "img:1", "memory": 512}]
         )
         launcher = data.rehydrate(as_type=RunLauncher)
-    assert type(launcher) is {"task": EcsRunLauncher, "daemon": DefaultRunLauncher}[mode]
+    assert type(launcher) is {"task": EcsRunLauncher, "daemon": DaemonRunLauncher}[mode]
 
 
 def test_an_unknown_runs_mode_is_named(contract_env, monkeypatch):
