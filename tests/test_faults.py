@@ -445,6 +445,38 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
             w.stop()
 
 
+# ---------------------------------------------------------------------------------------------- fault 15
+def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run(stack):
+    """(Before fault 4: the webserver's one pooled database connection fails the first request after a
+    PostgreSQL restart -- Dagster's own pool, no pre-ping -- which would fail this test's submission.)
+    runs.mode 'daemon' (the local runner's mode): run monitoring's health check of a run asks the code server
+    recorded on it. A run it is running: RUNNING. A run it does not run, or a code server that is gone with its
+    task (its socket with it): FAILED, so the run is ended instead of staying STARTED."""
+    from types import SimpleNamespace
+
+    from dagster._core.launcher import WorkerStatus
+    from dagster._core.storage.tags import GRPC_INFO_TAG
+
+    from dagster_celery_aws.run_launcher import DaemonRunLauncher
+
+    launcher = DaemonRunLauncher()
+    with held_run(stack, "faults", ("a",)) as (_, run_id, markers, _first):
+        try:
+            rows = stack.query("SELECT value FROM run_tags WHERE run_id = %s AND key = %s", (run_id, GRPC_INFO_TAG))
+            (info,) = [value for (value,) in rows]
+            assert launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={GRPC_INFO_TAG: info})).status \
+                == WorkerStatus.RUNNING
+            stranger = launcher.check_run_worker_health(SimpleNamespace(run_id=uuid.uuid4().hex, tags={GRPC_INFO_TAG: info}))
+            assert stranger.status == WorkerStatus.FAILED and "no longer runs" in stranger.msg
+            gone_info = json.dumps({"host": "localhost", "socket": str(stack.root / "gone.sock")})
+            gone = launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={GRPC_INFO_TAG: gone_info}))
+            assert gone.status == WorkerStatus.FAILED and "is gone" in gone.msg, gone
+            # A run this launcher did not start (a run task of runs.mode 'task'): nothing to ask, not failed.
+            assert launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={})).status == WorkerStatus.RUNNING
+        finally:
+            release(markers)
+        assert stack.wait_end(run_id) == "SUCCESS"
+
 # ---------------------------------------------------------------------------------------------- fault 5
 def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
     with held_run(stack, "orphan", ("e",), job="orphan_job") as ([worker], run_id, markers, _):
@@ -705,36 +737,6 @@ def test_stack_consumer_timeout_is_rendered_from_config():
         assert broker.inputs["configuration"]["id"]  # the broker uses that configuration
 
 
-
-# ---------------------------------------------------------------------------------------------- fault 15
-def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run(stack):
-    """runs.mode 'daemon' (the local runner's mode): run monitoring's health check of a run asks the code server
-    recorded on it. A run it is running: RUNNING. A run it does not run, or a code server that is gone with its
-    task (its socket with it): FAILED, so the run is ended instead of staying STARTED."""
-    from types import SimpleNamespace
-
-    from dagster._core.launcher import WorkerStatus
-    from dagster._core.storage.tags import GRPC_INFO_TAG
-
-    from dagster_celery_aws.run_launcher import DaemonRunLauncher
-
-    launcher = DaemonRunLauncher()
-    with held_run(stack, "faults", ("a",)) as (_, run_id, markers, _first):
-        try:
-            rows = stack.query("SELECT value FROM run_tags WHERE run_id = %s AND key = %s", (run_id, GRPC_INFO_TAG))
-            (info,) = [value for (value,) in rows]
-            assert launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={GRPC_INFO_TAG: info})).status \
-                == WorkerStatus.RUNNING
-            stranger = launcher.check_run_worker_health(SimpleNamespace(run_id=uuid.uuid4().hex, tags={GRPC_INFO_TAG: info}))
-            assert stranger.status == WorkerStatus.FAILED and "no longer runs" in stranger.msg
-            gone_info = json.dumps({"host": "localhost", "socket": str(stack.root / "gone.sock")})
-            gone = launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={GRPC_INFO_TAG: gone_info}))
-            assert gone.status == WorkerStatus.FAILED and "is gone" in gone.msg, gone
-            # A run this launcher did not start (a run task of runs.mode 'task'): nothing to ask, not failed.
-            assert launcher.check_run_worker_health(SimpleNamespace(run_id=run_id, tags={})).status == WorkerStatus.RUNNING
-        finally:
-            release(markers)
-        assert stack.wait_end(run_id) == "SUCCESS"
 
 # ---------------------------------------------------------------------------------------------- fault 12
 def test_ctrl_c_on_the_runner_lets_a_step_shorter_than_the_grace_finish(tmp_path, s3):
