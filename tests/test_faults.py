@@ -447,11 +447,11 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
 
 # ---------------------------------------------------------------------------------------------- fault 15
 def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run(stack):
-    """(Before fault 4: the webserver's one pooled database connection fails the first request after a
-    PostgreSQL restart -- Dagster's own pool, no pre-ping -- which would fail this test's submission.)
-    runs.mode 'daemon' (the local runner's mode): run monitoring's health check of a run asks the code server
+    """runs.mode 'daemon' (the local runner's mode): run monitoring's health check of a run asks the code server
     recorded on it. A run it is running: RUNNING. A run it does not run, or a code server that is gone with its
-    task (its socket with it): FAILED, so the run is ended instead of staying STARTED."""
+    task (its socket with it): FAILED, so the run is ended instead of staying STARTED. (Before fault 4: the
+    webserver's one pooled database connection fails the first request after a PostgreSQL restart -- Dagster's
+    own pool, no pre-ping -- which would fail this test's submission.)"""
     from types import SimpleNamespace
 
     from dagster._core.launcher import WorkerStatus
