@@ -28,6 +28,10 @@ It also ends the run's Celery work when the run ends (docs/reliability.md):
 
 ``celery_executor`` is that executor configured from the deployment's Celery settings (``celery_config``),
 under the stock name ``celery``: what a code location uses.
+
+6. the loop's sleep between polls ends when a worker's notice says a step's result is stored
+   (dagster_celery_aws.result_notices: PostgreSQL LISTEN/NOTIFY on the result backend's database), so the
+   next step is sent at once instead of up to a poll interval later; the poll stays as it was.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +105,12 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
         task = self.task_cls(task_id)
         task.status, task.result = states.PENDING, None
         return task.to_dict()
+
+    def note_finished(self, task_ids) -> None:
+        """These tasks' results are stored (the workers' result notices): read them without asking first."""
+        with self._batch_lock:
+            self._finished |= set(task_ids)
+            self._waiting -= self._finished
 
     def _finished_among(self, task_ids: set[str]) -> set[str]:
         session = self.ResultSession()
@@ -170,11 +181,29 @@ class TunedCeleryExecutor(CeleryExecutor):
         return args
 
     def execute(self, plan_context, execution_plan):
-        """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``."""
+        """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
+        waking between polls as soon as a worker notices that a step's result is stored (6 above)."""
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
-        with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id):
-            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_step)
+        notices = ResultNotices(self.backend, plan_context.run_id)
+        notices.listen()  # before any step is sent: no notice can come before it
+        backends = []  # the loop's result backend, known from the first step sent
+
+        def submit(app, *args):
+            if not backends:
+                backends.append(app.backend)
+            return submit_step(app, *args)
+
+        def wait(seconds: float) -> None:
+            finished = notices.wait(seconds)
+            if finished and backends and hasattr(backends[0], "note_finished"):
+                backends[0].note_finished(finished)
+
+        try:
+            with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id), waiting_for_notices(wait):
+                yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+        finally:
+            notices.close()
 
 
 def _tuned_celery_executor(init_context) -> TunedCeleryExecutor:
