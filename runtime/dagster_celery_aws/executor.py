@@ -91,6 +91,12 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
         self._finished: set[str] = set()
         self._polled_at = float("-inf")
 
+    def _create_tables(self):
+        # Called by Celery's __init__ before the switch above: the engine (connection, dialect set-up) it makes
+        # to check the tables is kept for the reads, not made twice (~30 ms before the run's first step).
+        self.session_manager.forked = True
+        super()._create_tables()
+
     def _get_task_meta_for(self, task_id):
         with self._batch_lock:
             if task_id not in self._finished:
