@@ -463,7 +463,9 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     ours_args, stock_args = ours.app_args(), stock.app_args()
     assert ours_args.pop("backend") == "dagster_celery_aws.executor:BatchPolledDatabaseBackend+postgresql+psycopg2://u@db/d"
     assert stock_args.pop("backend") == config["backend"]
-    assert vars(ours_args.pop("config_source")) == vars(stock_args.pop("config_source")) and ours_args == stock_args
+    # and its result tables checked at the first read, not as the first step is sent
+    assert vars(ours_args.pop("config_source")) == {**vars(stock_args.pop("config_source")), "database_create_tables_at_setup": False}
+    assert ours_args == stock_args
     assert executor.tuned_celery_executor.config_schema is stock_def.config_schema
 
     ran = []
@@ -473,11 +475,10 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id)
     list(ours.execute(context, "plan"))
     assert [r[:2] for r in ran] == [(context, "plan")]  # the stock loop
-    sent = []
-    monkeypatch.setattr(executor, "submit_step", lambda *args: sent.append(args) or "handle")
-    app = SimpleNamespace(backend="the loop's backend")
-    assert ran[0][2](app, context, "step", "q", 0, None) == "handle"  # sending with submit_step
-    assert sent == [(app, context, "step", "q", 0, None)]
+    sent, handle = [], SimpleNamespace(id="task", backend="the loop's backend")
+    monkeypatch.setattr(executor, "submit_step", lambda *args: sent.append(args) or handle)
+    assert ran[0][2]("app", context, "step", "q", 0, None) is handle  # sending with submit_step
+    assert sent == [("app", context, "step", "q", 0, None)]
     pooled = fast_task._postgres_engines(instance)
     assert all(isinstance(e.pool, QueuePool) for e in pooled)
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
@@ -796,3 +797,53 @@ def double(value: str) -> str:
 @job
 def dynamic_job():
     fan_out().map(double)
+
+
+def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(monkeypatch):
+    """The loop's wait between polls: the full interval while a step is in flight (a notice ends it), a short
+    one the first time nothing is in flight (the loop's last wait before it sees the run complete), and the
+    full interval again if nothing is in flight twice in a row (steps held back: the loop keeps polling)."""
+    from types import SimpleNamespace
+
+    import dagster_celery.core_execution_loop as loop
+
+    from dagster_celery_aws import executor
+
+    waits, finished = [], set()
+
+    class Notices:
+        def __init__(self, backend_url, run_id):
+            pass
+
+        def listen(self):
+            return True
+
+        def wait(self, seconds):
+            waits.append(seconds)
+            return set()
+
+        def close(self):
+            pass
+
+    backend = SimpleNamespace(note_finished=finished.update, finished_ids=lambda: set(finished))
+    monkeypatch.setattr(executor, "ResultNotices", Notices)
+    monkeypatch.setattr(executor, "pool_connections", lambda instance: False)
+    monkeypatch.setattr(executor, "submit_step", lambda app, *a: SimpleNamespace(id=f"t{len(waits)}", backend=backend))
+
+    def fake_loop(context, plan, step_execution_fn):
+        step_execution_fn("app", context, "step", "q", 0, None)
+        loop.time.sleep(1.0)  # a step in flight
+        finished.add("t0")
+        loop.time.sleep(1.0)  # nothing in flight: short
+        loop.time.sleep(1.0)  # still nothing: the interval
+        step_execution_fn("app", context, "step", "q", 0, None)
+        loop.time.sleep(1.0)  # in flight again
+        yield from ()
+
+    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
+    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
+    ours.backend = "db+postgresql://u@db/d"
+    context = SimpleNamespace(instance=None, run_id="r")
+    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
+    list(ours.execute(context, "plan"))
+    assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]

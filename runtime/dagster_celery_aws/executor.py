@@ -48,6 +48,7 @@ from dagster import ExecutorDefinition, multiple_process_executor_requirements
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._utils import send_interrupt
 from dagster_celery import celery_executor as stock_celery_executor
+from dagster_celery.config import dict_wrapper
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CeleryExecutor, _submit_task
 
@@ -58,7 +59,8 @@ from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices
 log = logging.getLogger(__name__)
 
 EXECUTOR_POLL_SECONDS = 0.1
-RUN_WATCH_SECONDS = 1.0  # how often the run worker reads its run's status (one indexed query)
+RUN_WATCH_SECONDS = 1.0
+IDLE_WAIT_SECONDS = 0.005  # the loop's wait when none of its steps is in flight (see TunedCeleryExecutor.execute)  # how often the run worker reads its run's status (one indexed query)
 
 
 def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
@@ -91,11 +93,10 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
         self._finished: set[str] = set()
         self._polled_at = float("-inf")
 
-    def _create_tables(self):
-        # Called by Celery's __init__ before the switch above: the engine (connection, dialect set-up) it makes
-        # to check the tables is kept for the reads, not made twice (~30 ms before the run's first step).
-        self.session_manager.forked = True
-        super()._create_tables()
+    def finished_ids(self) -> set[str]:
+        """The tasks known finished: from the workers' notices and from the batch queries."""
+        with self._batch_lock:
+            return set(self._finished)
 
     def _get_task_meta_for(self, task_id):
         with self._batch_lock:
@@ -184,6 +185,11 @@ class TunedCeleryExecutor(CeleryExecutor):
         backend = args["backend"]
         if backend and backend.startswith("db+"):
             args["backend"] = f"{__name__}:{BatchPolledDatabaseBackend.__name__}+{backend[len('db+'):]}"
+            # Celery checks (creates) its result tables when the backend is made, i.e. as the run's first step
+            # is sent: ~0.1 s (a connection and the table look-ups) before that step leaves. Made lazily, the
+            # check happens at the first result read, while the first steps run. (The workers make the tables
+            # at their start; this app only reads.)
+            args["config_source"] = dict_wrapper({**vars(args["config_source"]), "database_create_tables_at_setup": False})
         return args
 
     def execute(self, plan_context, execution_plan):
@@ -194,16 +200,32 @@ class TunedCeleryExecutor(CeleryExecutor):
         notices = ResultNotices(self.backend, plan_context.run_id)
         notices.listen()  # before any step is sent: no notice can come before it
         backends = []  # the loop's result backend, known from the first step sent
+        sent: set[str] = set()
+        idle = [0]  # consecutive waits with no step in flight
 
         def submit(app, *args):
+            result = submit_step(app, *args)
             if not backends:
-                backends.append(app.backend)
-            return submit_step(app, *args)
+                backends.append(result.backend)
+            sent.add(result.id)
+            return result
 
         def wait(seconds: float) -> None:
+            backend = backends[0] if backends else None
+            batched = hasattr(backend, "note_finished")
+            # The loop sleeps once more after it has read its last step's result, before it sees that the run
+            # is complete: with no step in flight no notice can come, so that wait is short. Once only in a
+            # row: with nothing in flight and the run not complete (steps held by a concurrency limit or a
+            # retry delay), the loop polls at its interval.
+            if batched and sent and sent <= backend.finished_ids():
+                idle[0] += 1
+                if idle[0] == 1:
+                    seconds = min(seconds, IDLE_WAIT_SECONDS)
+            else:
+                idle[0] = 0
             finished = notices.wait(seconds)
-            if finished and backends and hasattr(backends[0], "note_finished"):
-                backends[0].note_finished(finished)
+            if finished and batched:
+                backend.note_finished(finished)
 
         try:
             with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id), waiting_for_notices(wait):
