@@ -59,8 +59,8 @@ from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices
 log = logging.getLogger(__name__)
 
 EXECUTOR_POLL_SECONDS = 0.1
-RUN_WATCH_SECONDS = 1.0
-IDLE_WAIT_SECONDS = 0.005  # the loop's wait when none of its steps is in flight (see TunedCeleryExecutor.execute)  # how often the run worker reads its run's status (one indexed query)
+RUN_WATCH_SECONDS = 1.0  # how often the run worker reads its run's status (one indexed query)
+IDLE_WAIT_SECONDS = 0.005  # the loop's wait when none of its steps is in flight (TunedCeleryExecutor.execute)
 
 
 def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
