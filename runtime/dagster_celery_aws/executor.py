@@ -13,13 +13,18 @@ the run worker first:
 3. has the executor's Celery app read database results with ``BatchPolledDatabaseBackend``
    (``TunedCeleryExecutor.app_args``): each poll asks about every step still running, one
    ``AsyncResult.ready()`` each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second
-   for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them.
+   for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them;
+   it checks Celery's result tables at its first read, not as the first step is sent;
+4. ends the loop's sleep between polls as soon as a worker's notice says a step's result is stored
+   (dagster_celery_aws.result_notices: PostgreSQL LISTEN/NOTIFY on the result backend's database), so the
+   next step is sent at once instead of up to a poll interval later; the poll stays as it was. With no step
+   in flight (the loop's last sleep before it sees the run complete), that sleep is ``IDLE_WAIT_SECONDS``.
 
 It also ends the run's Celery work when the run ends (docs/reliability.md):
-4. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
+5. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
    noticed by a thread that reads the run's status every ``RUN_WATCH_SECONDS`` and interrupts this process
    as Dagster's own termination does (``send_interrupt``: SIGINT, which the run worker captures);
-5. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
+6. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
    revoke reaches only the workers alive at that moment, so a step waiting in a queue without a worker was
    revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) therefore also
    records the revoke in the result backend, and has the workers interrupt a running step too (dagster
@@ -28,10 +33,6 @@ It also ends the run's Celery work when the run ends (docs/reliability.md):
 
 ``celery_executor`` is that executor configured from the deployment's Celery settings (``celery_config``),
 under the stock name ``celery``: what a code location uses.
-
-6. the loop's sleep between polls ends when a worker's notice says a step's result is stored
-   (dagster_celery_aws.result_notices: PostgreSQL LISTEN/NOTIFY on the result backend's database), so the
-   next step is sent at once instead of up to a poll interval later; the poll stays as it was.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
 
 class StepResult(AsyncResult):
     """The run worker's handle on a step's task, whose revoke (dagster-celery's loop revokes every step it
-    waits for when the run is interrupted) stops the step everywhere and ends the wait for it (4-5 above)."""
+    waits for when the run is interrupted) stops the step everywhere and ends the wait for it (5-6 above)."""
 
     def revoke(self, connection=None, terminate=False, signal=None, wait=False, timeout=None):
         # terminate: a worker running the step sends SIGTERM to its pool process, which Dagster's step
@@ -174,7 +175,7 @@ def interrupt_when_ended_elsewhere(instance, run_id: str, seconds: float = RUN_W
 
 class TunedCeleryExecutor(CeleryExecutor):
     """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker, and
-    it ends the run's Celery work when the run ends (this module's docstring, 1-5)."""
+    it ends the run's Celery work when the run ends (this module's docstring, 1-6)."""
 
     def app_args(self):
         """The stock arguments of the executor's Celery app, with a ``db+...`` result backend read by
@@ -194,7 +195,7 @@ class TunedCeleryExecutor(CeleryExecutor):
 
     def execute(self, plan_context, execution_plan):
         """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
-        waking between polls as soon as a worker notices that a step's result is stored (6 above)."""
+        waking between polls as soon as a worker notices that a step's result is stored (4 above)."""
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
         notices = ResultNotices(self.backend, plan_context.run_id)
