@@ -11,7 +11,11 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   naming the step, the queue and the likely cause; a step of a run that has ended is not run;
 - the S3 client is reused; the code location's executor is dagster-celery's, and tunes the run worker
   (pooled connections, the poll interval, one result query per poll); it is interrupted when its run is
-  ended elsewhere, and its revoke stops running steps and is recorded in the result backend.
+  ended elsewhere, and its revoke stops running steps and is recorded in the result backend;
+- a stored result is noticed by its run's run worker (PostgreSQL NOTIFY after the result is stored), which
+  wakes its loop and reads the task without the batch query, and waits only briefly with nothing in flight;
+- a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
+  once per process and run (jobs with dynamic outputs keep the stock path).
 """
 
 from __future__ import annotations
