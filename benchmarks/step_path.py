@@ -1,7 +1,7 @@
 """Benchmark of the step path on real services: what a step costs on Celery, next to in-process and multiprocess.
 
-    python benchmarks/step_path.py --quick          # ~3 min: one run of each job
-    python benchmarks/step_path.py                  # full: 3 runs of each job (medians), N=40 and N=200
+    python benchmarks/step_path.py --quick          # ~4 min: one run of each shape but fan500, no multiprocess
+    python benchmarks/step_path.py                  # full: 3 runs of each shape (medians), fan500, sleep8x2, multiprocess
     python benchmarks/step_path.py --compare before.json after.json   # before/after table from two outputs
 
 Services (as tests/test_local_e2e.py): RabbitMQ on 127.0.0.1:5672 (guest/guest) with a private vhost made by
@@ -38,7 +38,6 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT)]
@@ -84,7 +83,9 @@ class Environment:
         return value
 
     def __enter__(self):
-        from infra.local import runtime_files, services
+        from infra import code_locations, topology
+        from infra.config import load_stack_file
+        from infra.local import code, runtime_files, services
         from infra.local.processes import Supervisor
         from infra.local.runner import _environment
 
@@ -110,8 +111,12 @@ class Environment:
                 raise RuntimeError(f"moto_server exited rc={moto.returncode} before listening on {s3}")
         self.svc = services.start(broker, database, s3, "bench", self.state)
         self.cleanups.append(self.svc.close)
-        self.layout = runtime_files.write(self.state, CODE_MODULE, self.svc.storage, self.svc.celery_overrides)
-        self.env = _environment(self.svc, self.layout, SimpleNamespace(runs=SimpleNamespace(max_concurrent_runs=1)))
+        # As `python -m infra.local --code-module benchmarks.jobs` with the default stack file.
+        self.cfg = load_stack_file(REPO_ROOT / "Pulumi.dev.yaml")
+        locs = (code_locations.Location(CODE_MODULE.split(".")[0], CODE_MODULE, REPO_ROOT, None, example=True),)
+        self.layout = runtime_files.write(self.state, locs, self.svc.storage, self.svc.celery_overrides)
+        self.env = _environment(self.svc, self.layout, self.cfg, locs, code.python_path(locs, []))
+        self.worker_env = topology.worker_environment(self.cfg)
         os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
         from dagster import DagsterInstance
 
@@ -130,7 +135,8 @@ class Environment:
         return argv
 
     def start_worker(self, queue: str, concurrency: int, index: int = 0):
-        return self.sup.start(f"worker-{queue}{index or ''}", self.worker_argv(queue, concurrency, index))
+        return self.sup.start(f"worker-{queue}{index or ''}", self.worker_argv(queue, concurrency, index),
+                              extra_env=self.worker_env)  # fmt: skip
 
     def wait_ready(self, proc, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -197,12 +203,27 @@ def run_measures(instance, run_id: str) -> dict:
         "dispatch": dispatch,
         "start": start,
         "end": end,
+        "gaps": step_gaps(start, end, upstream_steps(instance, record.dagster_run)),
     }
 
 
-def chain_gaps(m: dict) -> list[float]:
-    keys = sorted(m["start"], key=lambda k: int(k.rsplit("_", 1)[1]))
-    return [m["start"][b] - m["end"][a] for a, b in zip(keys, keys[1:]) if a in m["end"]]
+def upstream_steps(instance, dagster_run) -> dict[str, set[str]]:
+    """{step key: the step keys it takes inputs from (Nothing inputs included)}, from the run's plan snapshot."""
+    snap = instance.get_execution_plan_snapshot(dagster_run.execution_plan_snapshot_id)
+    return {
+        step.key: {h.step_key for i in step.inputs for h in i.upstream_output_handles}
+        for step in snap.steps
+    }
+
+
+def step_gaps(start: dict, end: dict, upstream: dict[str, set[str]]) -> list[float]:
+    """Step-to-step gap of each step that waits for others: the last of its upstream steps' STEP_SUCCESS -> its
+    STEP_START (chain: every link but the first; fan-out: the join; diamond: left, right, bottom)."""
+    gaps = []
+    for key, ups in upstream.items():
+        if ups and key in start and all(u in end for u in ups):
+            gaps.append(start[key] - max(end[u] for u in ups))
+    return gaps
 
 
 def worker_task_times(logs: dict[Path, int]) -> list[float]:
@@ -245,7 +266,7 @@ def cold_start(env: Environment) -> dict:
         run_proc.kill()
         raise TimeoutError("the cold-start step was never submitted")
     t0 = time.time()
-    worker = env.sup.start(f"worker-cold-{uuid.uuid4().hex[:4]}", env.worker_argv(COLD_QUEUE, 1, 0))
+    worker = env.sup.start(f"worker-cold-{uuid.uuid4().hex[:4]}", env.worker_argv(COLD_QUEUE, 1, 0), extra_env=env.worker_env)
     try:
         out, err = run_proc.communicate(timeout=300)
         if "SUCCESS" not in out:
@@ -269,20 +290,24 @@ def cold_start(env: Environment) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ plan
+QUICK_SHAPES = ("fan20", "fan100", "fan20out0", "fan20out1k", "fan20out100k", "fan20out1m", "diamond", "chains4x5", "chain10")
+FULL_SHAPES = (*QUICK_SHAPES[:2], "fan500", *QUICK_SHAPES[2:], "sleep8x2")
+MULTIPROCESS_SHAPES = ("fan20", "chain10", "sleep8x2")  # full mode only: a Python process per step (2.5-9 s)
+
+
+def figure_of(shape: str) -> str:
+    return next(f for f in ("fan", "chains", "chain", "diamond", "sleep") if shape.startswith(f))
+
+
 def plan(args) -> list[tuple[str, str, str]]:
     """[(figure, shape, executor)] in the order of one repetition (executors interleaved)."""
-    fans = [40] if args.quick else [40, 200]
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else FULL_SHAPES)
     out = []
-    for n in fans:
+    for shape in shapes:
         for e in EXECUTORS:
-            if e == "multiprocess" and (n > 40 or args.quick):
-                continue  # a fresh Python process per step (2.5-7 s each here): minutes per run
-            out.append(("fan", f"fan{n}", e))
-    for e in EXECUTORS:
-        if not (args.quick and e == "multiprocess"):
-            out.append(("chain", "chain10", e))
-    for e in EXECUTORS:
-        out.append(("sleep", "sleep8x2", e))
+            if e == "multiprocess" and (args.quick or shape not in MULTIPROCESS_SHAPES):
+                continue
+            out.append((figure_of(shape), shape, e))
     return out
 
 
@@ -308,7 +333,7 @@ def main_measure(args) -> dict:
             say(f"environment ready in {time.monotonic() - t_start:.0f} s: {args.workers} worker(s) x -c {args.concurrency}")
             # Not measured: one Celery run first, so that every pool process has imported the code location
             # and made its instance, as in a worker that has been up for a while (cold start: measured below).
-            env.run(f"bench_fan{min(bench.FAN_SIZES)}_celery", {})
+            env.run(f"bench_fan{bench.FAN_SIZES[0]}_celery", {})
             say(f"  warm-up run done: {time.monotonic() - t_start:.0f} s")
             for rep in range(reps):
                 for figure, shape, executor in plan(args):
@@ -323,20 +348,17 @@ def main_measure(args) -> dict:
                         "rep": rep, "figure": figure, "shape": shape, "executor": executor, "run_id": run_id,
                         "steps": n_steps, "slots": 1 if executor == "inprocess" else slots,
                         "wall": m["wall"], "process_seconds": time.monotonic() - t,
-                        "dispatch": m["dispatch"],
+                        "dispatch": m["dispatch"], "gaps": m["gaps"],
                     }  # fmt: skip
-                    if figure == "fan":
-                        row["fan_steps"] = int(shape[3:])
-                    if figure == "chain":
-                        row["gaps"] = chain_gaps(m)
                     if figure == "sleep":
                         row["ideal"] = math.ceil(bench.SLEEP_STEPS / row["slots"]) * bench.SLEEP_SECONDS
                     if executor == "celery":
                         row["worker_task"] = worker_task_times(offsets)
                     results["runs"].append(row)
                     say(f"  rep {rep + 1}/{reps} {job:<28} wall {m['wall']:6.2f} s  ({n_steps} steps)")
-                results["cold"].append(cold_start(env))
-                say(f"  rep {rep + 1}/{reps} cold start: {results['cold'][-1]}")
+                if not args.no_cold:
+                    results["cold"].append(cold_start(env))
+                    say(f"  rep {rep + 1}/{reps} cold start: {results['cold'][-1]}")
     finally:
         shutil.rmtree(state, ignore_errors=True)
     results["meta"]["loadavg_end"] = os.getloadavg()
@@ -361,12 +383,11 @@ def summarize(results: dict) -> dict:
         out[shape] = {}
         for executor, rows in per.items():
             s = {"runs": len(rows), "wall": med([r["wall"] for r in rows]), "slots": rows[0]["slots"]}
-            if "fan_steps" in rows[0]:
-                s["slot_s_per_step"] = med([r["slots"] * r["wall"] / r["fan_steps"] for r in rows])
+            s["slot_s_per_step"] = med([r["slots"] * r["wall"] / r["steps"] for r in rows])
             if rows[0]["dispatch"]:
                 for q, name in ((0.5, "p50"), (0.95, "p95"), (1.0, "max")):
                     s[f"dispatch_{name}"] = med([pct(r["dispatch"], q) for r in rows])
-            if "gaps" in rows[0]:
+            if rows[0].get("gaps"):
                 s["gap_p50"] = med([pct(r["gaps"], 0.5) for r in rows])
             if "ideal" in rows[0]:
                 s["ideal"] = rows[0]["ideal"]
@@ -431,6 +452,7 @@ def markdown(results: dict) -> str:
             cel = per.get("celery", {})
             ratios = [fmt(cel.get(f"vs_{b}", {}).get(key), "x") for b in ("inprocess", "multiprocess")]
             lines.append(f"| {shape} | {name} | " + " | ".join(cells + ratios) + " |")
+    lines += ["", *headline(summary), "", "Goals:", *goals(summary)]
     if "cold_start" in summary:
         c = summary["cold_start"]
         lines += ["", f"Celery worker cold start (process start ->): ready {fmt(c['ready'])}, first step received "
@@ -438,30 +460,70 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compare(before: dict, after: dict) -> str:
-    rows = [
-        ("fan40", "celery", "slot_s_per_step", "fan-out 40: celery slot-seconds per step", "s"),
-        ("fan40", "inprocess", "slot_s_per_step", "fan-out 40: in-process seconds per step", "s"),
-        ("fan40", "celery", "wall", "fan-out 40: celery wall", "s"),
-        ("fan200", "celery", "slot_s_per_step", "fan-out 200: celery slot-seconds per step", "s"),
-        ("fan200", "inprocess", "slot_s_per_step", "fan-out 200: in-process seconds per step", "s"),
-        ("fan40", "celery", "worker_task_p50", "worker time per task p50 (fan-out 40)", "ms"),
-        ("chain10", "celery", "dispatch_p50", "dispatch p50 (chain, a slot free)", "ms"),
-        ("chain10", "celery", "dispatch_p95", "dispatch p95 (chain)", "ms"),
-        ("chain10", "celery", "gap_p50", "chain: step-to-step gap p50", "ms"),
-        ("chain10", "celery", "wall", "chain of 10: celery wall", "s"),
-        ("sleep8x2", "celery", "wall", "8 x 2 s on 2 slots: celery wall (ideal 8 s)", "s"),
+GOAL_RATIO, GOAL_GAP, GOAL_DISPATCH = 1.5, 0.030, 0.010  # the issue's goals (fan-outs; chain10 gap and dispatch)
+
+
+def headline(summary: dict) -> list[str]:
+    """One row per shape: the figures the goals are about, Celery next to in-process of the same invocation."""
+    lines = [
+        "| shape | celery slot-s/step | in-process s/step | ratio | gap p50 celery | gap p50 in-process | "
+        "dispatch p50 celery | wall celery | wall in-process |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines = ["| figure | before | after | after / before | after / in-process (same run) |", "|---|---|---|---|---|"]
-    for shape, ex, key, name, unit in rows:
-        b = before["summary"].get(shape, {}).get(ex, {}).get(key)
-        a = after["summary"].get(shape, {}).get(ex, {}).get(key)
-        ip = after["summary"].get(shape, {}).get("inprocess", {}).get(key) if ex == "celery" else None
-        lines.append(f"| {name} | {fmt(b, unit)} | {fmt(a, unit)} | {fmt(a / b if a and b else None, 'x')} | "
-                     f"{fmt(a / ip if a and ip else None, 'x')} |")  # fmt: skip
-    cb, ca = before["summary"].get("cold_start", {}), after["summary"].get("cold_start", {})
-    lines.append(f"| worker cold start to first STEP_START | {fmt(cb.get('step_start'))} | {fmt(ca.get('step_start'))} | "
-                 f"{fmt(ca['step_start'] / cb['step_start'] if cb.get('step_start') and ca.get('step_start') else None, 'x')} | - |")  # fmt: skip
+    for shape, per in summary.items():
+        if shape == "cold_start" or "celery" not in per:
+            continue
+        c, i = per["celery"], per.get("inprocess", {})
+        ratio = c.get("vs_inprocess", {}).get("slot_s_per_step")
+        lines.append(
+            f"| {shape} | {fmt(c.get('slot_s_per_step'))} | {fmt(i.get('slot_s_per_step'))} | {fmt(ratio, 'x')} | "
+            f"{fmt(c.get('gap_p50'), 'ms')} | {fmt(i.get('gap_p50'), 'ms')} | {fmt(c.get('dispatch_p50'), 'ms')} | "
+            f"{fmt(c.get('wall'))} | {fmt(i.get('wall'))} |"
+        )
+    return lines
+
+
+def goals(summary: dict) -> list[str]:
+    """The goals, met or not, from one invocation's medians."""
+    out = []
+    fans = {k: v for k, v in summary.items() if k.startswith("fan") and "celery" in v and "inprocess" in v}
+    ratios = {k: v["celery"]["vs_inprocess"].get("slot_s_per_step") for k, v in fans.items()}
+    if ratios:
+        worst = max(ratios, key=lambda k: ratios[k] or 0)
+        ok = all(r is not None and r <= GOAL_RATIO for r in ratios.values())
+        out.append(f"- fan-outs, celery slot-seconds per step <= {GOAL_RATIO}x in-process: "
+                   f"{'met' if ok else 'NOT met'} (worst {worst}: {fmt(ratios[worst], 'x')})")  # fmt: skip
+    chain = summary.get("chain10", {}).get("celery", {})
+    if chain.get("gap_p50") is not None:
+        out.append(f"- chain10 step-to-step gap p50 <= {GOAL_GAP * 1000:.0f} ms: "
+                   f"{'met' if chain['gap_p50'] <= GOAL_GAP else 'NOT met'} ({fmt(chain['gap_p50'], 'ms')})")  # fmt: skip
+    if chain.get("dispatch_p50") is not None:
+        out.append(f"- chain10 dispatch p50 <= {GOAL_DISPATCH * 1000:.0f} ms: "
+                   f"{'met' if chain['dispatch_p50'] <= GOAL_DISPATCH else 'NOT met'} ({fmt(chain['dispatch_p50'], 'ms')})")  # fmt: skip
+    return out
+
+
+def compare(before: dict, after: dict) -> str:
+    """Per shape in both outputs: Celery's figures before and after, each next to its own invocation's in-process."""
+    lines = [
+        "| shape | slot-s/step ratio before | after | gap p50 before | after | in-process after | "
+        "dispatch p50 before | after | celery wall before | after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    bs, as_ = before["summary"], after["summary"]
+    for shape in [k for k in as_ if k in bs and k != "cold_start"]:
+        b, a = bs[shape].get("celery", {}), as_[shape].get("celery", {})
+        ai = as_[shape].get("inprocess", {})
+        lines.append(
+            f"| {shape} | {fmt(b.get('vs_inprocess', {}).get('slot_s_per_step'), 'x')} | "
+            f"{fmt(a.get('vs_inprocess', {}).get('slot_s_per_step'), 'x')} | {fmt(b.get('gap_p50'), 'ms')} | "
+            f"{fmt(a.get('gap_p50'), 'ms')} | {fmt(ai.get('gap_p50'), 'ms')} | {fmt(b.get('dispatch_p50'), 'ms')} | "
+            f"{fmt(a.get('dispatch_p50'), 'ms')} | {fmt(b.get('wall'))} | {fmt(a.get('wall'))} |"
+        )
+    cb, ca = bs.get("cold_start", {}), as_.get("cold_start", {})
+    if cb.get("step_start") and ca.get("step_start"):
+        lines += ["", f"Worker cold start to its first STEP_START: {fmt(cb['step_start'])} before, {fmt(ca['step_start'])} after."]
+    lines += ["", "Goals, after:", *goals(as_)]
     return "\n".join(lines) + "\n"
 
 
@@ -475,7 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         run_one(argv[1], argv[2])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one run of each job, N=40 only (~3 min)")
+    p.add_argument("--quick", action="store_true", help="one run of each job, no fan-out of 500, no multiprocess (~4 min)")
+    p.add_argument("--shapes", nargs="+", default=None, help=f"only these shapes (full: {' '.join(FULL_SHAPES)})")
+    p.add_argument("--no-cold", action="store_true", help="skip the worker cold-start probe")
     p.add_argument("--reps", type=int, default=0, help="runs of each job (default 3; 1 with --quick)")
     p.add_argument("--workers", type=int, default=1, help="Celery worker processes on queue dagster (W)")
     p.add_argument("--concurrency", type=int, default=2, help="-c of each worker (C); slots = W x C")

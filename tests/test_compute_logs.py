@@ -73,3 +73,40 @@ def test_a_stream_without_a_descriptor_is_left_alone(tmp_path):
         stream.write("kept\n")
         assert threading.active_count() == threads
     assert stream.getvalue() == "kept\n" and (tmp_path / "x.out").read_text() == ""
+
+
+def test_inside_a_celery_step_the_upload_runs_while_the_task_returns_and_is_waited_for(tmp_path, monkeypatch):
+    """``deferring_uploads``: the end-of-capture upload runs in a thread (the capture's exit does not wait
+    for it) and ``wait_for_uploads`` waits for it; outside the block it runs before the capture's exit
+    returns, as dagster-aws's does. A failed deferred upload is logged, not raised."""
+    import threading
+
+    from dagster_aws.s3.compute_log_manager import S3ComputeLogManager as Stock
+
+    from dagster_celery_aws import compute_logs
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    manager = compute_logs.S3ComputeLogManager(bucket="b", local_dir=str(tmp_path))
+    release, uploaded = threading.Event(), []
+
+    def upload(self, log_key):
+        assert release.wait(60), "never released"
+        uploaded.append(tuple(log_key))
+
+    monkeypatch.setattr(Stock, "_on_capture_complete", upload)
+    with compute_logs.deferring_uploads() as pending:
+        manager._on_capture_complete(["run", "step"])  # returns with the upload still blocked
+        assert uploaded == [] and len(pending) == 1
+    release.set()
+    compute_logs.wait_for_uploads(pending)
+    assert uploaded == [("run", "step")] and pending == []
+    manager._on_capture_complete(["run", "other"])  # not deferred: done when it returns
+    assert uploaded[-1] == ("run", "other")
+
+    def failing(self, log_key):
+        raise ConnectionError("S3 is down")
+
+    monkeypatch.setattr(Stock, "_on_capture_complete", failing)
+    with compute_logs.deferring_uploads() as pending:
+        manager._on_capture_complete(["run", "third"])
+    compute_logs.wait_for_uploads(pending)  # logged by the thread, not raised

@@ -11,7 +11,11 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   naming the step, the queue and the likely cause; a step of a run that has ended is not run;
 - the S3 client is reused; the code location's executor is dagster-celery's, and tunes the run worker
   (pooled connections, the poll interval, one result query per poll); it is interrupted when its run is
-  ended elsewhere, and its revoke stops running steps and is recorded in the result backend.
+  ended elsewhere, and its revoke stops running steps and is recorded in the result backend;
+- a stored result is noticed by its run's run worker (PostgreSQL NOTIFY after the result is stored), which
+  wakes its loop and reads the task without the batch query, and waits only briefly with nothing in flight;
+- a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
+  once per process and run (jobs with dynamic outputs keep the stock path).
 """
 
 from __future__ import annotations
@@ -273,10 +277,22 @@ def test_dropped_database_connections_are_replaced(step_env, pg_url):
         admin.autocommit = True
         with admin.cursor() as cur:
             cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (pg_url,),
             )
             assert cur.rowcount >= 1  # the pool held at least one connection
+            terminated = [pid for pid, _ in cur.fetchall()]
+
+    # pg_terminate_backend only signals the backends: wait until they are gone (a backend still exiting has not
+    # yet sent the FATAL message that the checkout check looks for). A new connection per look: a session's
+    # view of pg_stat_activity can be a snapshot.
+    def gone() -> bool:
+        with psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres") as look:
+            with look.cursor() as c:
+                c.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (terminated,))
+                return c.fetchone()[0] == 0
+
+    wait_for("the terminated backends to exit", gone)
     assert "STEP_SUCCESS" in _event_types(task.apply(kwargs=message("step_4"), throw=True))
 
 
@@ -451,7 +467,9 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     ours_args, stock_args = ours.app_args(), stock.app_args()
     assert ours_args.pop("backend") == "dagster_celery_aws.executor:BatchPolledDatabaseBackend+postgresql+psycopg2://u@db/d"
     assert stock_args.pop("backend") == config["backend"]
-    assert vars(ours_args.pop("config_source")) == vars(stock_args.pop("config_source")) and ours_args == stock_args
+    # and its result tables checked at the first read, not as the first step is sent
+    assert vars(ours_args.pop("config_source")) == {**vars(stock_args.pop("config_source")), "database_create_tables_at_setup": False}
+    assert ours_args == stock_args
     assert executor.tuned_celery_executor.config_schema is stock_def.config_schema
 
     ran = []
@@ -460,12 +478,128 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     assert all(isinstance(e.pool, NullPool) for e in fast_task._postgres_engines(instance))  # dagster-postgres'
     context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id)
     list(ours.execute(context, "plan"))
-    assert ran == [(context, "plan", executor.submit_step)]  # the stock loop, sending with submit_step
+    assert [r[:2] for r in ran] == [(context, "plan")]  # the stock loop
+    sent, handle = [], SimpleNamespace(id="task", backend="the loop's backend")
+    monkeypatch.setattr(executor, "submit_step", lambda *args: sent.append(args) or handle)
+    assert ran[0][2]("app", context, "step", "q", 0, None) is handle  # sending with submit_step
+    assert sent == [("app", context, "step", "q", 0, None)]
     pooled = fast_task._postgres_engines(instance)
     assert all(isinstance(e.pool, QueuePool) for e in pooled)
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
     assert fast_task._postgres_engines(instance) == pooled and len(ran) == 2
     assert loop.TICK_SECONDS == executor.EXECUTOR_POLL_SECONDS
+
+
+# ------------------------------------------------------------------------------ result notices (LISTEN/NOTIFY)
+@pytest.fixture
+def results_db():
+    with postgres_database("dca_notice") as db:
+        yield f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"  # the form the stack writes
+
+
+def test_a_stored_result_is_noticed_by_its_runs_listener_only(results_db):
+    """A worker's notice (sent on the result backend's connection) reaches the run worker listening on that
+    run's channel, naming the task; another run's notices do not."""
+    from celery import Celery
+
+    from dagster_celery_aws.result_notices import ResultNotices, channel, notify_stored
+
+    app = Celery("n", set_as_current=False, backend=results_db)
+    mine, other = "3f0c5e1a-0000-4000-8000-000000000001", "3f0c5e1a-0000-4000-8000-000000000002"
+    assert channel(mine) != channel(other) and len(channel(mine)) <= 63
+    notices = ResultNotices(results_db, mine)
+    try:
+        assert notices.listen()
+        assert notify_stored(app.backend, other, "task-of-another-run")
+        assert notify_stored(app.backend, mine, "task-a") and notify_stored(app.backend, mine, "task-b")
+        got = set()
+        wait_for("both notices", lambda: got.update(notices.wait(0.5)) or {"task-a", "task-b"} <= got)
+        # notices arrive in commit order: the other run's, sent first, would have come before ours
+        assert got == {"task-a", "task-b"}
+    finally:
+        notices.close()
+        app.backend.ResultSession().get_bind().dispose()
+
+
+def test_notices_are_sent_only_on_a_postgresql_backend_and_never_raise(tmp_path, results_db, monkeypatch):
+    from celery import Celery
+
+    from dagster_celery_aws.result_notices import ResultNotices, notify_stored
+
+    sqlite = Celery("s", set_as_current=False, backend=f"db+sqlite:///{tmp_path / 'r.sqlite'}")
+    assert not notify_stored(sqlite.backend, "run", "task")  # no NOTIFY in SQLite: the poll finds results
+    assert not notify_stored(Celery("d", set_as_current=False).backend, "run", "task")  # no backend
+    assert not ResultNotices(f"db+sqlite:///{tmp_path / 'r.sqlite'}", "run").enabled
+    assert not ResultNotices("rpc://", "run").enabled
+    pg = Celery("p", set_as_current=False, backend=results_db)
+
+    def refused():
+        raise ConnectionRefusedError("the database restarts")
+
+    monkeypatch.setattr(pg.backend, "ResultSession", refused)
+    assert not notify_stored(pg.backend, "run", "task")  # a database that refuses: logged, not raised
+    notices = ResultNotices("db+postgresql+psycopg2://postgres@127.0.0.1:1/x", "run")
+    assert notices.enabled and not notices.listen()
+    assert notices.wait(0.01) == set()  # no connection: the loop's plain sleep
+
+
+def test_the_task_notices_its_result_after_storing_it(step_env, results_db):
+    """``execute_plan`` (as installed on the worker app) sends its notice once its result is stored: when the
+    notice arrives, the result reads as SUCCESS from the backend."""
+    from celery import Celery
+
+    from dagster_celery_aws import fast_task
+    from dagster_celery_aws.result_notices import ResultNotices
+
+    instance, message = step_env
+    app = Celery("w", set_as_current=False, backend=results_db)
+    app.conf.task_store_eager_result = True  # apply() stores the result as a worker does
+    task = fast_task.install(app)
+    run_id = instance.get_runs()[0].run_id
+    notices = ResultNotices(results_db, run_id)
+    try:
+        assert notices.listen()
+        result = task.apply(kwargs=message("step_6"), throw=True)
+        got = set()
+        wait_for("the task's notice", lambda: got.update(notices.wait(0.5)) or result.id in got)
+        assert app.backend.get_task_meta(result.id)["status"] == "SUCCESS"
+    finally:
+        notices.close()
+        app.backend.ResultSession().get_bind().dispose()
+
+
+def test_the_run_worker_loop_wakes_on_a_notice_and_reads_the_task_without_asking(monkeypatch, results_db):
+    """In ``waiting_for_notices`` the stock loop's ``time.sleep`` is the executor's wait: a notice ends it, and
+    the task it names reads as finished without the batch query; elsewhere the loop's sleep is time.sleep."""
+    from celery.backends.database import DatabaseBackend
+    from dagster._core.execution.retries import RetryMode
+    from dagster_celery.make_app import make_app
+
+    import dagster_celery.core_execution_loop as loop
+    from dagster_celery_aws import executor as tuned
+    from dagster_celery_aws import result_notices
+
+    result_notices.install_loop_clock()
+    waited = []
+    with result_notices.waiting_for_notices(waited.append):
+        loop.time.sleep(0.25)
+    assert waited == [0.25]
+    slept = []
+    monkeypatch.setattr(result_notices.time, "sleep", slept.append)
+    loop.time.sleep(0.5)  # outside the block (or in another thread): the plain sleep
+    assert slept == [0.5] and waited == [0.25]
+    monkeypatch.undo()
+
+    executor = tuned.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=results_db)
+    backend = make_app(executor.app_args()).backend
+    worker_side = DatabaseBackend(app=backend.app, url=results_db[3:])
+    batches = []
+    monkeypatch.setattr(backend, "_finished_among", lambda ids: batches.append(set(ids)) or set())
+    assert backend.get_task_meta("t1")["status"] == "PENDING" and batches == [{"t1"}]
+    worker_side.store_result("t1", ["event"], "SUCCESS")
+    backend.note_finished({"t1"})  # what the executor's wait does with a notice's task ids
+    assert backend.get_task_meta("t1")["status"] == "SUCCESS" and batches == [{"t1"}]  # no batch query
+    backend.ResultSession().get_bind().dispose()
 
 
 def test_run_worker_poll_interval(monkeypatch):
@@ -578,3 +712,142 @@ def test_run_worker_is_interrupted_when_its_run_is_ended_elsewhere(step_env, mon
         assert not check_captured_interrupt()
         instance.report_run_failed(instance.get_run_by_id(run.run_id))
         wait_for("the interrupt", check_captured_interrupt, timeout=10)
+
+
+# ------------------------------------------------------------------------------ a step's plan from the run's whole plan
+def _plan_snapshot(plan) -> str:
+    from dagster._core.snap import snapshot_from_execution_plan
+    from dagster._serdes import serialize_value
+
+    return serialize_value(snapshot_from_execution_plan(plan, "job-snapshot"))
+
+
+def _known_state(**kwargs):
+    from dagster._core.execution.plan.state import KnownExecutionState
+
+    return KnownExecutionState(**kwargs)
+
+
+def test_a_steps_plan_is_the_stock_plan_built_once_per_run(monkeypatch):
+    """``plan_for_steps`` returns what ``create_execution_plan`` returns for the step and its known state
+    (retry counts, ready outputs), and builds the whole job's plan once per run, not once per step."""
+    from dagster import DagsterRun
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.execution.plan.outputs import StepOutputHandle
+
+    from dagster_celery_aws import fast_task
+
+    monkeypatch.setenv("DAGSTER_S3_BUCKET", "b")  # the jobs' I/O manager config; nothing is stored here
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "memory://")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "db+sqlite://")
+    monkeypatch.setattr(fast_task, "_plans", type(fast_task._plans)())
+    repo = ReconstructableRepository.for_module("benchmarks.jobs", "defs", working_directory=str(REPO_ROOT))
+    recon = repo.get_reconstructable_job("bench_diamond_celery")
+    run = DagsterRun(job_name="bench_diamond_celery", run_id="9d1c2f3e-0000-4000-8000-000000000001", run_config={})
+    built = []
+    real = fast_task.create_execution_plan
+    monkeypatch.setattr(fast_task, "create_execution_plan", lambda *a, **k: built.append(k) or real(*a, **k))
+    states = {
+        "top": None,
+        "left": _known_state(ready_outputs={StepOutputHandle("top", "result")}),
+        "bottom": _known_state(
+            ready_outputs={StepOutputHandle(k, "result") for k in ("top", "left", "right")},
+            previous_retry_attempts={"bottom": 2},
+        ),
+    }
+    for key, state in states.items():
+        ours = fast_task.plan_for_steps(recon, run, [key], state)
+        stock = create_execution_plan(recon, {}, step_keys_to_execute=[key], known_state=state)
+        assert ours.step_keys_to_execute == stock.step_keys_to_execute == [key]
+        assert ours.known_state == stock.known_state and ours.artifacts_persisted == stock.artifacts_persisted
+        assert _plan_snapshot(ours) == _plan_snapshot(stock)
+    assert built == [{}]  # one whole plan for the run's three steps
+    other = DagsterRun(job_name="bench_diamond_celery", run_id="9d1c2f3e-0000-4000-8000-000000000002", run_config={})
+    fast_task.plan_for_steps(recon, other, ["top"], None)
+    assert len(built) == 2  # another run: its own plan
+
+
+def test_a_job_with_dynamic_outputs_takes_the_stock_plan(monkeypatch):
+    from dagster import DagsterRun, reconstructable
+    from dagster._core.execution.api import create_execution_plan
+
+    from dagster_celery_aws import fast_task
+
+    monkeypatch.setattr(fast_task, "_plans", type(fast_task._plans)())
+    recon = reconstructable(dynamic_job)
+    run = DagsterRun(job_name="dynamic_job", run_id="9d1c2f3e-0000-4000-8000-000000000003", run_config={})
+    assert fast_task._whole_plan(recon, run) is None
+    state = _known_state(dynamic_mappings={"fan_out": {"result": ["a", "b"]}})
+    ours = fast_task.plan_for_steps(recon, run, ["double[b]"], state)
+    stock = create_execution_plan(recon, {}, step_keys_to_execute=["double[b]"], known_state=state)
+    assert ours.step_keys_to_execute == ["double[b]"] and _plan_snapshot(ours) == _plan_snapshot(stock)
+
+
+from dagster import DynamicOut, DynamicOutput, job, op  # noqa: E402 - module scope: reconstructable()
+
+
+@op(out=DynamicOut())
+def fan_out():
+    for key in ("a", "b"):
+        yield DynamicOutput(key, mapping_key=key)
+
+
+@op
+def double(value: str) -> str:
+    return value * 2
+
+
+@job
+def dynamic_job():
+    fan_out().map(double)
+
+
+def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(monkeypatch):
+    """The loop's wait between polls: the full interval while a step is in flight (a notice ends it), a short
+    one the first time nothing is in flight (the loop's last wait before it sees the run complete), and the
+    full interval again if nothing is in flight twice in a row (steps held back: the loop keeps polling)."""
+    from types import SimpleNamespace
+
+    import dagster_celery.core_execution_loop as loop
+
+    from dagster_celery_aws import executor
+
+    waits, finished = [], set()
+
+    class Notices:
+        def __init__(self, backend_url, run_id):
+            pass
+
+        def listen(self):
+            return True
+
+        def wait(self, seconds):
+            waits.append(seconds)
+            return set()
+
+        def close(self):
+            pass
+
+    backend = SimpleNamespace(note_finished=finished.update, finished_ids=lambda: set(finished))
+    monkeypatch.setattr(executor, "ResultNotices", Notices)
+    monkeypatch.setattr(executor, "pool_connections", lambda instance: False)
+    monkeypatch.setattr(executor, "submit_step", lambda app, *a: SimpleNamespace(id=f"t{len(waits)}", backend=backend))
+
+    def fake_loop(context, plan, step_execution_fn):
+        step_execution_fn("app", context, "step", "q", 0, None)
+        loop.time.sleep(1.0)  # a step in flight
+        finished.add("t0")
+        loop.time.sleep(1.0)  # nothing in flight: short
+        loop.time.sleep(1.0)  # still nothing: the interval
+        step_execution_fn("app", context, "step", "q", 0, None)
+        loop.time.sleep(1.0)  # in flight again
+        yield from ()
+
+    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
+    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
+    ours.backend = "db+postgresql://u@db/d"
+    context = SimpleNamespace(instance=None, run_id="r")
+    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
+    list(ours.execute(context, "plan"))
+    assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]

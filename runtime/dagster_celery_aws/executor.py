@@ -13,13 +13,18 @@ the run worker first:
 3. has the executor's Celery app read database results with ``BatchPolledDatabaseBackend``
    (``TunedCeleryExecutor.app_args``): each poll asks about every step still running, one
    ``AsyncResult.ready()`` each, i.e. with results in PostgreSQL (celery_config.yaml) 400 queries a second
-   for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them.
+   for 40 steps in flight at a 0.1 s poll; the batched backend asks one query per poll for all of them;
+   it checks Celery's result tables at its first read, not as the first step is sent;
+4. ends the loop's sleep between polls as soon as a worker's notice says a step's result is stored
+   (dagster_celery_aws.result_notices: PostgreSQL LISTEN/NOTIFY on the result backend's database), so the
+   next step is sent at once instead of up to a poll interval later; the poll stays as it was. With no step
+   in flight (the loop's last sleep before it sees the run complete), that sleep is ``IDLE_WAIT_SECONDS``.
 
 It also ends the run's Celery work when the run ends (docs/reliability.md):
-4. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
+5. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
    noticed by a thread that reads the run's status every ``RUN_WATCH_SECONDS`` and interrupts this process
    as Dagster's own termination does (``send_interrupt``: SIGINT, which the run worker captures);
-5. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
+6. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
    revoke reaches only the workers alive at that moment, so a step waiting in a queue without a worker was
    revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) therefore also
    records the revoke in the result backend, and has the workers interrupt a running step too (dagster
@@ -44,16 +49,19 @@ from dagster import ExecutorDefinition, multiple_process_executor_requirements
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._utils import send_interrupt
 from dagster_celery import celery_executor as stock_celery_executor
+from dagster_celery.config import dict_wrapper
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices
 
 log = logging.getLogger(__name__)
 
 EXECUTOR_POLL_SECONDS = 0.1
 RUN_WATCH_SECONDS = 1.0  # how often the run worker reads its run's status (one indexed query)
+IDLE_WAIT_SECONDS = 0.005  # the loop's wait when none of its steps is in flight (TunedCeleryExecutor.execute)
 
 
 def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
@@ -86,6 +94,11 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
         self._finished: set[str] = set()
         self._polled_at = float("-inf")
 
+    def finished_ids(self) -> set[str]:
+        """The tasks known finished: from the workers' notices and from the batch queries."""
+        with self._batch_lock:
+            return set(self._finished)
+
     def _get_task_meta_for(self, task_id):
         with self._batch_lock:
             if task_id not in self._finished:
@@ -101,6 +114,12 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
         task.status, task.result = states.PENDING, None
         return task.to_dict()
 
+    def note_finished(self, task_ids) -> None:
+        """These tasks' results are stored (the workers' result notices): read them without asking first."""
+        with self._batch_lock:
+            self._finished |= set(task_ids)
+            self._waiting -= self._finished
+
     def _finished_among(self, task_ids: set[str]) -> set[str]:
         session = self.ResultSession()
         with session_cleanup(session):
@@ -111,7 +130,7 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
 
 class StepResult(AsyncResult):
     """The run worker's handle on a step's task, whose revoke (dagster-celery's loop revokes every step it
-    waits for when the run is interrupted) stops the step everywhere and ends the wait for it (4-5 above)."""
+    waits for when the run is interrupted) stops the step everywhere and ends the wait for it (5-6 above)."""
 
     def revoke(self, connection=None, terminate=False, signal=None, wait=False, timeout=None):
         # terminate: a worker running the step sends SIGTERM to its pool process, which Dagster's step
@@ -156,7 +175,7 @@ def interrupt_when_ended_elsewhere(instance, run_id: str, seconds: float = RUN_W
 
 class TunedCeleryExecutor(CeleryExecutor):
     """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker, and
-    it ends the run's Celery work when the run ends (this module's docstring, 1-5)."""
+    it ends the run's Celery work when the run ends (this module's docstring, 1-6)."""
 
     def app_args(self):
         """The stock arguments of the executor's Celery app, with a ``db+...`` result backend read by
@@ -167,14 +186,53 @@ class TunedCeleryExecutor(CeleryExecutor):
         backend = args["backend"]
         if backend and backend.startswith("db+"):
             args["backend"] = f"{__name__}:{BatchPolledDatabaseBackend.__name__}+{backend[len('db+'):]}"
+            # Celery checks (creates) its result tables when the backend is made, i.e. as the run's first step
+            # is sent: ~0.1 s (a connection and the table look-ups) before that step leaves. Made lazily, the
+            # check happens at the first result read, while the first steps run. (The workers make the tables
+            # at their start; this app only reads.)
+            args["config_source"] = dict_wrapper({**vars(args["config_source"]), "database_create_tables_at_setup": False})
         return args
 
     def execute(self, plan_context, execution_plan):
-        """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``."""
+        """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
+        waking between polls as soon as a worker notices that a step's result is stored (4 above)."""
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
-        with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id):
-            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit_step)
+        notices = ResultNotices(self.backend, plan_context.run_id)
+        notices.listen()  # before any step is sent: no notice can come before it
+        backends = []  # the loop's result backend, known from the first step sent
+        sent: set[str] = set()
+        idle = [0]  # consecutive waits with no step in flight
+
+        def submit(app, *args):
+            result = submit_step(app, *args)
+            if not backends:
+                backends.append(result.backend)
+            sent.add(result.id)
+            return result
+
+        def wait(seconds: float) -> None:
+            backend = backends[0] if backends else None
+            batched = hasattr(backend, "note_finished")
+            # The loop sleeps once more after it has read its last step's result, before it sees that the run
+            # is complete: with no step in flight no notice can come, so that wait is short. Once only in a
+            # row: with nothing in flight and the run not complete (steps held by a concurrency limit or a
+            # retry delay), the loop polls at its interval.
+            if batched and sent and sent <= backend.finished_ids():
+                idle[0] += 1
+                if idle[0] == 1:
+                    seconds = min(seconds, IDLE_WAIT_SECONDS)
+            else:
+                idle[0] = 0
+            finished = notices.wait(seconds)
+            if finished and batched:
+                backend.note_finished(finished)
+
+        try:
+            with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id), waiting_for_notices(wait):
+                yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+        finally:
+            notices.close()
 
 
 def _tuned_celery_executor(init_context) -> TunedCeleryExecutor:
