@@ -33,8 +33,9 @@ RDS_MEMORY_GIB: dict[str, float] = {
 # (dagster_celery_aws.fast_task), and one for Celery's result backend, which is the same database
 # (celery_config.yaml: backend). A run worker on the Celery executor pools its run and event-log storages the
 # same way (dagster_celery_aws.executor celery_executor); it makes one storage call at a time and does not
-# use the schedule storage: one connection kept per storage, one nested, one kept for polling the results
-# (3 at most, sampled every 10 ms over fan-out and chain runs):
+# use the schedule storage: one connection kept per storage, one nested, one kept for polling the results,
+# and one listening for the workers' result notices (dagster_celery_aws.result_notices); 3 at most sampled
+# every 10 ms over fan-out and chain runs, notices included:
 PER_WORKER_SLOT = 5
 PER_RUN = 4
 WEBSERVER = 10  # concurrent GraphQL requests and the event-log watcher, per task
