@@ -6,7 +6,7 @@ CHECKOV_VENV ?= .venv-checkov
 STACK ?= prod
 ARGS ?=
 
-.PHONY: venv checkov-venv test local plan checkov clean
+.PHONY: venv checkov-venv test local plan checkov bench clean
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ test: venv checkov-venv
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
 local: venv
 	$(PY) -m infra.local up $(ARGS)
+
+# The step path on every job shape (Celery against in-process) and a run's start in both runs modes, on the
+# services of this machine (benchmarks/README.md); ARGS go to step_path.py.
+bench: venv
+	PYTHONPATH=runtime:. $(PY) benchmarks/step_path.py --quick $(ARGS)
+	PYTHONPATH=runtime:. $(PY) benchmarks/run_start.py --runs 5
 
 # What `pulumi up` would create from a stack file, and its monthly cost at minimum and maximum scale.
 plan: venv
