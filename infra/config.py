@@ -473,6 +473,11 @@ class Image(_Model):
     uri: str | None = None
     platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
 
+    @property
+    def cpu_architecture(self) -> str:
+        """The ECS task definitions' (and Fargate's prices') name of the platform's CPU."""
+        return "ARM64" if self.platform == "linux/arm64" else "X86_64"
+
     @model_validator(mode="after")
     def _pinned(self) -> Image:
         # A tag after the last '/' (a registry port has none after it), or a digest.

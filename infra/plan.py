@@ -71,7 +71,7 @@ def _size(cpu: int, memory: int) -> str:
 def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     """One line per billed component of the stack, with its monthly cost at minimum and at maximum scale."""
     p, hours = prices["prices"], prices["hours_per_month"]
-    arch = "ARM64" if cfg.image.platform == "linux/arm64" else "X86_64"
+    arch = cfg.image.cpu_architecture
     fargate = _price(p["fargate"], arch, "Fargate architecture", prices)
     spot_rates = p["fargate_spot"][arch] if "fargate_spot" in p else None
     new_vpc = cfg.network.vpc_id is None

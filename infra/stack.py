@@ -125,7 +125,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.BACKEND_URL: database.secret.ref("celery_backend_url"),
     }
 
-    def service(spec, task_role, capacity, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
+    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, capacity=Capacity(), **extra) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
@@ -134,7 +134,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 log_group=cluster.log_group.name, region=region, execution_role_arn=cluster.execution_role.arn,
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
-                cpu_architecture="ARM64" if cfg.image.platform == "linux/arm64" else "X86_64",
+                cpu_architecture=cfg.image.cpu_architecture,
                 target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec, capacity=capacity,
                 # Tasks start only once their roles may do what they need (IAM is eventually consistent).
                 depends_on=[*depends_on, *cluster.grants],
@@ -152,25 +152,25 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
     # circuit breaker still launches the revision it was deployed with.
     # Runs mode "daemon": no run task definition; the run workers start in the daemon's task, under its role.
-    run = service(specs.pop("run"), cluster.worker_role, Capacity()) if task_runs else None
+    run = service(specs.pop("run"), cluster.worker_role) if task_runs else None
     launch_env = {
         contract.RUN_TASK_DEFINITION: run.task_definition.arn,
         contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),
     } if run else {}  # fmt: skip
     web_spec = specs.pop("webserver")
     daemon = service(
-        specs.pop("daemon"), cluster.control_role, cfg.daemon.capacity,
+        specs.pop("daemon"), cluster.control_role, capacity=cfg.daemon.capacity,
         env={**launch_env, contract.CODE_LOCATIONS: code_locations.names(locations)},
         sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(
-        web_spec, cluster.control_role, cfg.webserver.capacity, [*after_daemon, *lb.listeners],
-        target_group_arn=lb.target_group.arn,
+        web_spec, cluster.control_role, [*after_daemon, *lb.listeners],
+        target_group_arn=lb.target_group.arn, capacity=cfg.webserver.capacity,
     ) if lb else daemon  # fmt: skip
     if flower:
         service(
-            specs.pop("flower"), cluster.worker_role, Capacity(), [*after_daemon, flower.rule],
+            specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
     worker_env = topology.worker_environment(cfg)
@@ -180,7 +180,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         # A queue with grants of its own runs under a role of its own: only its code gets them.
         role = cluster.queue_role(spec.queue, access) if access.grants else cluster.worker_role
         workers[spec.queue] = service(
-            spec, role, cfg.queue(spec.queue).capacity, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets)
+            spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets),
+            capacity=cfg.queue(spec.queue).capacity,
         )
     for spec in specs.values():
         QueueScaling(

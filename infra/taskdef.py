@@ -84,10 +84,11 @@ def container_definitions(
     main = process(spec)
     beside = []
     for p in sidecars:
-        if p.role == "metrics":
-            beside.append(process(p, essential=False, extra_env=sidecar_environment))
-        else:
-            beside.append({**process(p), "healthCheck": WEBSERVER_HEALTH_CHECK})
+        metrics = p.role == "metrics"
+        definition = process(p, essential=not metrics, extra_env=sidecar_environment if metrics else None)
+        if p.role == "webserver":
+            definition["healthCheck"] = WEBSERVER_HEALTH_CHECK
+        beside.append(definition)
     if spec.role != "daemon":
         return [main, *beside]
     # The daemon deploys first (see components/services.py); its task checks the image's contract, then
