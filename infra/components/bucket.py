@@ -65,19 +65,33 @@ def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account: str,
     }  # fmt: skip
 
 
-def _private_versioned(name: str, parent: pulumi.Resource, bucket: aws.s3.Bucket) -> aws.s3.BucketVersioning:
-    """What both buckets share: no ACLs, no public access, versioning."""
+def _private_bucket(
+    prefix: str, bucket_name: str, parent: pulumi.Resource, protect: bool, encryption: dict, expiry: dict
+) -> aws.s3.Bucket:
+    """What both buckets share: kept when protected (else emptied on destroy), no ACLs, no public access,
+    versioning, the server-side ``encryption`` rule, and a lifecycle of incomplete uploads, the ``expiry`` rule and
+    old versions."""
     child = pulumi.ResourceOptions(parent=parent)
+    bucket = aws.s3.Bucket(
+        naming.fit(aws.s3.Bucket, bucket_name), force_destroy=not protect,
+        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
+    )  # fmt: skip
     aws.s3.BucketOwnershipControls(
-        f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        f"{prefix}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
     )
     aws.s3.BucketPublicAccessBlock(
-        f"{name}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
+        f"{prefix}-public-access", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
         ignore_public_acls=True, restrict_public_buckets=True, opts=child,
     )  # fmt: skip
-    return aws.s3.BucketVersioning(
-        f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
+    versioning = aws.s3.BucketVersioning(
+        f"{prefix}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
     )
+    aws.s3.BucketServerSideEncryptionConfiguration(f"{prefix}-encryption", bucket=bucket.id, rules=[encryption], opts=child)
+    aws.s3.BucketLifecycleConfiguration(
+        f"{prefix}-lifecycle", bucket=bucket.id, rules=[ABORT_UPLOADS, expiry, OLD_VERSIONS],
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[versioning]),
+    )  # fmt: skip
+    return bucket
 
 
 @dataclass
@@ -90,31 +104,15 @@ class Bucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: BucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:bucket:Bucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        protect = args.deletion_protection
-        self.bucket = aws.s3.Bucket(
-            naming.fit(aws.s3.Bucket, f"{name}-data"), force_destroy=not protect, opts=pulumi.ResourceOptions(parent=self, protect=protect)
-        )
-        bucket_id = self.bucket.id
-        versioning = _private_versioned(name, self, self.bucket)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket_id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn},
-                    "bucket_key_enabled": True}],
-            opts=child,
+        self.bucket = _private_bucket(
+            name, f"{name}-data", self, args.deletion_protection,
+            encryption={"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn},
+                        "bucket_key_enabled": True},
+            expiry={"id": "expire-compute-logs", "status": "Enabled",
+                    "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": COMPUTE_LOG_DAYS}},
         )  # fmt: skip
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle",
-            bucket=bucket_id,
-            rules=[
-                ABORT_UPLOADS,
-                {"id": "expire-compute-logs", "status": "Enabled",
-                 "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": COMPUTE_LOG_DAYS}},
-                OLD_VERSIONS,
-            ],  # fmt: skip
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-        )
         aws.s3.BucketPolicy(
-            f"{name}-tls-only", bucket=bucket_id, policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
+            f"{name}-tls-only", bucket=self.bucket.id, policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
             opts=child,
         )  # fmt: skip
         self.name = self.bucket.bucket
@@ -136,27 +134,12 @@ class LogBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: LogBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:bucket:LogBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        protect = args.deletion_protection
-        self.bucket = aws.s3.Bucket(
-            naming.fit(aws.s3.Bucket, f"{name}-logs"), force_destroy=not protect,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        self.bucket = _private_bucket(
+            f"{name}-logs", f"{name}-logs", self, args.deletion_protection,
+            encryption={"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}},
+            expiry={"id": "expire-access-logs", "status": "Enabled", "filter": EVERY_OBJECT,
+                    "expiration": {"days": args.retention_days}},
         )  # fmt: skip
-        versioning = _private_versioned(f"{name}-logs", self, self.bucket)
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-logs-encryption", bucket=self.bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child,
-        )  # fmt: skip
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-logs-lifecycle",
-            bucket=self.bucket.id,
-            rules=[
-                ABORT_UPLOADS,
-                {"id": "expire-access-logs", "status": "Enabled", "filter": EVERY_OBJECT,
-                 "expiration": {"days": args.retention_days}},
-                OLD_VERSIONS,
-            ],  # fmt: skip
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
-        )
         account = aws.get_caller_identity_output().account_id
         # Deliveries are checked when they are turned on: the load balancer and the data bucket wait for it.
         self.policy = aws.s3.BucketPolicy(

@@ -22,7 +22,7 @@ from pathlib import Path
 from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
 
 from infra import code_locations, contract, topology
-from infra.config import ConfigError, load_stack_file
+from infra.config import ConfigError, RunsMode, load_stack_file
 from infra.local import code, jobs, runtime_files, services, watchdog
 from infra.local.options import REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv
@@ -64,7 +64,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.CODE_LOCATIONS] = code_locations.names(locs)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
-    env[contract.RUNS_MODE] = "daemon"  # no ECS here: every run starts from the daemon's code server
+    env[contract.RUNS_MODE] = RunsMode.DAEMON.value  # no ECS here: every run starts from the daemon's code server
     # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
     # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
     # dagster_celery_config) is installed in this Python's environment.
