@@ -30,6 +30,12 @@ class Targets:
     broker: str  # broker name
     broker_nodes: int = 1  # 3 for a CLUSTER_MULTI_AZ broker
 
+    @classmethod
+    def placeholder(cls, load_balanced: bool) -> Targets:
+        """Empty names, for what does not depend on them: which alarms exist, and how many metrics they bill."""
+        lb = "" if load_balanced else None
+        return cls("", "stack", "", {}, "", lb, lb, "", "")
+
 
 def _queue_metric(metric: str, t: Targets, queue: str, **opts) -> list:
     return [scaling.NAMESPACE, metric, "Stack", t.stack_id, "Queue", queue, opts or {"stat": "Maximum"}]

@@ -213,8 +213,7 @@ def _metrics_in(alarm: dict) -> int:
 def alarm_counts(cfg: StackConfig) -> tuple[int, int, int]:
     """(alarms the stack declares, alarms target tracking creates, alarm metrics billed), from the same builders
     as components/autoscaling.py and components/monitoring.py."""
-    lb = "" if cfg.ui.access.load_balanced else None
-    t = monitoring.Targets("", "stack", "", {}, "", lb, lb, "", "")
+    t = monitoring.Targets.placeholder(cfg.ui.access.load_balanced)
     alarms = list(monitoring.stack_alarms(t, cfg.queues[0].name).values())
     managed = []
     for q in cfg.queues:

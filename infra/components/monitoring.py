@@ -74,8 +74,8 @@ class Monitoring(pulumi.ComponentResource):
         for q in cfg.queues:
             for suffix in ("stuck", "saturated"):
                 alarm(f"{q.name.replace('.', '-')}-{suffix}", t.apply(lambda t, q=q, s=suffix: monitoring.queue_alarms(q, t, minutes)[s]))
-        stack_alarms = ("broker-memory", "queue-metrics-missing", *(("webserver-unhealthy",) if cfg.ui.access.load_balanced else ()))
-        for suffix in stack_alarms:
+        # Which there are does not depend on the names (webserver-unhealthy only behind a load balancer).
+        for suffix in monitoring.stack_alarms(monitoring.Targets.placeholder(cfg.ui.access.load_balanced), ""):
             alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.queues[0].name)[s]))
         events = {
             "task-failed": ("a task of the stack stopped with a container exiting non-zero",
