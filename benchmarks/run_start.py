@@ -45,9 +45,9 @@ from dagster._core.launcher import RunLauncher  # noqa: E402
 from dagster._serdes import ConfigurableClass  # noqa: E402
 
 from benchmarks.step_path import pct, say  # noqa: E402
+from dagster_celery_aws.run_launcher import MODES  # noqa: E402  (the runs modes: task, daemon)
 
 JOB = "example_job"  # dagster_project: a seed step on queue dagster, a fan-out over dagster and heavy, a join
-MODES = ("task", "daemon")
 COLD_LAUNCHER = {"module": "benchmarks.run_start", "class": "ColdProcessRunLauncher"}
 
 
