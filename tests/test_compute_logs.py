@@ -59,6 +59,46 @@ def test_capture_mirrors_every_line_to_the_process_streams_and_uploads_them(tmp_
     }
 
 
+def test_a_log_is_uploaded_with_one_request_below_the_multipart_threshold(tmp_path, monkeypatch):
+    """A captured file below boto3's multipart threshold is stored with one PutObject (no transfer manager);
+    at or above it, with dagster-aws's own ``upload_fileobj``. Either way the same object: key, bytes,
+    content type, the configured extra arguments; empty files are skipped as dagster-aws skips them."""
+    import boto3
+    from moto import mock_aws
+
+    from dagster_celery_aws import compute_logs
+
+    for var in [v for v in os.environ if v.startswith("AWS_")]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="step-logs")
+        manager = compute_logs.S3ComputeLogManager(
+            bucket="step-logs", local_dir=str(tmp_path), prefix="logs", skip_empty_files=True,
+            upload_extra_args={"ServerSideEncryption": "AES256"},
+        )  # fmt: skip
+        calls = []
+        for name in ("put_object", "upload_fileobj"):
+            real = getattr(manager._s3_session, name)
+            monkeypatch.setattr(manager._s3_session, name, lambda *a, _n=name, _r=real, **k: calls.append(_n) or _r(*a, **k))
+        monkeypatch.setattr(compute_logs, "SINGLE_PUT_MAX_BYTES", 100)
+        for step, err in (("small", b"x" * 99), ("large", b"y" * 100)):
+            with manager.capture_logs(["run", step]):
+                pass
+            with open(manager.local_manager.get_captured_local_path(["run", step], "err"), "wb") as f:
+                f.write(err)
+            manager._on_capture_complete(["run", step])
+            obj = s3.get_object(Bucket="step-logs", Key=f"logs/storage/run/{step}.err")
+            assert obj["Body"].read() == err
+            assert (obj["ContentType"], obj["ServerSideEncryption"]) == ("text/plain", "AES256")
+        # the small file: one put_object; the large one: upload_fileobj (whose transfer sends its own PutObject);
+        # stdout was empty both times: skipped
+        assert calls == ["put_object", "upload_fileobj", "put_object"]
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="step-logs")["Contents"])
+        assert keys == ["logs/storage/run/large.err", "logs/storage/run/small.err"]
+
+
 def test_a_stream_without_a_descriptor_is_left_alone(tmp_path):
     """A stream with no file descriptor (a test runner's) cannot be redirected: Dagster's redirect leaves it
     as it is, and so does the mirror: no thread, no error, the output stays on the stream."""
@@ -75,10 +115,12 @@ def test_a_stream_without_a_descriptor_is_left_alone(tmp_path):
     assert stream.getvalue() == "kept\n" and (tmp_path / "x.out").read_text() == ""
 
 
-def test_inside_a_celery_step_the_upload_runs_while_the_task_returns_and_is_waited_for(tmp_path, monkeypatch):
-    """``deferring_uploads``: the end-of-capture upload runs in a thread (the capture's exit does not wait
-    for it) and ``wait_for_uploads`` waits for it; outside the block it runs before the capture's exit
-    returns, as dagster-aws's does. A failed deferred upload is logged, not raised."""
+def test_inside_a_celery_step_the_upload_outlives_the_step_and_is_waited_for_at_exit(tmp_path, monkeypatch):
+    """``deferring_uploads``: the end-of-capture upload runs in a thread that outlives the block (the task
+    returns, its result is stored and its message acknowledged meanwhile); at most ``MAX_PENDING_UPLOADS`` go
+    at once (the next one waits for the oldest), and ``wait_for_uploads`` (a pool process's exit) waits for
+    all. Outside the block the upload runs before the capture's exit returns, as dagster-aws's does. A failed
+    deferred upload is logged, not raised."""
     import threading
 
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager as Stock
@@ -87,26 +129,45 @@ def test_inside_a_celery_step_the_upload_runs_while_the_task_returns_and_is_wait
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     manager = compute_logs.S3ComputeLogManager(bucket="b", local_dir=str(tmp_path))
-    release, uploaded = threading.Event(), []
+    releases: dict[str, threading.Event] = {}
+    uploaded, started = [], []
 
     def upload(self, log_key):
-        assert release.wait(60), "never released"
-        uploaded.append(tuple(log_key))
+        started.append(log_key[-1])
+        assert releases.setdefault(log_key[-1], threading.Event()).wait(60), "never released"
+        uploaded.append(log_key[-1])
 
     monkeypatch.setattr(Stock, "_on_capture_complete", upload)
-    with compute_logs.deferring_uploads() as pending:
-        manager._on_capture_complete(["run", "step"])  # returns with the upload still blocked
-        assert uploaded == [] and len(pending) == 1
-    release.set()
-    compute_logs.wait_for_uploads(pending)
-    assert uploaded == [("run", "step")] and pending == []
+    bound = compute_logs.MAX_PENDING_UPLOADS
+    with compute_logs.deferring_uploads():
+        for i in range(bound):
+            manager._on_capture_complete(["run", f"s{i}"])  # returns with its upload blocked
+    assert uploaded == [] and len(compute_logs._uploads) == bound
+
+    def next_step() -> None:  # one more upload past the bound: it waits for the oldest one, and only for it
+        with compute_logs.deferring_uploads():
+            manager._on_capture_complete(["run", "extra"])
+
+    extra = threading.Thread(target=next_step)
+    extra.start()
+    extra.join(0.5)  # the extra upload must not start while the oldest goes on
+    assert extra.is_alive() and "extra" not in started, "went past the bound"
+    releases.setdefault("s0", threading.Event()).set()
+    extra.join(60)
+    assert not extra.is_alive() and uploaded == ["s0"]
+    for key in [*(f"s{i}" for i in range(1, bound)), "extra"]:
+        releases.setdefault(key, threading.Event()).set()
+    compute_logs.wait_for_uploads(sender=None, pid=os.getpid(), exitcode=0)  # as worker_process_shutdown calls it
+    assert sorted(uploaded) == sorted(["s0", *[f"s{i}" for i in range(1, bound)], "extra"])
+    assert compute_logs._uploads == []
+    releases.setdefault("other", threading.Event()).set()
     manager._on_capture_complete(["run", "other"])  # not deferred: done when it returns
-    assert uploaded[-1] == ("run", "other")
+    assert uploaded[-1] == "other"
 
     def failing(self, log_key):
         raise ConnectionError("S3 is down")
 
     monkeypatch.setattr(Stock, "_on_capture_complete", failing)
-    with compute_logs.deferring_uploads() as pending:
+    with compute_logs.deferring_uploads():
         manager._on_capture_complete(["run", "third"])
-    compute_logs.wait_for_uploads(pending)  # logged by the thread, not raised
+    compute_logs.wait_for_uploads()  # logged by the thread, not raised

@@ -47,6 +47,13 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings(tmp_path)
         "stock = app.tasks['execute_plan']\n"
         "print('before', stock.run.__module__)\n"
         "app.loader.import_default_modules()\n"
+        "import threading, celery.signals\n"
+        "from dagster_celery_aws import compute_logs\n"
+        "release, uploaded = threading.Event(), []\n"
+        "threading.Timer(0.3, release.set).start()\n"
+        "compute_logs._defer(lambda: release.wait(60) and uploaded.append('log'))\n"
+        "celery.signals.worker_process_shutdown.send(sender=None, pid=0, exitcode=0)\n"  # a pool process exits
+        "print('exit', uploaded)\n"
         "t = app.tasks['execute_plan']\n"
         "print('after', t.run.__module__, t.name, t.acks_late, t.reject_on_worker_lost, "
         "app.conf.worker_prefetch_multiplier, sorted(n for n in app.tasks if not n.startswith('celery.')))\n"
@@ -61,8 +68,9 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings(tmp_path)
     env.pop("PYTHONPATH", None)
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("before", "after")))
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.startswith(("before", "after", "exit")))
     assert lines["before"] == "dagster_celery.tasks"
+    assert lines["exit"] == "['log']"  # the exiting pool process waited for the compute-log upload still going
     module, name, acks_late, reject, prefetch, names = lines["after"].split(" ", 5)
     assert (module, name) == ("dagster_celery_aws.fast_task", "execute_plan")
     assert (acks_late, reject, prefetch) == ("True", "True", "1")
@@ -497,62 +505,77 @@ def results_db():
         yield f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"  # the form the stack writes
 
 
+def _request(run_id: str | None):
+    from celery.app.task import Context
+
+    request = Context()
+    if run_id is not None:
+        request.dca_run_id = run_id  # what the workers' execute_plan sets
+    return request
+
+
 def test_a_stored_result_is_noticed_by_its_runs_listener_only(results_db):
-    """A worker's notice (sent on the result backend's connection) reaches the run worker listening on that
-    run's channel, naming the task; another run's notices do not."""
+    """The workers' result backend sends its notice on the run's channel, naming the task, in the transaction
+    that stores a finished step's result: it reaches the run worker listening on that run's channel once the
+    result is committed; another run's notices, and results of unfinished or unnamed tasks, do not."""
     from celery import Celery
 
-    from dagster_celery_aws.result_notices import ResultNotices, channel, notify_stored
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, channel, notifying_backend_url
 
-    app = Celery("n", set_as_current=False, backend=results_db)
+    app = Celery("n", set_as_current=False, backend=notifying_backend_url(results_db))
+    assert isinstance(app.backend, NotifyingDatabaseBackend)
     mine, other = "3f0c5e1a-0000-4000-8000-000000000001", "3f0c5e1a-0000-4000-8000-000000000002"
     assert channel(mine) != channel(other) and len(channel(mine)) <= 63
     notices = ResultNotices(results_db, mine)
     try:
         assert notices.listen()
-        assert notify_stored(app.backend, other, "task-of-another-run")
-        assert notify_stored(app.backend, mine, "task-a") and notify_stored(app.backend, mine, "task-b")
+        app.backend.store_result("task-of-another-run", [], "SUCCESS", request=_request(other))
+        app.backend.store_result("task-started", None, "STARTED", request=_request(mine))  # not finished
+        app.backend.store_result("task-of-no-run", [], "SUCCESS", request=_request(None))
+        app.backend.store_result("task-a", ["event"], "SUCCESS", request=_request(mine))
+        assert app.backend.get_task_meta("task-a")["status"] == "SUCCESS"
+        app.backend.mark_as_failure("task-b", ValueError("step failed"), request=_request(mine))
         got = set()
         wait_for("both notices", lambda: got.update(notices.wait(0.5)) or {"task-a", "task-b"} <= got)
-        # notices arrive in commit order: the other run's, sent first, would have come before ours
+        # notices arrive in commit order: the others', sent first, would have come before ours
         assert got == {"task-a", "task-b"}
     finally:
         notices.close()
         app.backend.ResultSession().get_bind().dispose()
 
 
-def test_notices_are_sent_only_on_a_postgresql_backend_and_never_raise(tmp_path, results_db, monkeypatch):
+def test_notices_are_sent_only_on_a_postgresql_backend(tmp_path):
     from celery import Celery
 
-    from dagster_celery_aws.result_notices import ResultNotices, notify_stored
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, notifying_backend_url
 
+    assert notifying_backend_url("db+postgresql+psycopg2://u@h/d") == (
+        "dagster_celery_aws.result_notices:NotifyingDatabaseBackend+postgresql+psycopg2://u@h/d"
+    )
+    for url in ("rpc://", "redis://h:6379/0", f"db+sqlite:///{tmp_path / 'r.sqlite'}", None):
+        assert notifying_backend_url(url) == url  # only PostgreSQL carries notices
+    # The class on another database stores results and sends nothing (SQLite has no NOTIFY).
     sqlite = Celery("s", set_as_current=False, backend=f"db+sqlite:///{tmp_path / 'r.sqlite'}")
-    assert not notify_stored(sqlite.backend, "run", "task")  # no NOTIFY in SQLite: the poll finds results
-    assert not notify_stored(Celery("d", set_as_current=False).backend, "run", "task")  # no backend
+    backend = NotifyingDatabaseBackend(app=sqlite, url=f"sqlite:///{tmp_path / 'r.sqlite'}")
+    backend.store_result("task", ["event"], "SUCCESS", request=_request("run"))
+    assert backend.get_task_meta("task")["result"] == ["event"]
     assert not ResultNotices(f"db+sqlite:///{tmp_path / 'r.sqlite'}", "run").enabled
     assert not ResultNotices("rpc://", "run").enabled
-    pg = Celery("p", set_as_current=False, backend=results_db)
-
-    def refused():
-        raise ConnectionRefusedError("the database restarts")
-
-    monkeypatch.setattr(pg.backend, "ResultSession", refused)
-    assert not notify_stored(pg.backend, "run", "task")  # a database that refuses: logged, not raised
     notices = ResultNotices("db+postgresql+psycopg2://postgres@127.0.0.1:1/x", "run")
     assert notices.enabled and not notices.listen()
     assert notices.wait(0.01) == set()  # no connection: the loop's plain sleep
 
 
 def test_the_task_notices_its_result_after_storing_it(step_env, results_db):
-    """``execute_plan`` (as installed on the worker app) sends its notice once its result is stored: when the
-    notice arrives, the result reads as SUCCESS from the backend."""
+    """``execute_plan`` (as installed on the worker app, with the workers' result backend) has its notice sent
+    with its stored result: when the notice arrives, the result reads as SUCCESS from the backend."""
     from celery import Celery
 
-    from dagster_celery_aws import fast_task
-    from dagster_celery_aws.result_notices import ResultNotices
+    from dagster_celery_aws import compute_logs, fast_task
+    from dagster_celery_aws.result_notices import ResultNotices, notifying_backend_url
 
     instance, message = step_env
-    app = Celery("w", set_as_current=False, backend=results_db)
+    app = Celery("w", set_as_current=False, backend=notifying_backend_url(results_db))
     app.conf.task_store_eager_result = True  # apply() stores the result as a worker does
     task = fast_task.install(app)
     run_id = instance.get_runs()[0].run_id
@@ -564,6 +587,7 @@ def test_the_task_notices_its_result_after_storing_it(step_env, results_db):
         wait_for("the task's notice", lambda: got.update(notices.wait(0.5)) or result.id in got)
         assert app.backend.get_task_meta(result.id)["status"] == "SUCCESS"
     finally:
+        compute_logs.wait_for_uploads()
         notices.close()
         app.backend.ResultSession().get_bind().dispose()
 

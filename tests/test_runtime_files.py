@@ -303,6 +303,9 @@ def test_celery_settings_of_the_workers(contract_env, monkeypatch, tmp_path):
         conf = make_app().conf
         _check_reliability_settings(conf)
         assert conf.broker_url == os.environ["DAGSTER_CELERY_BROKER_URL"]
+        # results in PostgreSQL, stored by Celery's database backend that also notifies the run worker
+        backend = SAMPLE_ENV[contract.BACKEND_URL]
+        assert conf.result_backend == f"dagster_celery_aws.result_notices:NotifyingDatabaseBackend+{backend[3:]}"
     finally:
         sys.modules.pop("dagster_celery_config", None)
     assert not any(tmp_path.rglob("*")), "the broker URL must not be written to disk"

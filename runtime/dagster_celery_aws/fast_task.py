@@ -53,7 +53,7 @@ import select
 import threading
 from collections import OrderedDict
 
-from celery import Celery, Task
+from celery import Celery
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster import _check as check
 from dagster._core.definitions.reconstruct import ReconstructableJob
@@ -73,8 +73,7 @@ from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import DELEGATE_MARKER
 from dagster_celery.executor import CeleryExecutor
 
-from dagster_celery_aws.compute_logs import deferring_uploads, wait_for_uploads
-from dagster_celery_aws.result_notices import notify_stored
+from dagster_celery_aws.compute_logs import deferring_uploads
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +288,7 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
     check.dict_param(executable_dict, "executable_dict")
     (step_key,) = execute_step_args.step_keys_to_execute  # dagster-celery sends one step per message
     run_id = execute_step_args.run_id
-    self.request.dca_run_id = run_id  # for StepTask.after_return
+    self.request.dca_run_id = run_id  # the channel of the result's notice (result_notices.NotifyingDatabaseBackend)
     delivery = self.request.delivery_info or {}
 
     instance = instance_for(execute_step_args.instance_ref)
@@ -320,8 +319,8 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
         recon_job, dagster_run, execute_step_args.step_keys_to_execute, execute_step_args.known_state
     )
     events = [engine_event]
-    # The compute-log upload at the step's end runs while the result is stored; after_return waits for it.
-    with deferring_uploads() as self.request.dca_uploads:
+    # The compute-log upload at the step's end runs while the result is stored and the next step starts.
+    with deferring_uploads():
         events.extend(
             execute_plan_iterator(
                 execution_plan=execution_plan,
@@ -335,26 +334,11 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
     return [serialize_value(event) for event in events]
 
 
-class StepTask(Task):
-    """The task class of ``execute_plan``: Celery's, which also sends the run worker a notice once the
-    task's result is stored (dagster_celery_aws.result_notices), then waits for the step's compute-log upload
-    (dagster_celery_aws.compute_logs). Celery calls ``after_return`` after it has stored a success or a
-    failure, and before the message is acknowledged; delivery settings are the app's."""
-
-    def after_return(self, status, retval, task_id, args, kwargs, einfo):
-        run_id = getattr(self.request, "dca_run_id", None)
-        try:
-            if run_id is not None:
-                notify_stored(self.backend, run_id, task_id)
-        finally:
-            wait_for_uploads(getattr(self.request, "dca_uploads", None) or [])
-
-
 def install(app: Celery):
     """Register ``execute_plan`` on the app in place of dagster-celery's task; returns the task."""
     if TASK_EXECUTE_PLAN_NAME in app.tasks:
         app.tasks.unregister(TASK_EXECUTE_PLAN_NAME)
-    return app.task(bind=True, name=TASK_EXECUTE_PLAN_NAME, shared=False, base=StepTask)(execute_plan)
+    return app.task(bind=True, name=TASK_EXECUTE_PLAN_NAME, shared=False)(execute_plan)
 
 
 def install_on_import_modules(sender: Celery, **kwargs):

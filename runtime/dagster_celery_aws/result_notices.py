@@ -6,18 +6,21 @@ average half a poll interval late, and the run ends half a poll interval after i
 had a step-to-step gap of ~90 ms at a 0.1 s poll; benchmarks/README.md). Polling faster costs a query per
 poll and per run worker.
 
-With results in PostgreSQL (celery_config.yaml) the database can carry the notice: when the workers'
-``execute_plan`` task has stored its result (Celery's ``after_return``, called after the result is committed,
-for a success and for a failure), it sends ``pg_notify(<run's channel>, <task id>)`` on the result backend's
-own connection (``notify_stored``). The run worker LISTENs on its run's channel (``ResultNotices``) and its
-loop's sleep between polls (``waiting_for_notices``) ends as soon as a notice arrives; the task ids it names
-are known finished, so the batched backend (dagster_celery_aws.executor) reads them without asking first.
+With results in PostgreSQL (celery_config.yaml) the database can carry the notice: the workers' result backend
+(``NotifyingDatabaseBackend``: Celery's, which the workers' settings module names in place of ``db+``) sends
+``pg_notify(<run's channel>, <task id>)`` in the very transaction that stores a step's result (a success or a
+failure), and PostgreSQL delivers it when that transaction commits, never before and never if it rolls back.
+The run worker LISTENs on its run's channel (``ResultNotices``) and its loop's sleep between polls
+(``waiting_for_notices``) ends as soon as a notice arrives; the task ids it names are known finished, so the
+batched backend (dagster_celery_aws.executor) reads them without asking first.
 
 The notice only shortens a wait. Nothing depends on it arriving: the loop still polls every
 ``TICK_SECONDS`` (a notice is lost when the run worker's connection drops, and then the listener reconnects),
 the result is still read from the result backend, and acknowledgement and redelivery of the step's message
-are unchanged (the notice is sent after the result is stored, before the message is acknowledged; a worker
-that dies before sending it leaves the message to be redelivered as before).
+are unchanged (the notice goes out with the result's commit, before the message is acknowledged; a worker that
+dies before the commit leaves the message to be redelivered as before). ``pg_notify`` fails only when
+PostgreSQL's notification queue is full, and Dagster's own event writes, each of which sends a NOTIFY, would
+fail with it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ import logging
 import select
 import threading
 import time
+
+from celery import states
+from celery.backends.database import DatabaseBackend
+from sqlalchemy import text
+from sqlalchemy.orm import object_session
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +60,33 @@ def _postgres_url(backend_url: str | None) -> str | None:
     return "+".join(parts) + "://" + rest
 
 
-def notify_stored(backend, run_id: str, task_id: str) -> bool:
-    """Worker side: tell the run's run worker that ``task_id``'s result is stored. False (nothing sent) unless
-    the result backend is Celery's database backend on PostgreSQL; a failure is logged, never raised (the run
-    worker's poll finds the result anyway)."""
-    from celery.backends.database import DatabaseBackend, session_cleanup
-    from sqlalchemy import text
+NOTIFYING_BACKEND = f"{__name__}:NotifyingDatabaseBackend"
 
-    if not isinstance(backend, DatabaseBackend) or not str(backend.url).startswith("postgresql"):
-        return False
-    try:
-        session = backend.ResultSession()
-        with session_cleanup(session):
-            session.execute(text("SELECT pg_notify(:channel, :task_id)"), {"channel": channel(run_id), "task_id": task_id})
-            session.commit()
-        return True
-    except Exception as err:  # noqa: BLE001 - the notice is an optimisation: the poll still finds the result
-        log.warning("result notice for task %s not sent (%s: %s); the run worker's poll will find it", task_id,
-                    type(err).__name__, err)  # fmt: skip
-        return False
+
+def notifying_backend_url(url: str | None) -> str | None:
+    """The workers' result backend URL: a ``db+postgresql...`` URL (Celery's database backend on PostgreSQL) with
+    ``NotifyingDatabaseBackend`` in place of ``db``; any other URL as it is. Celery takes the part of a backend
+    URL before ``+`` as a backend name or class path (celery/app/backends.py ``by_url``)."""
+    scheme = (url or "").partition("://")[0]
+    if scheme.startswith("db+postgresql"):
+        return f"{NOTIFYING_BACKEND}+{url[len('db+'):]}"
+    return url
+
+
+class NotifyingDatabaseBackend(DatabaseBackend):
+    """Celery's database result backend, whose transaction that stores a finished ``execute_plan`` task (one
+    whose request names its run: ``dca_run_id``, set by dagster_celery_aws.fast_task) also notifies the run's
+    channel. Celery's ``_store_result`` calls ``_update_result`` in its session before it commits."""
+
+    def _update_result(self, task, result, state, traceback=None, request=None):
+        super()._update_result(task, result, state, traceback=traceback, request=request)
+        run_id = getattr(request, "dca_run_id", None)
+        if run_id is None or state not in states.READY_STATES:
+            return
+        session = object_session(task)
+        if session is not None and session.get_bind().dialect.name == "postgresql":
+            notice = {"channel": channel(run_id), "task_id": task.task_id}
+            session.execute(text("SELECT pg_notify(:channel, :task_id)"), notice)
 
 
 class ResultNotices:
