@@ -520,9 +520,9 @@ def test_a_stored_result_is_noticed_by_its_runs_listener_only(results_db):
     result is committed; another run's notices, and results of unfinished or unnamed tasks, do not."""
     from celery import Celery
 
-    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, channel, notifying_backend_url
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, channel, with_backend_class
 
-    app = Celery("n", set_as_current=False, backend=notifying_backend_url(results_db))
+    app = Celery("n", set_as_current=False, backend=with_backend_class(results_db, NotifyingDatabaseBackend))
     assert isinstance(app.backend, NotifyingDatabaseBackend)
     mine, other = "3f0c5e1a-0000-4000-8000-000000000001", "3f0c5e1a-0000-4000-8000-000000000002"
     assert channel(mine) != channel(other) and len(channel(mine)) <= 63
@@ -547,16 +547,17 @@ def test_a_stored_result_is_noticed_by_its_runs_listener_only(results_db):
 def test_notices_are_sent_only_on_a_postgresql_backend(tmp_path):
     from celery import Celery
 
-    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, notifying_backend_url
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, with_backend_class
 
-    assert notifying_backend_url("db+postgresql+psycopg2://u@h/d") == (
+    assert with_backend_class("db+postgresql+psycopg2://u@h/d", NotifyingDatabaseBackend) == (
         "dagster_celery_aws.result_notices:NotifyingDatabaseBackend+postgresql+psycopg2://u@h/d"
     )
-    for url in ("rpc://", "redis://h:6379/0", f"db+sqlite:///{tmp_path / 'r.sqlite'}", None):
-        assert notifying_backend_url(url) == url  # only PostgreSQL carries notices
-    # The class on another database stores results and sends nothing (SQLite has no NOTIFY).
-    sqlite = Celery("s", set_as_current=False, backend=f"db+sqlite:///{tmp_path / 'r.sqlite'}")
-    backend = NotifyingDatabaseBackend(app=sqlite, url=f"sqlite:///{tmp_path / 'r.sqlite'}")
+    for url in ("rpc://", "redis://h:6379/0", None):
+        assert with_backend_class(url, NotifyingDatabaseBackend) == url  # not Celery's database backend
+    # On another database the class stores results and sends nothing (SQLite has no NOTIFY).
+    url = with_backend_class(f"db+sqlite:///{tmp_path / 'r.sqlite'}", NotifyingDatabaseBackend)
+    backend = Celery("s", set_as_current=False, backend=url).backend
+    assert isinstance(backend, NotifyingDatabaseBackend)
     backend.store_result("task", ["event"], "SUCCESS", request=_request("run"))
     assert backend.get_task_meta("task")["result"] == ["event"]
     assert not ResultNotices(f"db+sqlite:///{tmp_path / 'r.sqlite'}", "run").enabled
@@ -572,10 +573,10 @@ def test_the_task_notices_its_result_after_storing_it(step_env, results_db):
     from celery import Celery
 
     from dagster_celery_aws import compute_logs, fast_task
-    from dagster_celery_aws.result_notices import ResultNotices, notifying_backend_url
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, ResultNotices, with_backend_class
 
     instance, message = step_env
-    app = Celery("w", set_as_current=False, backend=notifying_backend_url(results_db))
+    app = Celery("w", set_as_current=False, backend=with_backend_class(results_db, NotifyingDatabaseBackend))
     app.conf.task_store_eager_result = True  # apply() stores the result as a worker does
     task = fast_task.install(app)
     run_id = instance.get_runs()[0].run_id

@@ -56,13 +56,13 @@ def resolved_config(path: Path | None = None) -> dict[str, Any]:
 def celery_settings(path: Path | None = None) -> dict[str, Any]:
     """The workers' Celery settings from the resolved block, as ``dagster-celery worker start`` writes them into
     its generated settings module: ``broker_url``, ``result_backend`` and the ``config_source`` values. A
-    result backend on PostgreSQL is Celery's database backend that also notifies the run worker
-    (``result_notices.notifying_backend_url``)."""
-    from dagster_celery_aws.result_notices import notifying_backend_url
+    database result backend is Celery's, which on PostgreSQL also notifies the run worker
+    (``result_notices.NotifyingDatabaseBackend``)."""
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, with_backend_class
 
     config = resolved_config(path)
     settings = {"broker_url": config["broker"]}
     if config.get("backend"):
-        settings["result_backend"] = notifying_backend_url(config["backend"])
+        settings["result_backend"] = with_backend_class(config["backend"], NotifyingDatabaseBackend)
     settings.update(config.get("config_source") or {})
     return settings

@@ -55,7 +55,7 @@ from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
-from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices
+from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices, with_backend_class
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +179,12 @@ class TunedCeleryExecutor(CeleryExecutor):
 
     def app_args(self):
         """The stock arguments of the executor's Celery app, with a ``db+...`` result backend read by
-        ``BatchPolledDatabaseBackend``: Celery takes the part of a backend URL before ``+`` as a backend name
-        or class path (celery/app/backends.py ``by_url``). Only this executor's app is affected; the workers
-        store results with the stock backend."""
+        ``BatchPolledDatabaseBackend`` (``with_backend_class``). Only this executor's app is affected; the
+        workers store results with ``NotifyingDatabaseBackend`` (their settings, ``celery_config``)."""
         args = super().app_args()
         backend = args["backend"]
         if backend and backend.startswith("db+"):
-            args["backend"] = f"{__name__}:{BatchPolledDatabaseBackend.__name__}+{backend[len('db+'):]}"
+            args["backend"] = with_backend_class(backend, BatchPolledDatabaseBackend)
             # Celery checks (creates) its result tables when the backend is made, i.e. as the run's first step
             # is sent: ~0.1 s (a connection and the table look-ups) before that step leaves. Made lazily, the
             # check happens at the first result read, while the first steps run. (The workers make the tables

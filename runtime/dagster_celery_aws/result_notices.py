@@ -7,7 +7,7 @@ had a step-to-step gap of ~90 ms at a 0.1 s poll; benchmarks/README.md). Polling
 poll and per run worker.
 
 With results in PostgreSQL (celery_config.yaml) the database can carry the notice: the workers' result backend
-(``NotifyingDatabaseBackend``: Celery's, which the workers' settings module names in place of ``db+``) sends
+(``NotifyingDatabaseBackend``: Celery's, which the workers' settings name in place of ``db``) sends
 ``pg_notify(<run's channel>, <task id>)`` in the very transaction that stores a step's result (a success or a
 failure), and PostgreSQL delivers it when that transaction commits, never before and never if it rolls back.
 The run worker LISTENs on its run's channel (``ResultNotices``) and its loop's sleep between polls
@@ -60,17 +60,13 @@ def _postgres_url(backend_url: str | None) -> str | None:
     return "+".join(parts) + "://" + rest
 
 
-NOTIFYING_BACKEND = f"{__name__}:NotifyingDatabaseBackend"
-
-
-def notifying_backend_url(url: str | None) -> str | None:
-    """The workers' result backend URL: a ``db+postgresql...`` URL (Celery's database backend on PostgreSQL) with
-    ``NotifyingDatabaseBackend`` in place of ``db``; any other URL as it is. Celery takes the part of a backend
-    URL before ``+`` as a backend name or class path (celery/app/backends.py ``by_url``)."""
-    scheme = (url or "").partition("://")[0]
-    if scheme.startswith("db+postgresql"):
-        return f"{NOTIFYING_BACKEND}+{url[len('db+'):]}"
-    return url
+def with_backend_class(url: str | None, backend_class: type) -> str | None:
+    """A ``db+...`` result backend URL (Celery's database backend) read by ``backend_class`` instead (a subclass
+    of Celery's); any other URL as it is. Celery takes the part of a backend URL before ``+`` as a backend name
+    or class path (celery/app/backends.py ``by_url``)."""
+    if not (url or "").startswith("db+"):
+        return url
+    return f"{backend_class.__module__}:{backend_class.__qualname__}+{url[len('db+'):]}"
 
 
 class NotifyingDatabaseBackend(DatabaseBackend):
