@@ -130,10 +130,9 @@ def test_inside_a_celery_step_the_upload_outlives_the_step_and_is_waited_for_at_
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     manager = compute_logs.S3ComputeLogManager(bucket="b", local_dir=str(tmp_path))
     releases: dict[str, threading.Event] = {}
-    uploaded, started = [], []
+    uploaded = []
 
     def upload(self, log_key):
-        started.append(log_key[-1])
         assert releases.setdefault(log_key[-1], threading.Event()).wait(60), "never released"
         uploaded.append(log_key[-1])
 
@@ -144,17 +143,21 @@ def test_inside_a_celery_step_the_upload_outlives_the_step_and_is_waited_for_at_
             manager._on_capture_complete(["run", f"s{i}"])  # returns with its upload blocked
     assert uploaded == [] and len(compute_logs._uploads) == bound
 
-    def next_step() -> None:  # one more upload past the bound: it waits for the oldest one, and only for it
-        with compute_logs.deferring_uploads():
-            manager._on_capture_complete(["run", "extra"])
+    oldest, waited = compute_logs._uploads[0], []
 
-    extra = threading.Thread(target=next_step)
-    extra.start()
-    extra.join(0.5)  # the extra upload must not start while the oldest goes on
-    assert extra.is_alive() and "extra" not in started, "went past the bound"
-    releases.setdefault("s0", threading.Event()).set()
-    extra.join(60)
-    assert not extra.is_alive() and uploaded == ["s0"]
+    class Oldest:  # the thread of upload s0, released only once the next upload waits for it
+        def is_alive(self) -> bool:
+            return oldest.is_alive()
+
+        def join(self, timeout=None) -> None:
+            waited.append(list(uploaded))
+            releases.setdefault("s0", threading.Event()).set()
+            oldest.join(timeout)
+
+    compute_logs._uploads[0] = Oldest()
+    with compute_logs.deferring_uploads():
+        manager._on_capture_complete(["run", "extra"])  # one past the bound: waits for the oldest, and only it
+    assert waited == [[]] and uploaded == ["s0"]  # it waited with nothing done, and returned once s0 was
     for key in [*(f"s{i}" for i in range(1, bound)), "extra"]:
         releases.setdefault(key, threading.Event()).set()
     compute_logs.wait_for_uploads(sender=None, pid=os.getpid(), exitcode=0)  # as worker_process_shutdown calls it
