@@ -43,15 +43,17 @@ def problems(old: dict, new: dict) -> list[tuple[str, str]]:
     if _version(new["databaseEngineVersion"])[0] < _version(old["databaseEngineVersion"])[0]:
         found.append(("database.engineVersion", f"RDS cannot downgrade PostgreSQL {old['databaseEngineVersion']} to "
                       f"{new['databaseEngineVersion']}; restore a snapshot into a new stack instead"))
-    if new["internetFacingUi"] != old["internetFacingUi"] and old["deletionProtection"] and new["loadBalancedUi"]:
+    # Deployed before ui.access 'ssm' existed: every UI had a load balancer.
+    had_lb = old.get("loadBalancedUi", True)
+    if new["internetFacingUi"] != old["internetFacingUi"] and old["deletionProtection"] and had_lb and new["loadBalancedUi"]:
         # An internal load balancer cannot become internet-facing or back (ELBv2: Scheme is set at creation),
-        # so the change replaces it, and AWS refuses to delete one with deletion protection on.
+        # so the change replaces it, and AWS refuses to delete one with deletion protection on. (From 'ssm'
+        # there is no load balancer to replace.)
         found.append(("ui.access", "switching between a private and an internet-facing UI replaces the load "
                       "balancer, whose deletion protection forbids removing the old one: first `pulumi up` with "
                       "protection.deletionProtection false, then change ui.access and `pulumi up`, then turn "
                       "protection back on (README, 'Day 2')"))
-    # Deployed before ui.access 'ssm' existed: every UI had a load balancer.
-    if old.get("loadBalancedUi", True) and not new["loadBalancedUi"] and old["deletionProtection"]:
+    if had_lb and not new["loadBalancedUi"] and old["deletionProtection"]:
         found.append(("ui.access", "ui.access 'ssm' deletes the UI's load balancer, whose deletion protection forbids "
                       "it: first `pulumi up` with protection.deletionProtection false, then change ui.access and "
                       "`pulumi up`, then turn protection back on (README, 'Day 2')"))

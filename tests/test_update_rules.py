@@ -192,10 +192,12 @@ def test_changes_aws_refuses_from_what_is_deployed_are_named(old, new, key):
         (values(internetFacingUi=False, deletionProtection=False), values(internetFacingUi=True)),
         (values(internetFacingUi=False, deletionProtection=False), values(internetFacingUi=False, loadBalancedUi=False)),
         (values(internetFacingUi=False, loadBalancedUi=False, deletionProtection=True), values(internetFacingUi=False)),
+        # from 'ssm' to an internet-facing UI: a new load balancer, none replaced
+        (values(internetFacingUi=False, loadBalancedUi=False, deletionProtection=True), values(internetFacingUi=True)),
         (values(), values()),
     ],
     ids=["first", "micro-to-m5", "rabbitmq-upgrade", "postgres-upgrade", "unprotected-lb-scheme", "unprotected-to-ssm",
-         "protected-ssm-to-private", "unchanged"],
+         "protected-ssm-to-private", "protected-ssm-to-internet-facing", "unchanged"],
 )
 def test_changes_aws_accepts_pass(old, new):
     assert transitions.problems(old, new) == []
