@@ -19,6 +19,7 @@ DAGSTER_HOME = "/opt/dagster/dagster_home"  # dagster.yaml
 WRITABLE_DIRS = {"home": DAGSTER_HOME, "tmp": "/tmp"}
 
 WEBSERVER_PORT = 3000
+WEBSERVER_HEALTH_PATH = "/server_info"  # Dagster's: answers once the webserver has loaded its code locations
 FLOWER_PORT = 5555
 FLOWER_PATH = "/flower"  # served under the UI's load balancer
 
@@ -61,10 +62,6 @@ FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variabl
 # RUN_TASK_DEFINITION only in runs mode "task" (mode "daemon" has no run task definition).
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE)
 
-
-def plain_vars(runs_mode: str) -> tuple[str, ...]:
-    """The plain variables every task gets in this runs mode."""
-    return PLAIN_VARS if runs_mode == "task" else tuple(v for v in PLAIN_VARS if v != RUN_TASK_DEFINITION)
 
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
 METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names

@@ -68,7 +68,7 @@ def dashboard_body(t: Targets) -> str:
         [*alb, "HealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Minimum"}],
         [*alb, "UnHealthyHostCount", "TargetGroup", t.target_group, "LoadBalancer", t.load_balancer, {"stat": "Maximum"}],
         [*alb, "HTTPCode_Target_5XX_Count", "LoadBalancer", t.load_balancer, {"stat": "Sum"}],
-    ] if t.load_balancer else [
+    ] if t.load_balancer is not None else [
         # No load balancer (ui.access 'ssm'): the webserver's container health check replaces its task when it fails.
         ["ECS/ContainerInsights", "RunningTaskCount", "ClusterName", t.cluster, "ServiceName", t.webserver_service,
          {"label": "tasks running the webserver", "stat": "Minimum"}],

@@ -19,7 +19,7 @@ NON_ROOT_USER = "10001"  # the user worker_image/Dockerfile creates
 # startPeriod: the code locations load before the first answer (ECS allows 0-300 s).
 WEBSERVER_HEALTH_CHECK = {
     "command": ["CMD", "python", "-c", "import urllib.request; "
-                f"urllib.request.urlopen('http://127.0.0.1:{contract.WEBSERVER_PORT}/server_info', timeout=4)"],
+                f"urllib.request.urlopen('http://127.0.0.1:{contract.WEBSERVER_PORT}{contract.WEBSERVER_HEALTH_PATH}', timeout=4)"],
     "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 180,
 }  # fmt: skip
 

@@ -1,7 +1,8 @@
 """The topology, described once: which processes run, with which command, size and scale.
 
-Consumed twice: by the ECS components (one task definition per spec; a service for every spec but the run
-task) and by the local runner (one process per spec). A command is written here and nowhere else.
+Consumed twice: by the ECS components (one task definition per spec; a service for each but the run task, and
+with ui.access 'ssm' the webserver, a container of the daemon's task) and by the local runner (one process per
+spec). A command is written here and nowhere else.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
         ),
     ]
-    if runs.mode == "task":
+    if runs.mode == "task":  # RunsMode.TASK (infra.config imports this module)
         # One Fargate task per run (EcsRunLauncher). In mode "daemon" the run workers are processes of the daemon's
         # task (DefaultRunLauncher: its code server starts them) and there is no run task to define.
         specs.append(ProcessSpec(

@@ -1,6 +1,8 @@
 """ui.access 'ssm': no load balancer; the webserver is a container of the daemon's task, reached by an SSM
 port-forwarding session. What the config refuses with it, and what the program declares."""
 
+import re
+
 import pytest
 
 from infra.config import ConfigError, parse
@@ -18,7 +20,7 @@ SSM = {"queues": [{"name": "dagster"}], "ui": {"access": "ssm"}, "operations": {
     ({"security": {"waf": True}}, "security.waf guards an internet-facing load balancer; ui.access 'ssm' has none"),
 ])  # fmt: skip
 def test_what_needs_a_load_balancer_is_refused_naming_the_key(change, message):
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         parse({**SSM, **change})
 
 

@@ -18,7 +18,8 @@ import pulumi_aws as aws
 from infra import iam, naming, scaling
 from infra.config import Access
 
-FARGATE_PROVIDERS = ("FARGATE", "FARGATE_SPOT")  # the capacity providers services may name
+FARGATE, FARGATE_SPOT = "FARGATE", "FARGATE_SPOT"
+FARGATE_PROVIDERS = (FARGATE, FARGATE_SPOT)  # the capacity providers services may name
 
 EXECUTION_MANAGED_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 

@@ -77,7 +77,7 @@ class LoadBalancer(pulumi.ComponentResource):
             target_type="ip",  # Fargate tasks register by IP
             vpc_id=args.vpc_id,
             deregistration_delay=30,
-            health_check={"path": "/server_info", "matcher": "200", "interval": 30, "healthy_threshold": 2},
+            health_check={"path": contract.WEBSERVER_HEALTH_PATH, "matcher": "200", "interval": 30, "healthy_threshold": 2},
             opts=child,
         )
         forward = [{"type": "forward", "target_group_arn": self.target_group.arn}]

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming, taskdef
+from infra.components.cluster import FARGATE, FARGATE_SPOT
 from infra.config import Capacity
 from infra.topology import ProcessSpec
 
@@ -143,10 +144,10 @@ class Service(pulumi.ComponentResource):
 def capacity_strategy(capacity: Capacity) -> list[dict]:
     """The service's capacity provider strategy: the on-demand base first, then the tasks above it split by weight
     between FARGATE and FARGATE_SPOT (ECS API reference, CapacityProviderStrategyItem; docs/facts.md)."""
-    spot = {"capacity_provider": "FARGATE_SPOT", "weight": capacity.spot_percent}
+    spot = {"capacity_provider": FARGATE_SPOT, "weight": capacity.spot_percent}
     if capacity.spot_percent == 100 and not capacity.on_demand_base:
         return [spot]
-    on_demand = {"capacity_provider": "FARGATE", "weight": 100 - capacity.spot_percent}
+    on_demand = {"capacity_provider": FARGATE, "weight": 100 - capacity.spot_percent}
     if capacity.on_demand_base:
         on_demand["base"] = capacity.on_demand_base
     return [on_demand, spot]

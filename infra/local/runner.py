@@ -260,7 +260,7 @@ def up(opts: Options) -> int:
                 details = "\n".join(f"  {p.name}  pid {p.pid}  {p.state()}\n{_tail(p.log)}" for p in exited)
                 raise Failed(f"error: a process stopped unexpectedly:\n{details}")
 
-        _wait_ready(sup, f"http://127.0.0.1:{port}/server_info", "webserver", check)
+        _wait_ready(sup, f"http://127.0.0.1:{port}{contract.WEBSERVER_HEALTH_PATH}", "webserver", check)
         say(f"webserver: http://127.0.0.1:{port}")
         if any(s.role == "flower" for s in serving):  # operations.flower, as on AWS (at /flower)
             flower = f"http://127.0.0.1:{ports['flower']}{contract.FLOWER_PATH}"
