@@ -69,26 +69,27 @@ def simulate(q: Queue, trace: list[tuple[int, int]], autoscale: bool = True) -> 
     desired = q.min_workers if autoscale else q.max_workers
     ready_at: list[int] = [0] * desired  # when each live task starts consuming
     busy: list[tuple[int, int]] = []  # heap of (finish time, task index)
-    waiting: list[tuple[int, int]] = []  # (arrival, duration), FIFO
+    waiting: list[tuple[int, int, int]] = []  # (arrival, duration, index in the trace), FIFO
     slots_used: dict[int, int] = {}
     waits, worker_seconds = [], 0
-    cold: set[tuple[int, int]] = set()  # steps that woke their queue
+    cold: set[int] = set()  # steps that woke their queue (by index: two steps may share arrival and duration)
     cold_waits: list[int] = []
-    above, idle_minutes, cooldown_until, pending = 0, 0, 0, list(trace)
+    above, idle_minutes, cooldown_until = 0, 0, 0
+    pending = [(arrival, duration, i) for i, (arrival, duration) in enumerate(trace)]
     end = HOURS * 3600 + 3600
     for now in range(0, end, TICK):
         while pending and pending[0][0] <= now:
             if not ready_at and not waiting:  # the step that wakes the queue
-                cold.add(pending[0])
+                cold.add(pending[0][2])
             waiting.append(pending.pop(0))
         while busy and busy[0][0] <= now:
             _, task = heapq.heappop(busy)
             slots_used[task] -= 1
         for task, ready in enumerate(ready_at):  # free slots take waiting steps, oldest first
             while waiting and ready <= now and slots_used.get(task, 0) < q.concurrency:
-                arrival, duration = waiting.pop(0)
+                arrival, duration, index = waiting.pop(0)
                 waits.append(now - arrival)
-                if (arrival, duration) in cold:
+                if index in cold:
                     cold_waits.append(now - arrival)
                 slots_used[task] = slots_used.get(task, 0) + 1
                 heapq.heappush(busy, (now + duration, task))
