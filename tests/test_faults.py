@@ -393,12 +393,14 @@ def test_spot_interruption_past_the_grace_kills_the_step_and_another_worker_runs
 
 def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_ends_within_the_grace(stack):
     """Between SIGTERM and SIGKILL: a worker with a free slot (concurrency 2) runs a step, a second worker
-    serves the same queue, and the first is stopped like ECS stops it (the runner's stop, grace STOP_GRACE s).
+    serves the same queue, and the first is stopped like ECS stops it (the runner's stop, with a grace of
+    90 s: longer than the runner's grace, since a new run's start on a loaded machine can take most of
+    20 s, and nothing shown depends on the grace's length).
     It cancels its consumer at once, so a step sent meanwhile goes to the other worker, not to the free slot
     (where it would be held, unacknowledged, until the stopping worker's connection closes); the running step
     ends within the grace and is acknowledged: once the worker has exited (rc 0, before any SIGKILL) the
     broker holds only the other worker's step, and nothing waits."""
-    from infra.local.processes import STOP_GRACE
+    grace = 90  # s (see above)
 
     workers = [stack.runner.start_worker("faults", "s3", concurrency=2)]
     run_id, markers = stack.submit("hold_job")
@@ -410,19 +412,19 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
         workers.append(other := stack.runner.start_worker("faults", "s4"))
         _with_consumers(stack, "faults", 2, 30)
         t0 = time.monotonic()
-        stopping = victim.stop_like_ecs(STOP_GRACE)
-        wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), STOP_GRACE)
-        _with_consumers(stack, "faults", 1, STOP_GRACE)
+        stopping = victim.stop_like_ecs(grace)
+        wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), grace)
+        _with_consumers(stack, "faults", 1, grace)
         cancelled = time.monotonic() - t0
         late_run, late_markers = stack.submit("hold_job")
-        late = wait_for("the late step to start", lambda: attempts(late_markers), STOP_GRACE)[0]
+        late = wait_for("the late step to start", lambda: attempts(late_markers), grace)[0]
         started = time.monotonic() - t0
         assert late["node"].startswith(other.name + "."), late  # not the stopping worker's free slot
         during = stack.queue_state("faults")
         assert victim.popen.poll() is None, victim.log.read_text(errors="replace")[-3000:]  # still in its grace
         assert (during["messages_ready"], during["messages_unacknowledged"]) == (0, 2), during  # a step each
         release(markers)
-        wait_for("the worker to exit", lambda: victim.popen.poll() is not None, STOP_GRACE)
+        wait_for("the worker to exit", lambda: victim.popen.poll() is not None, grace)
         exited = time.monotonic() - t0
         assert victim.popen.returncode == 0, victim.log.read_text(errors="replace")[-3000:]
         after = stack.queue_state("faults")
@@ -436,7 +438,7 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
         assert stack.queue_messages("faults") == 0
         print(f"fault 14: SIGTERM -> consumer cancelled {cancelled:.1f} s; a step sent then started on the other "
               f"worker {started:.1f} s, not in the free slot -> the running step released, worker exited rc=0 "
-              f"{exited:.1f} s after SIGTERM (grace {STOP_GRACE:.0f} s), its message acknowledged; both runs SUCCESS")
+              f"{exited:.1f} s after SIGTERM (grace {grace:.0f} s), its message acknowledged; both runs SUCCESS")
     finally:
         release(markers)
         if late_markers is not None:
