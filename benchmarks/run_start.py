@@ -1,6 +1,6 @@
 """Benchmark of a run's start on real services: submit -> first STEP_START, runs mode "task" against "daemon".
 
-    python benchmarks/run_start.py              # 10 runs per mode, interleaved
+    python benchmarks/run_start.py              # 10 runs per mode: all of mode task, then all of mode daemon
     python benchmarks/run_start.py --runs 20    # N runs per mode
 
 Services as benchmarks/step_path.py has them (the test suite's helpers): RabbitMQ on 127.0.0.1:5672
@@ -14,8 +14,8 @@ per queue (warm: started once, as the stack's workers are). The job is the examp
 The two modes differ only in the run launcher the daemon gets (``dagster.yaml``, rewritten per mode, and
 ``DCA_RUNS_MODE``), and the daemon is restarted between modes:
 
-- ``daemon``: the image's launcher with ``DCA_RUNS_MODE=daemon``: Dagster's DefaultRunLauncher, the daemon's
-  code server starts the run worker (its own multiprocessing child, ``spawn``), as in the daemon's task on ECS;
+- ``daemon``: the image's launcher with ``DCA_RUNS_MODE=daemon`` (Dagster's DefaultRunLauncher, with a run
+  worker health check): the daemon's code server starts the run worker (its own multiprocessing child, ``spawn``), as in the daemon's task on ECS;
 - ``task``: ``ColdProcessRunLauncher`` below: a fresh ``dagster api execute_run`` process per run, the command
   EcsRunLauncher gives a run task's container. What a Fargate task adds on top (provisioning, image pull,
   container start) is not here: see benchmarks/README.md for the public figure.
@@ -86,13 +86,13 @@ class ColdProcessRunLauncher(RunLauncher, ConfigurableClass):
 # ------------------------------------------------------------------------------------------ environment
 @contextlib.contextmanager
 def environment(state: Path):
-    """The local runner's environment on a private vhost, database and moto S3: (env, layout, port, Supervisor)
-    with one warm Celery worker on queue dagster."""
+    """The local runner's environment on a private vhost, database and moto S3, with a warm Celery worker per
+    queue: yields (env, layout, port, Supervisor, specs by role, code location name)."""
     from infra import code_locations, topology
     from infra.config import parse
     from infra.local import code, runtime_files, services
     from infra.local.processes import Supervisor
-    from infra.local.runner import _environment
+    from infra.local.runner import _environment, worker_env
     from tests.conftest import postgres_database, rabbit_vhost
     from tests.faults_support import free_port
 
@@ -107,12 +107,13 @@ def environment(state: Path):
             env = _environment(svc, layout, cfg, locs, code.python_path(locs, []))
             os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
             sup = Supervisor(layout.app_dir, env, layout.logs)
-            if sup.run_to_end("migrate", list(topology.MIGRATE_COMMAND), timeout=300) != 0:
-                raise RuntimeError(f"dagster instance migrate failed: {(layout.logs / 'migrate.log').read_text()[-2000:]}")
+            for name, command in topology.BEFORE_SERVING:  # as the runner and the daemon task do
+                if sup.run_to_end(name, list(command), timeout=300) != 0:
+                    raise RuntimeError(f"`{' '.join(command)}` failed: {(layout.logs / f'{name}.log').read_text()[-2000:]}")
             specs = topology.process_specs(cfg)
             for spec in specs:
                 if spec.role == "worker":
-                    sup.start(spec.name, list(spec.command), extra_env=topology.worker_environment(cfg))
+                    sup.start(spec.name, list(spec.command), extra_env=worker_env(cfg, spec.queue))
             yield env, layout, free_port(), sup, {s.role: s for s in specs}, locs[0].name
         finally:
             if sup is not None:
@@ -122,7 +123,7 @@ def environment(state: Path):
 
 def set_mode(layout, env: dict[str, str], mode: str, image_launcher: dict) -> None:
     """The instance config and DCA_RUNS_MODE of ``mode`` (task: the cold-process launcher above; daemon: the
-    image's launcher, which DCA_RUNS_MODE=daemon turns into DefaultRunLauncher)."""
+    image's launcher, which DCA_RUNS_MODE=daemon turns into DaemonRunLauncher)."""
     import yaml
 
     from infra import contract
@@ -175,18 +176,18 @@ def _status_field(pid: int, name: str) -> int | None:
 
 
 def _run_workers() -> dict[int, str]:
-    """Processes that are run workers: a code server's spawned child (daemon) or `dagster api execute_run`."""
+    """This benchmark's processes that are run workers: a code server's spawned child (daemon) or
+    `dagster api execute_run` (task); another suite's processes on the machine are not counted."""
+    from infra.local.processes import descendants
+
     found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in descendants(os.getpid()):
         try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            text = b" ".join(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
         except OSError:
             continue
-        text = b" ".join(argv)
         if b"execute_run" in text or (b"multiprocessing.spawn" in text and b"spawn_main" in text):
-            found[int(entry)] = text.decode(errors="replace")[:80]
+            found[pid] = text.decode(errors="replace")[:80]
     return found
 
 

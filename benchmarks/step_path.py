@@ -1,6 +1,6 @@
 """Benchmark of the step path on real services: what a step costs on Celery, next to in-process and multiprocess.
 
-    python benchmarks/step_path.py --quick          # ~4 min: one run of each shape but fan500, no multiprocess
+    python benchmarks/step_path.py --quick          # a few minutes: one run of each shape but fan500 and sleep8x2, no multiprocess
     python benchmarks/step_path.py                  # full: 3 runs of each shape (medians), fan500, sleep8x2, multiprocess
     python benchmarks/step_path.py --compare before.json after.json   # before/after table from two outputs
 
@@ -15,7 +15,7 @@ imports; the workers stay up between runs, as on ECS.
 
 Figures (see benchmarks/README.md): wall time (the run's start -> end), slot-seconds per step
 (slots x wall / steps), dispatch latency (engine event "Submitting celery task" / "Launching subprocess"
--> STEP_START), step-to-step gap in a chain (STEP_SUCCESS of one -> STEP_START of the next), worker time per
+-> STEP_START), step-to-step gap (the last upstream STEP_SUCCESS -> a step's STEP_START), worker time per
 Celery task (the worker's own "succeeded in" figure), fixed-duration steps against the ideal, and a worker's
 cold start (process start -> ready -> first step received -> its STEP_START).
 """
@@ -83,11 +83,11 @@ class Environment:
         return value
 
     def __enter__(self):
-        from infra import code_locations, topology
+        from infra import code_locations
         from infra.config import load_stack_file
         from infra.local import code, runtime_files, services
         from infra.local.processes import Supervisor
-        from infra.local.runner import _environment
+        from infra.local.runner import _environment, worker_env
 
         args = self.args
         broker, database, s3 = args.broker_url, args.database_url, args.s3_endpoint
@@ -116,7 +116,7 @@ class Environment:
         locs = (code_locations.Location(CODE_MODULE.split(".")[0], CODE_MODULE, REPO_ROOT, None, example=True),)
         self.layout = runtime_files.write(self.state, locs, self.svc.storage, self.svc.celery_overrides)
         self.env = _environment(self.svc, self.layout, self.cfg, locs, code.python_path(locs, []))
-        self.worker_env = topology.worker_environment(self.cfg)
+        self.worker_env = worker_env(self.cfg, QUEUE)  # the cold queue is not in the stack file: it takes these
         os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
         from dagster import DagsterInstance
 
@@ -537,8 +537,9 @@ def main(argv: list[str] | None = None) -> int:
         run_one(argv[1], argv[2])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one run of each job, no fan-out of 500, no multiprocess (~4 min)")
-    p.add_argument("--shapes", nargs="+", default=None, help=f"only these shapes (full: {' '.join(FULL_SHAPES)})")
+    p.add_argument("--quick", action="store_true", help="one run of each job but fan500 and sleep8x2, no multiprocess (a few minutes)")
+    p.add_argument("--shapes", nargs="+", default=None, choices=FULL_SHAPES, metavar="SHAPE",
+                   help=f"only these shapes, of: {' '.join(FULL_SHAPES)}")  # fmt: skip
     p.add_argument("--no-cold", action="store_true", help="skip the worker cold-start probe")
     p.add_argument("--reps", type=int, default=0, help="runs of each job (default 3; 1 with --quick)")
     p.add_argument("--workers", type=int, default=1, help="Celery worker processes on queue dagster (W)")

@@ -12,7 +12,7 @@ machine's shared ones. Every wait is a poll with a deadline. docs/reliability.md
 
 Two runners serve the module (a start costs ~40 s on 2 cores):
 - ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 13, 14,
-  5, 7, 9, 10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
+  15, 5, 7, 9, 10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
 - ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 8
   (no watchdog there: a queue is without a worker while the test restarts it), 6.
 Fault 12 stops a runner of its own (vhost and database of its own).

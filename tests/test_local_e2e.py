@@ -189,8 +189,8 @@ def test_embedded_default_runs_the_job_end_to_end(tmp_path):
     for name in ("webserver", "daemon", "worker-dagster", "worker-heavy"):
         assert (state / "logs" / f"{name}.log").stat().st_size > 0, name
     instance_cfg = yaml.safe_load((state / "dagster_home" / "dagster.yaml").read_text())
-    # The image's launcher, unchanged: the runner's DCA_RUNS_MODE=daemon makes it Dagster's DefaultRunLauncher
-    # (runs.mode: daemon), whose run worker is a child of the daemon's code server.
+    # The image's launcher section, unchanged (the runner's DCA_RUNS_MODE=daemon makes it DaemonRunLauncher,
+    # Dagster's DefaultRunLauncher with a run worker health check: tests/test_runtime_files.py).
     assert instance_cfg["run_launcher"] == yaml.safe_load((REPO_ROOT / "worker_image" / "dagster.yaml").read_text())["run_launcher"]
     assert "sqlite" in instance_cfg["storage"]
 

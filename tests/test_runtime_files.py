@@ -211,6 +211,48 @@ def test_runs_mode_daemon_launches_from_the_code_server_and_reads_no_ecs_setting
     assert launcher.supports_check_run_worker_health
 
 
+def test_the_daemon_launchers_health_check_tells_a_busy_code_server_from_a_gone_one(monkeypatch):
+    """The branches fault 15 (tests/test_faults.py) does not reach with a live server: a deadline exceeded is
+    a busy server (running, transient); any other unreachable server is gone (failed); no tag, nothing to ask."""
+    import grpc
+    from dagster import DagsterRun
+    from dagster._core.errors import DagsterUserCodeUnreachableError
+    from dagster._core.launcher import WorkerStatus
+    from dagster._core.storage.tags import GRPC_INFO_TAG
+
+    from dagster_celery_aws import run_launcher
+
+    class Rpc(grpc.RpcError):
+        def __init__(self, code):
+            self._code = code
+
+        def code(self):
+            return self._code
+
+    def client_raising(code):
+        class Client:
+            def __init__(self, **kwargs):
+                pass
+
+            def can_cancel_execution(self, request, timeout):
+                try:
+                    raise Rpc(code)
+                except Rpc as rpc:
+                    raise DagsterUserCodeUnreachableError("unreachable") from rpc
+
+        return Client
+
+    launcher = run_launcher.DaemonRunLauncher()
+    run = DagsterRun(job_name="j", tags={GRPC_INFO_TAG: '{"host": "localhost", "socket": "/tmp/gone.sock"}'})
+    monkeypatch.setattr(run_launcher, "DagsterGrpcClient", client_raising(grpc.StatusCode.DEADLINE_EXCEEDED))
+    busy = launcher.check_run_worker_health(run)
+    assert (busy.status, busy.transient) == (WorkerStatus.RUNNING, True)
+    monkeypatch.setattr(run_launcher, "DagsterGrpcClient", client_raising(grpc.StatusCode.UNAVAILABLE))
+    gone = launcher.check_run_worker_health(run)
+    assert gone.status == WorkerStatus.FAILED and "is gone" in gone.msg
+    assert launcher.check_run_worker_health(DagsterRun(job_name="j")).status == WorkerStatus.RUNNING
+
+
 @pytest.mark.parametrize("mode", ["task", "daemon"])
 def test_the_instance_loads_the_launcher_of_each_mode_as_dagster_does(contract_env, monkeypatch, mode):
     # As `dagster instance migrate` and every process load it: rehydrated as a RunLauncher (Dagster checks the class).

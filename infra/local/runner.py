@@ -81,6 +81,12 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     return env
 
 
+def worker_env(cfg, queue: str) -> dict[str, str]:
+    """What a worker of ``queue`` gets on top of every process's environment, as on ECS: what only workers
+    get (``topology.worker_environment``) and its queue's own access (``queues[].access``)."""
+    return {**topology.worker_environment(cfg), **code.access_env(cfg.queue(queue).access)}
+
+
 def preflight(opts: Options, locs, layout, env, workers) -> tuple[str, dict[str, str]]:
     """Every job of every location, checked before anything runs: (the location of the job to run, its
     {step: queue}). The job to run must be one the stack's workers can run, with a worker for each of its
@@ -246,10 +252,8 @@ def up(opts: Options) -> int:
         if any(s.role == "flower" for s in serving):
             ports["flower"] = services.check_port_free(0)
         for spec in [*workers, *serving]:
-            worker_env = None
-            if spec.queue:  # a worker: what only workers get (as on ECS), and its queue's own access
-                worker_env = {**topology.worker_environment(cfg), **code.access_env(cfg.queue(spec.queue).access)}
-            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)), extra_env=worker_env)
+            sup.start(spec.name, local_argv(spec, ports.get(spec.role, 0)),
+                      extra_env=worker_env(cfg, spec.queue) if spec.queue else None)  # fmt: skip
         say("processes:")
         for line in sup.status_lines():
             say(line)
