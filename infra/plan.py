@@ -101,24 +101,24 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     lines = []
     for q in cfg.queues:
         s = specs[worker_name(q.name)]
-        at_max = tasks_month(s.cpu, s.memory, s.max_count, q.capacity)
+        at_max = tasks_month(s.cpu, s.memory, s.max_count, s.capacity)
         saving = s.max_count * task_month(s.cpu, s.memory) - at_max
         lines.append(Line(
             s.name, f"queue {q.name}: {_size(s.cpu, s.memory)}, concurrency {q.concurrency}, "
-            f"{s.min_count}-{s.max_count} workers ({placed(q.capacity, s.max_count)}{ip_note})"
-            + (f"; Spot saves {saving:,.2f} at max" if q.capacity.spot else ""),
-            tasks_month(s.cpu, s.memory, s.min_count, q.capacity), at_max))  # fmt: skip
+            f"{s.min_count}-{s.max_count} workers ({placed(s.capacity, s.max_count)}{ip_note})"
+            + (f"; Spot saves {saving:,.2f} at max" if s.capacity.spot else ""),
+            tasks_month(s.cpu, s.memory, s.min_count, s.capacity), at_max))  # fmt: skip
     web, daemon = specs["webserver"], specs["daemon"]
     if cfg.ui.access.load_balanced:
-        cost = tasks_month(web.cpu, web.memory, web.min_count, cfg.webserver.capacity)
+        cost = tasks_month(web.cpu, web.memory, web.min_count, web.capacity)
         lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {web.min_count} task(s) "
-                          f"({placed(cfg.webserver.capacity, web.min_count)}{ip_note})", cost, cost))
-    cost = tasks_month(daemon.cpu, daemon.memory, 1, cfg.daemon.capacity)
+                          f"({placed(web.capacity, web.min_count)}{ip_note})", cost, cost))
+    cost = tasks_month(daemon.cpu, daemon.memory, 1, daemon.capacity)
     with_web = "" if cfg.ui.access.load_balanced else " with the webserver in it (ui.access 'ssm')"
     if "run" not in specs:
         with_web += f"{' and' if with_web else ''} sized for up to {cfg.runs.max_concurrent_runs} run worker(s) (runs.mode daemon)"
     lines.append(Line("daemon", f"{_size(daemon.cpu, daemon.memory)} x 1 task{with_web} "
-                      f"({placed(cfg.daemon.capacity, 1)}{ip_note})", cost, cost))
+                      f"({placed(daemon.capacity, 1)}{ip_note})", cost, cost))
     lines.append(Line("queue-metrics", "publisher: a sidecar in the daemon task, no task of its own", 0.0, 0.0))
     if "flower" in specs:
         f = specs["flower"]

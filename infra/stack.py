@@ -22,7 +22,7 @@ from infra.components.loadbalancer import LoadBalancer, LoadBalancerArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import POSTGRES_PORT, Network, NetworkArgs
 from infra.components.service import Service, ServiceArgs
-from infra.config import Capacity, RunsMode, StackConfig
+from infra.config import RunsMode, StackConfig
 from infra.topology import process_specs
 
 
@@ -125,7 +125,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         contract.BACKEND_URL: database.secret.ref("celery_backend_url"),
     }
 
-    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, capacity=Capacity(), **extra) -> Service:
+    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
@@ -135,7 +135,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
                 security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
                 cpu_architecture=cfg.image.cpu_architecture,
-                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec, capacity=capacity,
+                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec,
                 # Tasks start only once their roles may do what they need (IAM is eventually consistent).
                 depends_on=[*depends_on, *cluster.grants],
                 **extra,
@@ -159,14 +159,14 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     } if run else {}  # fmt: skip
     web_spec = specs.pop("webserver")
     daemon = service(
-        specs.pop("daemon"), cluster.control_role, capacity=cfg.daemon.capacity,
+        specs.pop("daemon"), cluster.control_role,
         env={**launch_env, contract.CODE_LOCATIONS: code_locations.names(locations)},
         sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(
         web_spec, cluster.control_role, [*after_daemon, *lb.listeners],
-        target_group_arn=lb.target_group.arn, capacity=cfg.webserver.capacity,
+        target_group_arn=lb.target_group.arn,
     ) if lb else daemon  # fmt: skip
     if flower:
         service(
@@ -181,7 +181,6 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         role = cluster.queue_role(spec.queue, access) if access.grants else cluster.worker_role
         workers[spec.queue] = service(
             spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets),
-            capacity=cfg.queue(spec.queue).capacity,
         )
     for spec in specs.values():
         QueueScaling(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from infra import contract
 
 if TYPE_CHECKING:
-    from infra.config import StackConfig
+    from infra.config import Capacity, StackConfig
 
 WORKSPACE = "workspace.yaml"  # relative to contract.APP_DIR, the working directory of every process
 
@@ -30,6 +30,7 @@ class ProcessSpec:
     queue: str | None = None
     concurrency: int | None = None
     port: int | None = None
+    capacity: Capacity | None = None  # Fargate Spot mix of a service (ECS); None: on-demand only
 
 
 def worker_command(queue: str, concurrency: int) -> tuple[str, ...]:
@@ -77,12 +78,12 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             role="webserver",
             command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE),
             cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.desired_count,
-            port=contract.WEBSERVER_PORT,
+            port=contract.WEBSERVER_PORT, capacity=web.capacity,
         ),
         # Exactly one daemon: two would both dequeue runs and fire schedules twice.
         ProcessSpec(
             name="daemon", role="daemon", command=("dagster-daemon", "run", "-w", WORKSPACE),
-            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
+            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1, capacity=daemon.capacity,
         ),
     ]
     if runs.mode == "task":  # RunsMode.TASK (infra.config imports this module)
@@ -116,7 +117,7 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             role="worker",
             command=worker_command(q.name, q.concurrency),
             cpu=q.cpu, memory=q.memory, min_count=q.min_workers, max_count=q.max_workers,
-            queue=q.name, concurrency=q.concurrency,
+            queue=q.name, concurrency=q.concurrency, capacity=q.capacity,
         )
         for q in cfg.queues
     ]

@@ -36,7 +36,6 @@ class ServiceArgs:
     security_group_ids: list[pulumi.Input[str]]
     assign_public_ip: bool
     cpu_architecture: str = "X86_64"
-    capacity: Capacity = field(default_factory=Capacity)
     ecs_exec: bool = False
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -85,10 +84,11 @@ class Service(pulumi.ComponentResource):
     def _service(self, name: str, args: ServiceArgs) -> None:
         spec = args.spec
         extra = {}
-        if args.capacity.spot:
+        capacity = args.spec.capacity
+        if capacity is not None and capacity.spot:
             # ECS cannot move a service from the Fargate launch type to capacity providers in place: a queue that
             # starts or stops using Spot gets a new service (delete_before_replace below), its steps redelivered.
-            extra["capacity_provider_strategies"] = capacity_strategy(args.capacity)
+            extra["capacity_provider_strategies"] = capacity_strategy(capacity)
             # A changed strategy applies only to tasks started after it; the provider requires a new deployment
             # with it (pulumi-aws ecs.Service, capacityProviderStrategies), so the tasks roll onto the new mix.
             extra["force_new_deployment"] = True
