@@ -93,6 +93,13 @@ def _signal_pid(pid: int, sig: int) -> None:
         pass
 
 
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 @dataclass
 class Proc:
     name: str
@@ -174,19 +181,13 @@ class Supervisor:
         groups = {p.pid for p in procs}  # each child leads its own group (start_new_session)
         for p in procs:
             if p.popen.poll() is None:  # past the grace: killed like a container past its stopTimeout
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _signal_group(p.pid, signal.SIGKILL)
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             left = self._left(procs, groups)
             if not left:
                 break
             for group in groups:
-                try:
-                    os.killpg(group, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
+                _signal_group(group, sig)
             for pid in left:
                 _signal_pid(pid, sig)
             self._wait(procs, lambda: self._left(procs, groups), wait)
