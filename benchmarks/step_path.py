@@ -38,6 +38,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT)]
@@ -83,7 +84,6 @@ class Environment:
         return value
 
     def __enter__(self):
-        from infra import code_locations
         from infra.config import load_stack_file
         from infra.local import code, runtime_files, services
         from infra.local.processes import Supervisor
@@ -113,7 +113,7 @@ class Environment:
         self.cleanups.append(self.svc.close)
         # As `python -m infra.local --code-module benchmarks.jobs` with the default stack file.
         self.cfg = load_stack_file(REPO_ROOT / "Pulumi.dev.yaml")
-        locs = (code_locations.Location(CODE_MODULE.split(".")[0], CODE_MODULE, REPO_ROOT, None, example=True),)
+        locs = code.locations(SimpleNamespace(code_module=CODE_MODULE, code_dir=None), self.cfg)
         self.layout = runtime_files.write(self.state, locs, self.svc.storage, self.svc.celery_overrides)
         self.env = _environment(self.svc, self.layout, self.cfg, locs, code.python_path(locs, []))
         self.worker_env = worker_env(self.cfg, QUEUE)  # the cold queue is not in the stack file: it takes these
