@@ -242,7 +242,8 @@ def diff(before: StackResult, after: StackResult, prefix: str = "", title: str =
         return reveal(before.get(k)) != reveal(after.get(k))
 
     found = {u: {k for k in old[u].inputs.keys() | new[u].inputs.keys() if differs(u, k)} for u in common}
-    checked = {u: verdicts(new[u].typ, reveal(old[u].inputs), reveal(new[u].inputs)) for u in common if found[u]}
+    checked = {u: verdicts(new[u].typ, reveal(old[u].inputs) if u in old else None, reveal(new[u].inputs))
+               for u in new if u not in common or found[u]}  # fmt: skip
     refused = {u: [f"{c.source}: {v.refusal}" for c, v in found_verdicts if v.refusal]
                for u, found_verdicts in checked.items()}  # fmt: skip
     forced = {u: {k for _, v in found_verdicts for k in v.force_new} for u, found_verdicts in checked.items()}

@@ -3,8 +3,10 @@ and its Optional+Computed inputs, as tests/day2.py applies them to every day-2 c
 
 pulumi-aws bridges terraform-provider-aws: `pulumi preview` plans each changed resource with the provider's schema
 and CustomizeDiff, which may refuse the plan (an error in the preview) or force a replacement the schema alone
-does not. Each PLAN_CHECKS row reproduces one such function from its source, over the old and new inputs of a
-resource that exists (CustomizeDiff with ``d.Id() != ""``). Add a row per function as types are declared.
+does not, and its schema's validation functions refuse values before any call. Each PLAN_CHECKS row reproduces
+one such function from its source, over the old and new inputs of a resource that exists (CustomizeDiff with
+``d.Id() != ""``) or, for a validation, over the new inputs of every resource the change leaves. Add a row per
+function as types are declared.
 
 An input that is Optional and Computed keeps its last value when the config no longer sets it: removing it is no
 diff (OPTIONAL_COMPUTED).
@@ -32,7 +34,8 @@ class Verdict:
 class PlanCheck:
     typ: str
     source: str  # file and function in the provider
-    run: Callable[[dict[str, Any], dict[str, Any]], Verdict]  # (old inputs, new inputs) of an existing resource
+    run: Callable[[dict[str, Any], dict[str, Any]], Verdict]  # (old inputs, new inputs); old is {} for a new one
+    existing_only: bool = True  # a CustomizeDiff that acts on updates only; False: a validation, on every plan
 
 
 def _as_set(value: Any) -> set[str]:
@@ -64,9 +67,18 @@ def alb_subnets_and_security_groups(old: dict, new: dict) -> Verdict:
     return Verdict(force_new=frozenset(forced))
 
 
+def ecs_service_strategy_ranges(old: dict, new: dict) -> Verdict:
+    # The schema's ValidateFunc: base IntBetween(0, 100000), weight IntBetween(0, 1000).
+    bad = [i for i in reveal(new.get("capacityProviderStrategies")) or []
+           if not (0 <= i.get("base", 0) <= 100000 and 0 <= i.get("weight", 0) <= 1000)]  # fmt: skip
+    return Verdict(f"capacity_provider_strategy out of range (base 0-100000, weight 0-1000): {bad}") if bad else Verdict()
+
+
 PLAN_CHECKS: tuple[PlanCheck, ...] = (
     PlanCheck("aws:ecs/service:Service", "internal/service/ecs/service.go, capacityProviderStrategyCustomizeDiff",
               ecs_service_capacity_strategy),
+    PlanCheck("aws:ecs/service:Service", "internal/service/ecs/service.go, capacity_provider_strategy schema (ValidateFunc)",
+              ecs_service_strategy_ranges, existing_only=False),
     PlanCheck("aws:lb/loadBalancer:LoadBalancer", "internal/service/elbv2/load_balancer.go, customizeDiffLoadBalancerALB",
               alb_subnets_and_security_groups),
 )  # fmt: skip
@@ -79,6 +91,7 @@ OPTIONAL_COMPUTED: dict[str, frozenset[str]] = {
 }
 
 
-def verdicts(typ: str, old: dict[str, Any], new: dict[str, Any]) -> list[tuple[PlanCheck, Verdict]]:
-    """What the provider's plan-time checks say about moving an existing resource of ``typ`` from ``old`` to ``new``."""
-    return [(c, c.run(old, new)) for c in PLAN_CHECKS if c.typ == typ]
+def verdicts(typ: str, old: dict[str, Any] | None, new: dict[str, Any]) -> list[tuple[PlanCheck, Verdict]]:
+    """What the provider's plan-time checks say about a resource of ``typ`` going from ``old`` (None: it is new)
+    to ``new``."""
+    return [(c, c.run(old or {}, new)) for c in PLAN_CHECKS if c.typ == typ and (old is not None or not c.existing_only)]
