@@ -303,6 +303,13 @@ def test_the_stacks_are_the_example_and_maximal_ones():
     assert {"dev", "prod", "maximal-oidc", "maximal-cognito-existing-vpc"} <= set(MODEL_STACKS) & set(STACKS)
 
 
+def test_the_readme_sends_operators_only_into_documented_exec_targets():
+    # The containers the README's commands name (`--container X`, the port forwarding's `name==`X``).
+    readme = (REPO_ROOT / "README.md").read_text()
+    named = set(re.findall(r"--container (\S+)", readme)) | set(re.findall(r"name==`([^`]+)`", readme))
+    assert named and all(DOCUMENTED_EXEC_TARGETS.fullmatch(n) for n in named), named
+
+
 def test_the_docs_list_every_row():
     page = (REPO_ROOT / "docs" / "aws-considerations.md").read_text()
     missing = [row_id(r) for r in CONSIDERATIONS if f"| {r.feature} | {r.says} |" not in page]
