@@ -41,13 +41,11 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run") if task_runs else None
     protect = cfg.protection.deletion_protection
 
-    # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load
-    # balancer replaced) fail the preview instead.
-    Guard(f"{prefix}-transitions", transitions.deployed_values(cfg))
     specs = {s.name: s for s in process_specs(cfg)}
     served = tuple(spec.port for name, spec in specs.items() if name in ("webserver", "flower"))
     # One customer-managed key for secrets, logs, the alarm topic, the image repository and the bucket.
-    key = EncryptionKey(f"{prefix}-kms", cfg.security.kms_key_arn, protect).arn
+    encryption = EncryptionKey(f"{prefix}-kms", cfg.security.kms_key_arn, protect)
+    key = encryption.arn
     retention = cfg.logs.retention_days
     network = Network(
         prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served, kms_key_arn=key, log_retention_days=retention)
@@ -86,9 +84,10 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         )
         if cfg.ui.access.load_balanced else None
     )  # fmt: skip
+    firewall = None
     if cfg.waf:
         # AWS managed rule groups in front of an internet-facing UI (security.waf).
-        Firewall(f"{prefix}-waf", FirewallArgs(load_balancer_arn=lb.lb.arn, kms_key_arn=key, log_retention_days=retention))
+        firewall = Firewall(f"{prefix}-waf", FirewallArgs(load_balancer_arn=lb.lb.arn, kms_key_arn=key, log_retention_days=retention))
 
     # Flower: its own basic-auth secret and a route on the UI's load balancer (operations.flower).
     flower = Flower(f"{prefix}-flower", lb, key) if "flower" in specs else None
@@ -168,8 +167,9 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         web_spec, cluster.control_role, [*after_daemon, *lb.listeners],
         target_group_arn=lb.target_group.arn,
     ) if lb else daemon  # fmt: skip
+    flower_service = None
     if flower:
-        service(
+        flower_service = service(
             specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
             target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
         )  # fmt: skip
@@ -182,11 +182,12 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         workers[spec.queue] = service(
             spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets),
         )
+    scalings = []
     for spec in specs.values():
-        QueueScaling(
+        scalings.append(QueueScaling(
             f"{prefix}-{spec.name}-autoscaling",
             QueueScalingArgs(queue=cfg.queue(spec.queue), stack_id=prefix, target=workers[spec.queue].scaling_target),
-        )
+        ))
 
     worker_names = pulumi.Output.all(**{q: w.service.name for q, w in workers.items()})
     targets = pulumi.Output.all(
@@ -198,6 +199,14 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     watch = Monitoring(
         f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn, kms_key_arn=key)
     )
+
+    # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load balancer
+    # replaced) fail the preview. The values it compares against are recorded only once every other resource is
+    # deployed (components/guard.py): it depends on all of them.
+    everything = [encryption, network, broker, database, bucket, access_logs, image, lb, firewall, flower, cluster,
+                  run, daemon, webserver, flower_service, *workers.values(), *scalings, watch]
+    Guard(f"{prefix}-transitions", transitions.deployed_values(cfg),
+          pulumi.ResourceOptions(depends_on=[r for r in everything if r is not None]))
 
     outputs = {
         "ui_url": lb.url if lb else SSM_UI_URL,

@@ -22,6 +22,14 @@ WEBSERVER_HEALTH_CHECK = {
                 f"urllib.request.urlopen('http://127.0.0.1:{contract.WEBSERVER_PORT}{contract.WEBSERVER_HEALTH_PATH}', timeout=4)"],
     "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 180,
 }  # fmt: skip
+# The containers an operator reaches with ECS Exec (operations.ecsExec): the main process of every service (README,
+# "Operate": `dagster-celery-aws worker list` in a worker) and the webserver (the UI's port forwarding, also beside
+# the daemon). AWS's ECS Exec considerations: the SSM agent ECS starts in each container must write to its root
+# filesystem, so a read-only root "isn't supported" there; and they recommend initProcessEnabled, an init process
+# that reaps the zombie processes a session leaves. The one-shot steps before serving and the queue-metrics
+# sidecar keep a read-only root: nobody execs into them. (ECS guide, "Monitor Amazon ECS containers with ECS Exec",
+# Considerations; docs/aws-considerations.md.)
+EXEC_ROLES = frozenset({"webserver", "daemon", "worker", "flower"})
 
 
 def volume_name(container: str, label: str) -> str:
@@ -44,11 +52,13 @@ def container_definitions(
     region: str,
     sidecars: tuple[ProcessSpec, ...] = (),
     sidecar_environment: Mapping[str, str] | None = None,
+    ecs_exec: bool = False,
 ) -> list[dict]:
     """The containers of one process's task. The daemon task first runs the schema migration. Sidecars run
     beside the main container: the queue-metrics publisher (not essential, with its own extra variables) and,
     with ui.access 'ssm', the webserver (essential, checked by a container health check, since no load
-    balancer watches it)."""
+    balancer watches it). With ``ecs_exec``, the containers an operator execs into (EXEC_ROLES) get what ECS
+    Exec needs."""
 
     def container(name: str, command: tuple[str, ...], essential: bool = True, extra_env=None) -> dict:
         env = {**environment, **(extra_env or {})}
@@ -79,6 +89,9 @@ def container_definitions(
             definition["portMappings"] = [{"containerPort": p.port, "protocol": "tcp"}]
         if p.role == "worker":
             definition["stopTimeout"] = FARGATE_MAX_STOP_TIMEOUT
+        if ecs_exec and p.role in EXEC_ROLES:
+            definition["readonlyRootFilesystem"] = False  # the SSM agent writes there (EXEC_ROLES)
+            definition["linuxParameters"] = {"initProcessEnabled": True}
         return definition
 
     main = process(spec)

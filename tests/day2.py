@@ -8,6 +8,10 @@ definition with a new revision), so the inputs that carry them change too, in ev
 it; that is followed until nothing more changes. The mocks give a task definition the same ARN
 (``task-definition/<family>:1``) in both runs, so this is how a replaced task definition rolls its service.
 
+The provider's plan-time checks (tests/provider_checks.py) run on every resource that exists before and after:
+one that refuses the plan is recorded in ``Diff.refused`` (a failing test: `pulumi preview` would stop there),
+one that forces a new resource replaces it; an Optional+Computed input the config drops is no change.
+
 Not seen: inputs the mocks leave unknown (outputs they do not compute, e.g. a parameter group's name).
 """
 
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.testing import PROJECT, Resource, StackResult, reveal, run_stack, stack_file_config
+from tests.provider_checks import OPTIONAL_COMPUTED, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +77,9 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     # ecs/cluster_capacity_providers.go: the providers and default strategy are updated in place.
     "aws:ecs/clusterCapacityProviders:ClusterCapacityProviders": frozenset({"clusterName"}),
     # ecs/service.go: task_definition, network_configuration, load_balancer (no longer ForceNew),
-    # desired_count and the deployment settings are updated in place (UpdateService).
+    # desired_count, the deployment settings and capacity_provider_strategy (with force_new_deployment:
+    # tests/provider_checks.py) are updated in place (UpdateService). launch_type is ForceNew, and Optional and
+    # Computed: dropping it is no diff, setting it on a service that has none (one created with a strategy) is.
     "aws:ecs/service:Service": frozenset({"name", "cluster", "launchType"}),
     # ecs/task_definition.go: every argument but tags, skip_destroy and track_latest: any change registers a
     # new revision, and the old one is deregistered unless skip_destroy keeps it ACTIVE.
@@ -171,6 +178,7 @@ class Diff:
     actions: dict[str, str]  # URN -> create | delete | update | replace | same
     changed: dict[str, set[str]]  # URN -> changed inputs, for resources in both runs
     title: str = ""
+    refused: dict[str, list[str]] = field(default_factory=dict)  # URN -> the provider's plan-time errors
 
     def resources(self, action: str) -> list[Resource]:
         side = self.before if action == "delete" else self.after
@@ -226,14 +234,25 @@ def force_new(r: Resource) -> frozenset[str]:
 def diff(before: StackResult, after: StackResult, prefix: str = "", title: str = "") -> Diff:
     old, new = _by_urn(before), _by_urn(after)
     common = old.keys() & new.keys()
-    found = {u: {k for k in old[u].inputs.keys() | new[u].inputs.keys()
-                 if reveal(old[u].inputs.get(k)) != reveal(new[u].inputs.get(k))} for u in common}  # fmt: skip
+
+    def differs(u: str, k: str) -> bool:
+        before, after = old[u].inputs, new[u].inputs
+        if k not in after and k in OPTIONAL_COMPUTED.get(new[u].typ, ()):
+            return False  # Optional+Computed: the state keeps its value
+        return reveal(before.get(k)) != reveal(after.get(k))
+
+    found = {u: {k for k in old[u].inputs.keys() | new[u].inputs.keys() if differs(u, k)} for u in common}
+    checked = {u: verdicts(new[u].typ, reveal(old[u].inputs) if u in old else None, reveal(new[u].inputs))
+               for u in new if u not in common or found[u]}  # fmt: skip
+    refused = {u: [f"{c.source}: {v.refusal}" for c, v in found_verdicts if v.refusal]
+               for u, found_verdicts in checked.items()}  # fmt: skip
+    forced = {u: {k for _, v in found_verdicts for k in v.force_new} for u, found_verdicts in checked.items()}
 
     def changed(u: str) -> set[str]:
         return found[u] - set(new[u].options.ignore_changes)
 
     def replaced(u: str) -> bool:
-        return bool(changed(u)) and bool(changed(u) & force_new(new[u]))
+        return bool(changed(u)) and bool(changed(u) & (force_new(new[u]) | forced.get(u, set())))
 
     # New outputs flow into the inputs of dependents, which may replace them in turn.
     propagated: set[str] = set()
@@ -249,7 +268,7 @@ def diff(before: StackResult, after: StackResult, prefix: str = "", title: str =
 
     actions = {u: "create" for u in new.keys() - old.keys()} | {u: "delete" for u in old.keys() - new.keys()}
     actions |= {u: "replace" if replaced(u) else "update" if changed(u) else "same" for u in common}
-    return Diff(prefix, old, new, actions, {u: changed(u) for u in common}, title)
+    return Diff(prefix, old, new, actions, {u: changed(u) for u in common}, title, {u: r for u, r in refused.items() if r})
 
 
 # --- The routine changes: config groups over a stack file (a group replaces the file's whole group) ------
@@ -303,8 +322,11 @@ CHANGES: dict[str, Change] = {
     "ui-ssm-to-private": Change("ui.access ssm -> private", stack="dev", after={"ui": DEV_PRIVATE}),
     "queue-on-demand": Change("queue heavy: capacity spotPercent 50 -> 0 (on-demand only)",
                               after=_queue("heavy", capacity={})),
+    "queue-onto-spot": Change("queue heavy: capacity on-demand only -> spotPercent 50", before=_queue("heavy", capacity={}),
+                              after={}),
     "queue-spot-mix": Change("queue heavy: capacity spotPercent 50 -> 80", after=_queue("heavy", capacity={"onDemandBase": 1, "spotPercent": 80})),
     "flower": Change("operations.flower: true", after={"operations": {"flower": True}}),
+    "ecs-exec": Change("operations.ecsExec: true", after={"operations": {"ecsExec": True}}),
     "broker-resize": Change("broker.instanceType mq.m5.large -> mq.m5.xlarge", after=_set("broker", instanceType="mq.m5.xlarge")),
     "run-size": Change("runs: cpu 1024 -> 2048, memory 2048 -> 4096", after=_set("runs", cpu=2048, memory=4096)),
 }  # fmt: skip
@@ -331,6 +353,7 @@ def describe(d: Diff) -> str:
             refused = " (protected: refused)" if r.options.protect and action in ("replace", "delete") else ""
             lines.append(f"| {action} | {d.short(r)}{refused} | {r.typ.split(':')[1]} | {shown} |")
     lines += ["", f"Services that restart: {', '.join(sorted(d.restarts)) or 'none'}", ""]
+    lines += [f"**Refused by the provider's plan**: {d.short(d.after[u])}: {m}" for u, ms in d.refused.items() for m in ms]
     return "\n".join(lines)
 
 

@@ -45,12 +45,20 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     # The webserver leaves the daemon's task for a service of its own behind the new load balancer: the
     # daemon's task definition is replaced (one container fewer) and the daemon rolls; everything else is new.
     "ui-ssm-to-private": ({"daemon-task"}, {"daemon"}),
-    # Off Spot: the launch type replaces the worker service (ECS cannot move a service from capacity
-    # providers to a launch type in place); only that queue's workers restart, their steps redelivered.
+    # Off Spot: the launch type (ForceNew; the service has none since it runs on a strategy) replaces the worker
+    # service; only that queue's workers restart, their steps redelivered. The provider lets the strategy go
+    # because forceNewDeployment stays set (tests/provider_checks.py).
     "queue-on-demand": ({"worker-heavy-service"}, {"worker-heavy"}),
+    # Onto Spot: the launch type (Optional+Computed) leaves the config with no diff, the strategy is added in
+    # place, and the workers roll onto it.
+    "queue-onto-spot": (set(), {"worker-heavy"}),
     # A new mix on Spot: the service is updated in place and rolls onto it (forceNewDeployment).
     "queue-spot-mix": (set(), {"worker-heavy"}),
     "flower": (set(), set()),
+    # ECS Exec reaches new tasks only: every service rolls (the containers an operator execs into get a writable
+    # root and an init process, so their task definitions change; forceNewDeployment would roll them anyway).
+    "ecs-exec": ({"daemon-task", "webserver-task", "worker-dagster-task", "worker-heavy-task"},
+                 {"daemon", "webserver", *WORKERS}),
     "broker-resize": (set(), set()),
     # A new run revision; the daemon holds its ARN (DAGSTER_RUN_TASK_DEFINITION), so the daemon rolls to launch
     # it, and nothing else does.
@@ -77,6 +85,22 @@ def test_replaces_and_restarts_exactly_what_the_change_needs(name):
     d = diff_of(name)
     replaced, restarts = EXPECTED[name]
     assert (d.named("replace"), d.restarts) == (replaced, restarts), describe(d)
+
+
+@pytest.mark.parametrize("name", CHANGES)
+def test_the_providers_plan_refuses_no_change(name):
+    # A CustomizeDiff error is a failed `pulumi preview` (tests/provider_checks.py).
+    d = diff_of(name)
+    assert not d.refused, describe(d)
+
+
+@pytest.mark.parametrize("name", CHANGES)
+def test_a_service_whose_ecs_exec_changes_rolls_its_tasks(name):
+    # ECS Exec cannot be turned on for running tasks, and UpdateService's enableExecuteCommand starts no
+    # deployment (ECS guide, ECS Exec considerations; ECS API reference, UpdateService).
+    d = diff_of(name)
+    toggled = {r.inputs["name"] for u, r in d.after.items() if "enableExecuteCommand" in d.changed.get(u, ())}
+    assert toggled <= d.restarts, describe(d)
 
 
 @pytest.mark.parametrize("name", CHANGES)

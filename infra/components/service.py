@@ -57,7 +57,7 @@ class Service(pulumi.ComponentResource):
             environment=pulumi.Output.all(**args.environment),
             secrets=pulumi.Output.all(**args.secrets, **args.own_secrets),
             sidecar_environment=pulumi.Output.all(**args.sidecar_environment),
-        ).apply(lambda v: taskdef.container_definitions(spec, sidecars=args.sidecars, **v))  # fmt: skip
+        ).apply(lambda v: taskdef.container_definitions(spec, sidecars=args.sidecars, ecs_exec=args.ecs_exec, **v))  # fmt: skip
         self.task_definition = aws.ecs.TaskDefinition(
             f"{name}-task",
             family=naming.fit(aws.ecs.TaskDefinition, args.family),
@@ -86,12 +86,7 @@ class Service(pulumi.ComponentResource):
         extra = {}
         capacity = args.spec.capacity
         if capacity is not None and capacity.spot:
-            # ECS cannot move a service from the Fargate launch type to capacity providers in place: a queue that
-            # starts or stops using Spot gets a new service (delete_before_replace below), its steps redelivered.
             extra["capacity_provider_strategies"] = capacity_strategy(capacity)
-            # A changed strategy applies only to tasks started after it; the provider requires a new deployment
-            # with it (pulumi-aws ecs.Service, capacityProviderStrategies), so the tasks roll onto the new mix.
-            extra["force_new_deployment"] = True
         else:
             extra["launch_type"] = "FARGATE"
         if args.target_group_arn is not None:
@@ -117,6 +112,15 @@ class Service(pulumi.ComponentResource):
             deployment_circuit_breaker={"enable": True, "rollback": True},
             propagate_tags="SERVICE",
             enable_execute_command=args.ecs_exec,
+            # On every service, whatever its capacity: the provider refuses any plan that changes the capacity
+            # provider strategy -- a new mix, onto Spot or off it -- unless the new config forces a deployment
+            # (terraform-provider-aws ecs/service.go, capacityProviderStrategyCustomizeDiff), and a service
+            # leaving Spot has no strategy left to say so. UpdateService starts no deployment for a new strategy
+            # nor for enableExecuteCommand (ECS API reference, UpdateService), so every update of the service
+            # rolls its tasks: onto the new mix, and into tasks where ECS Exec is on (it reaches new tasks only).
+            # Off Spot, the launch type (ForceNew) replaces the service; onto Spot, the launch type (Optional
+            # and Computed) may go from the config with no diff and the service is updated in place.
+            force_new_deployment=True,
             enable_ecs_managed_tags=True,
             wait_for_steady_state=spec.role == "daemon",
             **extra,
