@@ -65,8 +65,9 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict | None]] = {
                           {"StringEquals": {"ec2:AuthorizedService": "mq.amazonaws.com"}}),
     # Configuration IDs are assigned by Amazon MQ (c-…).
     "AmazonMq": (("arn:aws:mq:{region}:{account}:broker:{mq}*", "arn:aws:mq:{region}:{account}:configuration:*"), None),
+    # snapshot: the final snapshot a deletion takes (its identifier starts with the instance's name group).
     "Rds": (("arn:aws:rds:{region}:{account}:db:{rds}*", "arn:aws:rds:{region}:{account}:pg:{rds}*",
-             "arn:aws:rds:{region}:{account}:subgrp:{rds}*",
+             "arn:aws:rds:{region}:{account}:subgrp:{rds}*", "arn:aws:rds:{region}:{account}:snapshot:{rds}*",
              # a new instance uses the engine's default option group
              "arn:aws:rds:{region}:{account}:og:default:postgres-*"), None),
     # The provider reads an instance by its resource ID (a dbi-resource-id filter), authorised on db:*.
@@ -118,6 +119,8 @@ NAME_GROUPS: dict[str, tuple[tuple[str, ...], bool]] = {
     "kms": (("aws:kms/alias:Alias",), False),
     "waf": (("aws:wafv2/webAcl:WebAcl",), False),
 }  # fmt: skip
+# Names a resource gives to what it makes (the final snapshot of a deleted instance): scoped with its group.
+OTHER_NAMES: dict[str, tuple[str, ...]] = {"aws:rds/instance:Instance": ("finalSnapshotIdentifier",)}
 # Fixed prefixes AWS requires before the stack's part of a name; the statements' ARN templates carry them.
 FIXED_NAME_PREFIXES = {"aws:kms/alias:Alias": "alias/", "aws:cloudwatch/logGroup:LogGroup": "aws-waf-logs-"}
 
@@ -217,7 +220,11 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
                                  "DeleteDBParameterGroup DescribeDBParameterGroups DescribeDBParameters"), *_RDS_TAGS),
     },
     "aws:rds/instance:Instance": {  # and iam:PassRole of its monitoring role (PASSED_ROLES)
-        "Rds": (*_actions("rds", "CreateDBInstance ModifyDBInstance RebootDBInstance DeleteDBInstance"), *_RDS_TAGS),
+        # DeleteDBInstance with a final snapshot is authorised as rds:CreateDBSnapshot too (on the instance and
+        # the snapshot), and, with copy_tags_to_snapshot, rds:AddTagsToResource on the snapshot (RDS, "changes to
+        # IAM policies for DeleteDBInstance", August 2024: the final snapshot is no longer implicit).
+        "Rds": (*_actions("rds", "CreateDBInstance ModifyDBInstance RebootDBInstance DeleteDBInstance CreateDBSnapshot"),
+                *_RDS_TAGS),
         "RdsDescribeInstances": _actions("rds", "DescribeDBInstances"),
         "Kms": _KMS_GRANTS,  # Performance Insights, encrypted with the stack's key
     },
@@ -456,6 +463,7 @@ def name_prefixes(result: StackResult, stack: str) -> dict[str, str]:
     prefixes = {}
     for group, (types, lower) in NAME_GROUPS.items():
         names = [base] + [_physical_name(r) for r in result.resources if r.typ in types]
+        names += [str(r.inputs[k]) for r in result.resources if r.typ in types for k in OTHER_NAMES.get(r.typ, ()) if r.inputs.get(k)]
         prefix = os.path.commonprefix([n.lower() for n in names] if lower else names)
         if len(prefix) < len("dagster-"):
             raise ValueError(f"{group} names share no 'dagster-' prefix: {names}")
@@ -512,7 +520,8 @@ def _cognito(result: StackResult) -> list[dict]:
     pools = sorted(
         action["authenticateCognito"]["userPoolArn"]
         for r in result.of_type("aws:lb/listener:Listener") + result.of_type("aws:lb/listenerRule:ListenerRule")
-        for action in r.inputs.get("defaultActions", []) + r.inputs.get("actions", [])
+        # an OIDC listener's actions are secret (its client secret): revealed to be read
+        for action in testing.reveal(r.inputs.get("defaultActions", [])) + testing.reveal(r.inputs.get("actions", []))
         if action.get("type") == "authenticate-cognito"
     )
     return [{"Sid": "CognitoSignIn", "Effect": "Allow", "Action": "cognito-idp:DescribeUserPoolClient",

@@ -311,6 +311,28 @@ def _(name, cfg, stack):
     assert d["skipFinalSnapshot"] is False and d["finalSnapshotIdentifier"]
 
 
+# aws_db_instance's ForceNew arguments (hashicorp/terraform-provider-aws internal/service/rds/instance.go, the
+# schema pulumi-aws's rds.Instance bridges): a change to any of them replaces the instance.
+RDS_INSTANCE_FORCE_NEW = ("availabilityZone", "characterSetName", "customIamInstanceProfile", "dbName", "engine",
+                          "identifier", "identifierPrefix", "kmsKeyId", "ncharCharacterSetName", "restoreToPointInTime",
+                          "snapshotIdentifier", "storageEncrypted", "timezone", "username")  # fmt: skip
+
+
+@rule("RDS-final-snapshot-name-unique-per-instance")
+def _(name, cfg, stack):
+    # A replaced instance is deleted with a final snapshot, and so is its successor later: a suffix fixed for the
+    # stack's life would name both the same (DBSnapshotAlreadyExists). The suffix is renewed by whatever replaces
+    # the instance: every ForceNew argument it sets, and its logical name.
+    instance = one(stack, "aws:rds/instance:Instance")
+    suffix = stack.one("random:index/randomString:RandomString", "-db-snapshot-suffix")
+    assert instance.inputs["finalSnapshotIdentifier"].endswith("-" + suffix.state["result"])
+    keepers = suffix.inputs.get("keepers") or {}
+    replacing = {re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), k): instance.inputs[k]
+                 for k in RDS_INSTANCE_FORCE_NEW if k in instance.inputs}  # fmt: skip
+    assert replacing and {k: keepers.get(k) for k in replacing} == {k: str(v) for k, v in replacing.items()}, keepers
+    assert keepers["instance"] == instance.name
+
+
 @rule("AWSGuard-rds-password-in-secrets-manager")
 def _(name, cfg, stack):
     assert is_secret(db(stack)["password"])  # generated, encrypted in Pulumi's state

@@ -65,7 +65,6 @@ class Database(pulumi.ComponentResource):
         )  # fmt: skip
         protect = args.deletion_protection
         password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
-        snapshot_suffix = random.RandomString(f"{name}-snapshot-suffix", length=8, special=False, upper=False, opts=child)
         monitoring, after = {}, []
         if cfg.monitoring_interval_seconds:
             # Enhanced Monitoring publishes OS metrics through a role RDS assumes (RDS User Guide, "Setting up
@@ -79,9 +78,21 @@ class Database(pulumi.ComponentResource):
         if cfg.performance_insights:
             monitoring |= {"performance_insights_enabled": True, "performance_insights_kms_key_id": args.kms_key_arn,
                            "performance_insights_retention_period": PERFORMANCE_INSIGHTS_DAYS}  # fmt: skip
+        # The inputs we set whose change replaces the instance (ForceNew in the schema of aws_db_instance,
+        # hashicorp/terraform-provider-aws internal/service/rds/instance.go, which pulumi-aws's rds.Instance
+        # bridges); storage_encrypted because pulumi-aws defaults it to False. The final snapshot's suffix is kept
+        # by the same values and the logical name: what replaces the instance makes a new suffix, so the old
+        # instance's final snapshot and its successor's differ (RDS refuses a second one of a name:
+        # DBSnapshotAlreadyExists).
+        identity = {"engine": "postgres", "db_name": DB_NAME, "username": MASTER_USER, "storage_encrypted": True}
+        instance_name = naming.fit(aws.rds.Instance, f"{name}-postgres")
+        snapshot_suffix = random.RandomString(
+            f"{name}-snapshot-suffix", length=8, special=False, upper=False,
+            keepers={"instance": instance_name, **{k: str(v) for k, v in identity.items()}}, opts=child,
+        )  # fmt: skip
         self.instance = aws.rds.Instance(
-            naming.fit(aws.rds.Instance, f"{name}-postgres"),
-            engine="postgres",
+            instance_name,
+            **identity,
             engine_version=cfg.engine_version,  # a major version follows minor upgrades
             auto_minor_version_upgrade=True,
             # A new major version in config is an upgrade RDS performs only with this flag; the parameter
@@ -93,9 +104,6 @@ class Database(pulumi.ComponentResource):
             allocated_storage=cfg.allocated_storage_gb,
             max_allocated_storage=cfg.max_allocated_storage_gb,
             storage_type="gp3",
-            storage_encrypted=True,  # pulumi-aws defaults to False
-            db_name=DB_NAME,
-            username=MASTER_USER,
             password=password.result,
             db_subnet_group_name=subnets.name,
             parameter_group_name=parameters.name,
@@ -111,7 +119,8 @@ class Database(pulumi.ComponentResource):
             deletion_protection=protect,
             # Deleting the database always leaves a final snapshot, protected stack or not: tearing down prod
             # starts by turning protection off, and that must not also throw the data away. Its name is unique
-            # to this database's life, so destroying a re-created stack does not collide with an old snapshot.
+            # to this instance (identity above), so neither a re-created stack nor a replaced instance collides
+            # with an old snapshot.
             skip_final_snapshot=False,
             final_snapshot_identifier=pulumi.Output.concat(
                 naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier"), "-", snapshot_suffix.result
