@@ -29,7 +29,7 @@ from pathlib import Path
 import parliament
 import pytest
 
-from infra import contract, iam, tfplan
+from infra import contract, tfplan
 from infra.components import bucket as buckets
 from infra.config import load_stack_file
 from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
@@ -516,12 +516,35 @@ def _(name, cfg, stack):
     assert uses and set(uses) == {key} and default["bucketKeyEnabled"] is True
 
 
-@rule("KMS-key-policy-admits-the-account-logs-alarms-and-events-only")
+# What the key policy must say, written out here (not taken from infra/iam.py): each service that uses the key as
+# itself, pinned to this account's own resources. CloudWatch Logs: its encryption context (CloudWatch Logs User
+# Guide, "Encrypt log data in CloudWatch Logs using AWS KMS"); alarms and event rules: aws:SourceAccount and
+# aws:SourceArn (CloudWatch User Guide, "Confused deputy prevention"; EventBridge User Guide, "Using IAM policy
+# conditions in Amazon EventBridge").
+KEY_POLICY_SERVICES = {
+    "logs.eu-west-1.amazonaws.com": {
+        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:123456789012:log-group:*"}},
+    "cloudwatch.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                                 "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*"}},
+    "events.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                             "ArnLike": {"aws:SourceArn": "arn:aws:events:eu-west-1:123456789012:rule/*"}},
+}  # fmt: skip
+
+
+@rule("KMS-key-policy-admits-the-account-and-each-service-only-for-this-accounts-resources")
 def _(name, cfg, stack):
     policy = json.loads(one(stack, "aws:kms/key:Key").inputs["policy"])
-    assert policy == iam.key_policy("123456789012", "eu-west-1")
-    logs = next(s for s in policy["Statement"] if s["Principal"].get("Service") == "logs.eu-west-1.amazonaws.com")
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith("arn:aws:logs:eu-west-1:123456789012:")
+    services = {}
+    for s in policy["Statement"]:
+        assert s["Effect"] == "Allow" and s["Resource"] == "*", s
+        if "AWS" in s["Principal"]:  # the account administers the key; IAM grants its use
+            assert s["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and "Condition" not in s, s
+            continue
+        principals = s["Principal"]["Service"]
+        services |= {p: s for p in (principals if isinstance(principals, list) else [principals])}
+    assert {k: s.get("Condition") for k, s in services.items()} == KEY_POLICY_SERVICES
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):  # publish to the topic, nothing more
+        assert set(services[service]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
 @rule("FSBP-ECR.3-lifecycle-policy")
