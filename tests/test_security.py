@@ -275,18 +275,31 @@ def _(name, cfg, stack):
         assert deny["Action"] == "s3:*" and deny["Principal"] == "*" and len(deny["Resource"]) == 2, p.urn
 
 
+# eu-west-1 served load balancers before August 2022: its access logs are written by Elastic Load Balancing's
+# account for the Region, not the log-delivery service principal (ALB User Guide, "Enable access logs for your
+# Application Load Balancer", step 2, "Europe (Ireland) - 156460612806"; docs/facts.md).
+EU_WEST_1_ELB_ACCOUNT = {"AWS": "arn:aws:iam::156460612806:root"}
+
+
 @rule("S3-log-bucket-admits-only-the-two-log-deliveries")
 def _(name, cfg, stack):
     policy = json.loads(stack.one("aws:s3/bucketPolicy:BucketPolicy", "-access-logs-policy").inputs["policy"])
-    allowed = {s["Principal"]["Service"]: s for s in policy["Statement"] if s["Effect"] == "Allow"}
+    allowed = {json.dumps(s["Principal"], sort_keys=True): s for s in policy["Statement"] if s["Effect"] == "Allow"}
+    elb, s3 = json.dumps(EU_WEST_1_ELB_ACCOUNT, sort_keys=True), json.dumps({"Service": buckets.S3_LOG_DELIVERY})
     # The load balancer's delivery only where there is a load balancer (not with ui.access ssm).
     balanced = cfg.ui.access.load_balanced
-    assert set(allowed) == {*([buckets.ELB_LOG_DELIVERY] if balanced else []), buckets.S3_LOG_DELIVERY}
+    assert set(allowed) == {*([elb] if balanced else []), s3}
     assert all(s["Action"] == "s3:PutObject" for s in allowed.values())
     data = stack.one("aws:s3/bucket:Bucket", "-bucket-data").state["arn"]
-    assert allowed[buckets.S3_LOG_DELIVERY]["Condition"]["ArnLike"] == {"aws:SourceArn": data}
+    assert allowed[s3]["Condition"]["ArnLike"] == {"aws:SourceArn": data}
     if balanced:
-        assert allowed[buckets.ELB_LOG_DELIVERY]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
+        assert allowed[elb]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
+
+
+def test_a_region_opened_after_august_2022_takes_the_log_delivery_service():
+    policy = buckets.log_bucket_policy("arn:aws:s3:::logs", "arn:aws:s3:::data", "123456789012", "eu-central-2")
+    (elb,) = [s for s in policy["Statement"] if s.get("Sid") == "LoadBalancerAccessLogs"]
+    assert elb["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
 
 
 @rule("AWSGuard-s3-buckets-kept-in-production")
