@@ -56,13 +56,19 @@ def _key_statement(kms_key_arn: str | None, write: bool) -> list[dict]:
 
 
 def execution_policy(
-    secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = (), kms_key_arn: str | None = None
+    secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = (), kms_key_arn: str | None = None,
+    secret_kms_keys: tuple[str, ...] = (), region: str = "",
 ) -> dict:
     """The ECS agent: read the stack's secrets into containers (decrypting them with the stack's key: ECS guide,
     "Amazon ECS task execution IAM role", Secrets Manager) and write their logs (the image pull is the
-    AWS-managed AmazonECSTaskExecutionRolePolicy; ECR decrypts images through its own grant on the key)."""
+    AWS-managed AmazonECSTaskExecutionRolePolicy; ECR decrypts images through its own grant on the key).
+    User secrets encrypted with keys of their own (``access.secretKmsKeys``): kms:Decrypt on those keys, only when
+    Secrets Manager in ``region`` asks (kms:ViaService; AWS KMS Developer Guide, "kms:ViaService")."""
     parameters = [{"Sid": "ReadUserParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
                    "Resource": list(parameter_arns)}] if parameter_arns else []  # fmt: skip
+    parameters += [{"Sid": "DecryptUserSecrets", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": sorted(secret_kms_keys),
+                    "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}}
+                   ] if secret_kms_keys else []  # fmt: skip
     return {
         "Version": VERSION,
         "Statement": [

@@ -98,6 +98,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             log_retention_days=retention, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
             bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
             user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
+            user_secret_keys=tuple(k for a in (cfg.access, *(q.access for q in cfg.queues)) for k in a.secret_kms_keys),
             kms_key_arn=key,
         ),
     )  # fmt: skip

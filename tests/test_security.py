@@ -646,3 +646,19 @@ def test_the_image_declares_the_writable_dirs_as_volumes_owned_by_its_user():
     (volumes,) = re.findall(r"^VOLUME (\[.*\])$", text, re.M)
     assert json.loads(volumes) == list(contract.WRITABLE_DIRS.values())
     assert re.search(r'chown 10001:10001 "\$\{DAGSTER_HOME\}" /tmp', text)
+
+
+def test_secrets_under_a_key_of_their_own_are_decrypted_by_the_execution_role_through_secrets_manager_only():
+    """A user secret encrypted with a customer key other than the stack's: ECS's agent reads it with the execution
+    role, which needs kms:Decrypt on that key (ECS guide, "Amazon ECS task execution IAM role"); given only when
+    Secrets Manager of the stack's Region asks, and to no task role."""
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-api-AbCdEf"
+    own_key = "arn:aws:kms:eu-west-1:123456789012:key/9f8e7d6c-4e5f-6789-abcd-ef0123456789"
+    stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl", "access": {
+        "secrets": {"PARTNER_TOKEN": secret}, "secretKmsKeys": [own_key]}}]})  # fmt: skip
+    grants = [(p.name, s) for p, doc in policies(stack) for s, _, resources in statements(doc) if own_key in resources]
+    ((role, statement),) = grants
+    assert role.endswith("-execution") and statement["Action"] == "kms:Decrypt" and statement["Resource"] == [own_key]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
+    findings = parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": [statement]})).findings
+    assert not findings, [(f.issue, f.detail) for f in findings]

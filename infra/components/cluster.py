@@ -4,7 +4,8 @@ Creates: an ECS cluster with Container Insights, one log group (retention from c
 stack's key), an execution role (pull the image, read and decrypt the stack's secrets, write logs), and two
 task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
 launching, and the run workers in the daemon's task run under it) and ``worker`` for workers and run tasks
-(bucket only); both may use the stack's key for the bucket's objects.
+(bucket only); both may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
+own (``access.secretKmsKeys``): the execution role may decrypt with those keys, through Secrets Manager only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ClusterArgs:
     ecs_exec: bool = False
     access: Access = Access()  # what user code needs in every task (stack config `access`)
     user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
+    user_secret_keys: tuple[str, ...] = ()  # KMS keys of their own that encrypt some of them (secretKmsKeys)
     kms_key_arn: pulumi.Input[str] | None = None  # the stack's key: log group, secrets, bucket
 
 
@@ -61,11 +63,15 @@ class Cluster(pulumi.ComponentResource):
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
         )
+        region = aws.get_region_output().region
+        user_keys = tuple(sorted(set(args.user_secret_keys)))
         execution = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
-            policy=pulumi.Output.all(self.log_group.arn, key, *args.secret_arns).apply(
-                lambda a: json.dumps(iam.execution_policy([*a[2:], *user_secrets], a[0], user_parameters, a[1]))
+            policy=pulumi.Output.all(self.log_group.arn, key, region, *args.secret_arns).apply(
+                lambda a: json.dumps(
+                    iam.execution_policy([*a[3:], *user_secrets], a[0], user_parameters, a[1], user_keys, a[2])
+                )
             ),
             opts=child,
         )
@@ -79,7 +85,6 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         self.control_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-control"), assume_role_policy=trust, opts=child)
-        region = aws.get_region_output().region
         account = aws.get_caller_identity_output().account_id
         control = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-control"),
