@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming, testing
+from infra.components import service_logs
 from infra.testing import StackResult, run_stack
 
 VERSION = "2012-10-17"
@@ -90,6 +91,11 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict | None]] = {
     # WAF requires its log group's name to start with aws-waf-logs- (components/firewall.py).
     "Logs": (("arn:aws:logs:{region}:{account}:log-group:{logs}*",
               "arn:aws:logs:{region}:{account}:log-group:aws-waf-logs-{logs}*"), None),
+    # The groups RDS, Amazon MQ (broker IDs are AWS-assigned) and Container Insights name themselves, given the
+    # stack's key and retention (components/service_logs.py).
+    "ServiceLogGroups": (("arn:aws:logs:{region}:{account}:log-group:/aws/rds/instance/{rds}*",
+                          "arn:aws:logs:{region}:{account}:log-group:/aws/amazonmq/broker/*",
+                          "arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{ecs}*"), None),
     # Key IDs are assigned by KMS; aliases are the stack's names.
     "Kms": (("arn:aws:kms:{region}:{account}:key/*", "arn:aws:kms:{region}:{account}:alias/{kms}*"), None),
     # Web ACLs are named <name>/<ID>; associating one acts on the load balancer too.
@@ -409,9 +415,9 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "random:index/randomPassword:RandomPassword": {},
     "random:index/randomString:RandomString": {},
-    # Python dynamic resources run inside the program (the config-transition guard compares values and calls
-    # no AWS API). A dynamic resource that calls AWS needs its actions listed here instead.
-    "pulumi-python:dynamic:Resource": {},
+    # Python dynamic resources run inside the program: the config-transition guard calls no AWS API; the service
+    # log groups call CloudWatch Logs (components/service_logs.py, CALLS), on the services' own group names.
+    "pulumi-python:dynamic:Resource": {"ServiceLogGroups": service_logs.CALLS},
 }  # fmt: skip
 COMPONENT_PREFIX = "dagster-celery-aws:"  # the program's own ComponentResources: no AWS calls
 

@@ -54,13 +54,15 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     )
     broker = Broker(
         f"{prefix}-mq",
-        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key),
+        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key,
+                   log_retention_days=retention),
     )
     database = Database(
         f"{prefix}-db",
         DatabaseArgs(
             config=cfg.database, subnet_ids=network.private_subnet_ids,
             security_group_id=network.database_sg.id, deletion_protection=protect, kms_key_arn=key,
+            log_retention_days=retention,
         ),
     )  # fmt: skip
     bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect, kms_key_arn=key))

@@ -305,10 +305,16 @@ LIFECYCLE: dict[str, Calls] = {
         "elasticloadbalancing:DescribeRules elasticloadbalancing:DescribeTags",
         f"elasticloadbalancing:ModifyRule elasticloadbalancing:SetRulePriorities {_ELB_TAGS}",
         "elasticloadbalancing:DeleteRule"),
-    # No AWS call: generated values and the config-transition guard (infra/components/guard.py) run in the program.
+    # No AWS call: generated values run in the program.
     "random:index/randomPassword:RandomPassword": Calls("pulumi/pulumi-random (local)"),
     "random:index/randomString:RandomString": Calls("pulumi/pulumi-random (local)"),
-    "pulumi-python:dynamic:Resource": Calls("infra/components/guard.py (local)"),
+    # The config-transition guard calls nothing (infra/components/guard.py); a service log group calls CloudWatch
+    # Logs with boto3 (infra/components/service_logs.py: settle, remove).
+    "pulumi-python:dynamic:Resource": Calls(
+        "infra/components/service_logs.py", "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "",
+        "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "logs:DeleteLogGroup",
+        (("create", "logs:CreateLogGroup", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]
+          if r.inputs.get("logGroupName") else []),)),
 }  # fmt: skip
 # force_destroy empties the bucket before deleting it (provider's resourceBucketDelete: emptyBucket).
 FORCE_DESTROY = "s3:ListBucketVersions s3:DeleteObject s3:DeleteObjectVersion"

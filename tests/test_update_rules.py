@@ -217,7 +217,7 @@ def test_changes_aws_accepts_pass(old, new):
 
 
 def test_the_guard_holds_the_values_the_next_update_is_checked_against(prod):
-    (guard,) = prod.of_type("pulumi-python:dynamic:Resource")
+    guard = prod.one("pulumi-python:dynamic:Resource", "-transitions")
     assert {k: v for k, v in guard.inputs.items() if k != "__provider"} == values()
 
 
@@ -239,7 +239,7 @@ def test_a_key_change_is_refused_before_anything_changes_with_the_steps():
     assert failure.property == "security.kmsKeyArn" and KEY in failure.reason
     assert "Performance Insights" in failure.reason and "new stack" in failure.reason and "Keep the stack's own key" in failure.reason
     dev = run_stack(DEV, stack="dev")
-    (guard,) = dev.of_type("pulumi-python:dynamic:Resource")
+    guard = dev.one("pulumi-python:dynamic:Resource", "-transitions")
     assert guard.inputs["kmsKeyArn"] == "" and dev.of_type("aws:kms/key:Key")  # dev's own key, which the guard keeps
 
 

@@ -1,8 +1,8 @@
 """Cluster: where the tasks run and what they may do.
 
-Creates: an ECS cluster with Container Insights, one log group (retention from config, encrypted with the
-stack's key), an execution role (pull the image, read and decrypt the stack's secrets, write logs), and two
-task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
+Creates: an ECS cluster with Container Insights (its performance log group with the stack's key and retention,
+components/service_logs.py), one log group (retention from config, encrypted with the stack's key), an execution
+role (pull the image, read and decrypt the stack's secrets, write logs), and two task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
 launching, and the run workers in the daemon's task run under it) and ``worker`` for workers and run tasks
 (bucket only); both may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
 own (``access.secretKmsKeys``): the execution role may decrypt with those keys, through Secrets Manager only.
@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam, naming, scaling
+from infra.components.service_logs import ServiceLogGroup, container_insights_log_group
 from infra.config import Access
 
 FARGATE, FARGATE_SPOT = "FARGATE", "FARGATE_SPOT"
@@ -56,6 +57,11 @@ class Cluster(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn, opts=child,
         )  # fmt: skip
         key = pulumi.Output.from_input(args.kms_key_arn)
+        # Container Insights' own group, settled before any task runs (services wait for grants).
+        insights = ServiceLogGroup(
+            f"{name}-insights-logs", self.cluster.name.apply(container_insights_log_group), key, args.log_retention_days,
+            opts=child,
+        )  # fmt: skip
         trust = json.dumps(iam.ECS_TASKS_TRUST)
         user_secrets, user_parameters = iam.secret_resources(list(args.user_secrets))
         self._name, self._trust, self._args = name, trust, args
@@ -104,7 +110,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         # What a task needs granted before it starts: services depend on these.
-        self.grants = [managed, execution, worker, control, self.capacity_providers]
+        self.grants = [managed, execution, worker, control, self.capacity_providers, insights]
         for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
             self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

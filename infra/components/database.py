@@ -2,7 +2,8 @@
 
 Creates: a subnet group in the private subnets, a parameter group that forces TLS and logs schema changes and
 slow statements, an encrypted, private instance with backups, Enhanced Monitoring (with its role) and
-Performance Insights (encrypted with the stack's key), a generated master password, and a Secrets Manager
+Performance Insights (encrypted with the stack's key), its exported logs' groups with the stack's key and
+retention (components/service_logs.py), a generated master password, and a Secrets Manager
 secret holding JSON ``{"username", "password", "celery_backend_url"}`` -- containers read each key only
 through ECS secrets.
 (RDS can keep the password itself, ``manage_master_user_password``, but then no secret could hold the
@@ -20,6 +21,7 @@ import pulumi_random as random
 
 from infra import contract, iam, naming
 from infra.components.credentials import StoredSecret, generated_password
+from infra.components.service_logs import ServiceLogGroup, rds_log_group
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
@@ -35,6 +37,7 @@ PARAMETERS = (
 )
 MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention
+LOG_EXPORTS = ("postgresql", "upgrade")  # to CloudWatch Logs, in groups RDS names after the instance
 
 
 def credentials_json(address: str, port: int, password: str) -> str:
@@ -49,7 +52,8 @@ class DatabaseArgs:
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     deletion_protection: bool
-    kms_key_arn: pulumi.Input[str]  # Performance Insights and the credentials secret
+    kms_key_arn: pulumi.Input[str]  # Performance Insights, the credentials secret and the exported logs
+    log_retention_days: int = 14  # the exported logs' (logs.retentionDays)
 
 
 class Database(pulumi.ComponentResource):
@@ -125,10 +129,15 @@ class Database(pulumi.ComponentResource):
             final_snapshot_identifier=pulumi.Output.concat(
                 naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier"), "-", snapshot_suffix.result
             ),
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             **monitoring,
             opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=after),
         )
+        for log_type in LOG_EXPORTS:  # the groups RDS makes for the exports get the stack's key and retention
+            ServiceLogGroup(
+                f"{name}-logs-{log_type}", self.instance.identifier.apply(lambda i, t=log_type: rds_log_group(i, t)),
+                args.kms_key_arn, args.log_retention_days, opts=child,
+            )  # fmt: skip
         self.address = self.instance.address
         self.secret = StoredSecret(
             f"{name}-credentials", self, "Dagster database: username, password, Celery result backend URL",
