@@ -11,15 +11,15 @@ would therefore race the service, and fail on every stack deployed before (``Res
 Creates one dynamic resource per such group, after its owner: it creates the group with the stack's key if the
 service has not yet (so the first event is already encrypted), else associates the key with it, and sets the
 retention -- again whenever either changes -- and deletes the group with it. It calls CloudWatch Logs from the
-program, with the deployer's credentials (boto3's default chain, ``aws:profile`` when the stack sets one).
+program, with the deployer's credentials (components/sdk.py).
 """
 
 from __future__ import annotations
 
-import boto3
 import pulumi
-import pulumi_aws as aws
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from infra.components import sdk
 
 # What the provider calls (the deployer's policy grants them on these names: infra/deployer_policy.py).
 CALLS = ("logs:CreateLogGroup", "logs:AssociateKmsKey", "logs:PutRetentionPolicy", "logs:DeleteLogGroup")
@@ -37,14 +37,9 @@ def container_insights_log_group(cluster_name: str) -> str:
     return f"/aws/ecs/containerinsights/{cluster_name}/performance"
 
 
-def _logs(props: dict):
-    session = boto3.session.Session(profile_name=props.get("profile") or None, region_name=props["region"])
-    return session.client("logs")
-
-
 def settle(props: dict, client=None) -> None:
     """The group exists, encrypted with the key and kept ``retentionDays``, whoever created it."""
-    logs = client or _logs(props)
+    logs = client or sdk.client("logs", props)
     name, key = props["logGroupName"], props["kmsKeyId"]
     try:
         logs.create_log_group(logGroupName=name, kmsKeyId=key)
@@ -55,7 +50,7 @@ def settle(props: dict, client=None) -> None:
 
 
 def remove(props: dict, client=None) -> None:
-    logs = client or _logs(props)
+    logs = client or sdk.client("logs", props)
     try:
         logs.delete_log_group(logGroupName=props["logGroupName"])
     except logs.exceptions.ResourceNotFoundException:
@@ -88,8 +83,5 @@ class ServiceLogGroup(pulumi.dynamic.Resource):
 
     def __init__(self, name: str, log_group_name: pulumi.Input[str], kms_key_arn: pulumi.Input[str], retention_days: int,
                  opts: pulumi.ResourceOptions | None = None):  # fmt: skip
-        props = {
-            "logGroupName": log_group_name, "kmsKeyId": kms_key_arn, "retentionDays": retention_days,
-            "region": aws.get_region_output().region, "profile": pulumi.Config("aws").get("profile") or "",
-        }  # fmt: skip
+        props = {"logGroupName": log_group_name, "kmsKeyId": kms_key_arn, "retentionDays": retention_days, **sdk.where()}
         super().__init__(_Provider(), name, props, opts)
