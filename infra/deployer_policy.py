@@ -415,11 +415,18 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "random:index/randomPassword:RandomPassword": {},
     "random:index/randomString:RandomString": {},
-    # Python dynamic resources run inside the program: the config-transition guard calls no AWS API; the service
-    # log groups call CloudWatch Logs (components/service_logs.py, CALLS), on the services' own group names.
-    "pulumi-python:dynamic:Resource": {"ServiceLogGroups": service_logs.CALLS},
+    # Python dynamic resources run inside the program; the config-transition guard calls no AWS API, the others
+    # are told apart by their inputs (DYNAMIC).
+    "pulumi-python:dynamic:Resource": {},
 }  # fmt: skip
 COMPONENT_PREFIX = "dagster-celery-aws:"  # the program's own ComponentResources: no AWS calls
+# Our dynamic resources that call AWS, by the input only each has: a service log group calls CloudWatch Logs on
+# the services' own group names (components/service_logs.py, CALLS); the deployed tag retags the pushed image
+# (components/image.py, tag_image).
+DYNAMIC: dict[str, dict[str, tuple[str, ...]]] = {
+    "logGroupName": {"ServiceLogGroups": service_logs.CALLS},
+    "repositoryName": {"Ecr": _actions("ecr", "BatchGetImage PutImage")},
+}
 
 # Invokes (data sources) -> actions; getRegion reads the provider's configuration, no API call.
 INVOKES: dict[str, tuple[str, ...]] = {
@@ -543,6 +550,10 @@ def statements(result: StackResult, invokes: set[str], stack: str, account: str 
             raise UnknownResourceType(typ)
         for sid, names in PERMISSIONS[typ].items():
             actions.setdefault(sid, set()).update(names)
+    for r in result.of_type("pulumi-python:dynamic:Resource"):
+        for key, permissions in DYNAMIC.items():
+            for sid, names in permissions.items() if key in r.inputs else ():
+                actions.setdefault(sid, set()).update(names)
     for token in sorted(invokes):
         if token not in INVOKES:
             raise UnknownResourceType(token)

@@ -308,13 +308,23 @@ LIFECYCLE: dict[str, Calls] = {
     # No AWS call: generated values run in the program.
     "random:index/randomPassword:RandomPassword": Calls("pulumi/pulumi-random (local)"),
     "random:index/randomString:RandomString": Calls("pulumi/pulumi-random (local)"),
-    # The config-transition guard calls nothing (infra/components/guard.py); a service log group calls CloudWatch
-    # Logs with boto3 (infra/components/service_logs.py: settle, remove).
-    "pulumi-python:dynamic:Resource": Calls(
+    # The config-transition guard calls nothing (infra/components/guard.py): the row of every dynamic resource
+    # is the guard's; those that call AWS have rows of their own in DYNAMIC.
+    "pulumi-python:dynamic:Resource": Calls("infra/components/guard.py (local)"),
+}  # fmt: skip
+# Our dynamic resources that call AWS (boto3), by the input only each has.
+DYNAMIC: dict[str, Calls] = {
+    # infra/components/service_logs.py: settle (create the group with the key, or associate the key with the
+    # service's; set the retention), remove.
+    "logGroupName": Calls(
         "infra/components/service_logs.py", "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "",
         "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "logs:DeleteLogGroup",
-        (("create", "logs:CreateLogGroup", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]
-          if r.inputs.get("logGroupName") else []),)),
-}  # fmt: skip
+        (("create", "logs:CreateLogGroup", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]),
+         ("create", "logs:AssociateKmsKey", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]))),
+    # infra/components/image.py: tag_image (ECR's retag: BatchGetImage, PutImage); delete leaves the tag.
+    "repositoryName": Calls(
+        "infra/components/image.py", "ecr:BatchGetImage ecr:PutImage", "", "ecr:BatchGetImage ecr:PutImage", "",
+        (("create", "ecr:PutImage", lambda r: [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{r.inputs['repositoryName']}-a1b2c3d"]),)),
+}
 # force_destroy empties the bucket before deleting it (provider's resourceBucketDelete: emptyBucket).
 FORCE_DESTROY = "s3:ListBucketVersions s3:DeleteObject s3:DeleteObjectVersion"

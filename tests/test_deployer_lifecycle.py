@@ -12,9 +12,9 @@ from functools import cache
 import pytest
 
 from infra import deployer_policy as dp
-from infra.testing import ACCOUNT, REGION, StackResult
+from infra.testing import ACCOUNT, REGION, Resource, StackResult
 from tests.conftest import REPO_ROOT
-from tests.deployer_lifecycle import FORCE_DESTROY, LIFECYCLE, OPERATIONS
+from tests.deployer_lifecycle import DYNAMIC, FORCE_DESTROY, LIFECYCLE, OPERATIONS, Calls
 from tests.test_aws_models import MAXIMAL_COGNITO, MAXIMAL_OIDC
 
 STACKS = {
@@ -51,6 +51,18 @@ def aws_types(result: StackResult) -> set[str]:
     return {r.typ for r in result.resources if not r.typ.startswith(dp.COMPONENT_PREFIX)}
 
 
+def rows(result: StackResult) -> list[tuple[str, Calls, Resource]]:
+    """(what, its row, the resource) for every resource: by type, and our dynamic resources by their inputs."""
+    found = []
+    for r in result.resources:
+        if r.typ.startswith(dp.COMPONENT_PREFIX):
+            continue
+        found.append((r.typ, LIFECYCLE[r.typ], r))
+        found += [(f"{r.typ} with {key}", calls, r) for key, calls in DYNAMIC.items()
+                  if r.typ == "pulumi-python:dynamic:Resource" and key in r.inputs]  # fmt: skip
+    return found
+
+
 @pytest.fixture(scope="module", params=list(STACKS))
 def stack(request):
     return recorded(request.param)
@@ -66,13 +78,12 @@ def test_every_declared_type_has_a_lifecycle_row(stack):
 def test_the_policy_allows_every_call_of_every_operation(stack, operation):
     result, statements = stack
     checked = 0
-    for typ in sorted(aws_types(result)):
-        needed = LIFECYCLE[typ].actions(operation)
-        if typ == "aws:s3/bucket:Bucket" and operation in ("delete", "replace"):
-            if any(r.inputs.get("forceDestroy") for r in result.of_type(typ)):
-                needed |= set(FORCE_DESTROY.split())
+    for what, calls, r in rows(result):
+        needed = calls.actions(operation)
+        if r.typ == "aws:s3/bucket:Bucket" and operation in ("delete", "replace") and r.inputs.get("forceDestroy"):
+            needed |= set(FORCE_DESTROY.split())
         missing = sorted(a for a in needed if not allowed(statements, a))
-        assert not missing, f"{typ} {operation} ({LIFECYCLE[typ].source}): the deployer may not {missing}"
+        assert not missing, f"{what} {operation} ({calls.source}): the deployer may not {missing}"
         checked += len(needed)
     assert checked  # not an empty stack
 
@@ -81,12 +92,12 @@ def test_what_aws_checks_on_the_callers_behalf_is_allowed_on_its_resource(stack)
     """Final snapshot (and its tags) on delete and replace, key grants, passed roles: on the ARN AWS checks."""
     result, statements = stack
     checked = set()
-    for r in result.resources:
-        for operation, action, arns in LIFECYCLE.get(r.typ, LIFECYCLE["random:index/randomString:RandomString"]).behalf:
+    for _, calls, r in rows(result):
+        for operation, action, arns in calls.behalf:
             for arn in arns(r):
                 assert allowed(statements, action, arn), f"{r.urn} {operation}: the deployer may not {action} on {arn}"
                 checked.add(action)
-    assert {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "iam:PassRole"} <= checked
+    assert {"rds:CreateDBSnapshot", "rds:AddTagsToResource", "iam:PassRole", "logs:AssociateKmsKey"} <= checked
 
 
 def test_a_new_type_without_a_row_fails():
