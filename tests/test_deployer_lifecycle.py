@@ -115,3 +115,17 @@ def test_the_check_refuses_a_policy_without_the_final_snapshot():
     snapshot = f"arn:aws:rds:{REGION}:{ACCOUNT}:snapshot:{instance.inputs['finalSnapshotIdentifier']}"
     assert allowed(statements, "rds:CreateDBSnapshot", snapshot.lower())
     assert not allowed(stripped, "rds:CreateDBSnapshot", snapshot.lower())
+
+
+def test_every_dynamic_resource_is_the_guard_or_has_a_row_of_its_own(stack):
+    """A dynamic resource runs our own code: the guard calls nothing; any other must say what it calls (DYNAMIC)."""
+    from infra import transitions
+    from infra.config import load_stack_file
+
+    result, _ = stack
+    guard_keys = set(transitions.deployed_values(load_stack_file(REPO_ROOT / "Pulumi.dev.yaml")))
+    dynamic = result.of_type("pulumi-python:dynamic:Resource")
+    assert len(dynamic) > 1
+    for r in dynamic:
+        keys = set(r.inputs) - {"__provider"}
+        assert keys <= guard_keys or keys & set(DYNAMIC), f"{r.urn}: no row in tests/deployer_lifecycle.py DYNAMIC"
