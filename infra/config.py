@@ -82,6 +82,7 @@ SECRET_ARN = re.compile(
     r"arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+(:[^:]*:[^:]*:[^:]*)?"
     r"|ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9/_.-]+)"
 )
+KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$"
 MANAGED_POLICY_ARN = re.compile(r"arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+")
 # Too broad for a task role: they would void the stack's least privilege.
 REFUSED_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
@@ -127,6 +128,13 @@ def _secret_arn(value: Any) -> Any:
     return value
 
 
+def _kms_key(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(KMS_KEY_ARN, value):
+        raise ValueError(f"{value!r} is not a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID; an alias does not "
+                         "authorise decryption)")
+    return value
+
+
 def _managed_policy(value: Any) -> Any:
     if isinstance(value, str):
         if not MANAGED_POLICY_ARN.fullmatch(value):
@@ -147,12 +155,30 @@ class Access(_Model):
     secrets: dict[EnvName, Annotated[str, BeforeValidator(_secret_arn)]] = {}
     iam_statements: tuple[Statement, ...] = ()
     managed_policy_arns: tuple[Annotated[str, BeforeValidator(_managed_policy)], ...] = ()
+    # Customer-managed KMS keys (key ARNs) other than the stack's that encrypt Secrets Manager secrets in
+    # ``secrets``: the execution role may decrypt with them, only through Secrets Manager (kms:ViaService).
+    secret_kms_keys: tuple[Annotated[str, BeforeValidator(_kms_key)], ...] = ()
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Access:
         both = sorted(set(self.environment) & set(self.secrets))
         if both:
             raise ValueError(f"{', '.join(both)} is both in environment and in secrets; keep one")
+        return self
+
+    @model_validator(mode="after")
+    def _keys_of_secrets(self) -> Access:
+        # Secrets Manager uses a key of the secret's own Region (Secrets Manager User Guide, "Secret encryption
+        # and decryption"): a key in no Region of these secrets decrypts none of them.
+        regions = {v.split(":")[3] for v in self.secrets.values() if ":secretsmanager:" in v}
+        for i, key in enumerate(self.secret_kms_keys):
+            if key.split(":")[3] not in regions:
+                raise ValueError(
+                    f"secretKmsKeys[{i}] {key!r} is in no Region of the Secrets Manager secrets in secrets "
+                    f"({', '.join(sorted(regions)) or 'none'}): list keys that encrypt those secrets, or leave it out"
+                )
+        if len(set(self.secret_kms_keys)) != len(self.secret_kms_keys):
+            raise ValueError(f"secretKmsKeys lists a key twice: {list(self.secret_kms_keys)}")
         return self
 
     @property
@@ -517,9 +543,6 @@ class Operations(_Model):
     ecs_exec: bool = False
     # Celery's Flower at <ui>/flower, behind the same access control as the UI plus its own basic auth.
     flower: bool = False
-
-
-KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$"
 
 
 class Security(_Model):

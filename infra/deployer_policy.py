@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import naming, testing
+from infra.components import service_logs
 from infra.testing import StackResult, run_stack
 
 VERSION = "2012-10-17"
@@ -65,8 +66,9 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict | None]] = {
                           {"StringEquals": {"ec2:AuthorizedService": "mq.amazonaws.com"}}),
     # Configuration IDs are assigned by Amazon MQ (c-…).
     "AmazonMq": (("arn:aws:mq:{region}:{account}:broker:{mq}*", "arn:aws:mq:{region}:{account}:configuration:*"), None),
+    # snapshot: the final snapshot a deletion takes (its identifier starts with the instance's name group).
     "Rds": (("arn:aws:rds:{region}:{account}:db:{rds}*", "arn:aws:rds:{region}:{account}:pg:{rds}*",
-             "arn:aws:rds:{region}:{account}:subgrp:{rds}*",
+             "arn:aws:rds:{region}:{account}:subgrp:{rds}*", "arn:aws:rds:{region}:{account}:snapshot:{rds}*",
              # a new instance uses the engine's default option group
              "arn:aws:rds:{region}:{account}:og:default:postgres-*"), None),
     # The provider reads an instance by its resource ID (a dbi-resource-id filter), authorised on db:*.
@@ -89,6 +91,11 @@ STATEMENTS: dict[str, tuple[tuple[str, ...], dict | None]] = {
     # WAF requires its log group's name to start with aws-waf-logs- (components/firewall.py).
     "Logs": (("arn:aws:logs:{region}:{account}:log-group:{logs}*",
               "arn:aws:logs:{region}:{account}:log-group:aws-waf-logs-{logs}*"), None),
+    # The groups RDS, Amazon MQ (broker IDs are AWS-assigned) and Container Insights name themselves, given the
+    # stack's key and retention (components/service_logs.py).
+    "ServiceLogGroups": (("arn:aws:logs:{region}:{account}:log-group:/aws/rds/instance/{rds}*",
+                          "arn:aws:logs:{region}:{account}:log-group:/aws/amazonmq/broker/*",
+                          "arn:aws:logs:{region}:{account}:log-group:/aws/ecs/containerinsights/{ecs}*"), None),
     # Key IDs are assigned by KMS; aliases are the stack's names.
     "Kms": (("arn:aws:kms:{region}:{account}:key/*", "arn:aws:kms:{region}:{account}:alias/{kms}*"), None),
     # Web ACLs are named <name>/<ID>; associating one acts on the load balancer too.
@@ -118,6 +125,8 @@ NAME_GROUPS: dict[str, tuple[tuple[str, ...], bool]] = {
     "kms": (("aws:kms/alias:Alias",), False),
     "waf": (("aws:wafv2/webAcl:WebAcl",), False),
 }  # fmt: skip
+# Names a resource gives to what it makes (the final snapshot of a deleted instance): scoped with its group.
+OTHER_NAMES: dict[str, tuple[str, ...]] = {"aws:rds/instance:Instance": ("finalSnapshotIdentifier",)}
 # Fixed prefixes AWS requires before the stack's part of a name; the statements' ARN templates carry them.
 FIXED_NAME_PREFIXES = {"aws:kms/alias:Alias": "alias/", "aws:cloudwatch/logGroup:LogGroup": "aws-waf-logs-"}
 
@@ -217,7 +226,11 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
                                  "DeleteDBParameterGroup DescribeDBParameterGroups DescribeDBParameters"), *_RDS_TAGS),
     },
     "aws:rds/instance:Instance": {  # and iam:PassRole of its monitoring role (PASSED_ROLES)
-        "Rds": (*_actions("rds", "CreateDBInstance ModifyDBInstance RebootDBInstance DeleteDBInstance"), *_RDS_TAGS),
+        # DeleteDBInstance with a final snapshot is authorised as rds:CreateDBSnapshot too (on the instance and
+        # the snapshot), and, with copy_tags_to_snapshot, rds:AddTagsToResource on the snapshot (RDS, "changes to
+        # IAM policies for DeleteDBInstance", August 2024: the final snapshot is no longer implicit).
+        "Rds": (*_actions("rds", "CreateDBInstance ModifyDBInstance RebootDBInstance DeleteDBInstance CreateDBSnapshot"),
+                *_RDS_TAGS),
         "RdsDescribeInstances": _actions("rds", "DescribeDBInstances"),
         "Kms": _KMS_GRANTS,  # Performance Insights, encrypted with the stack's key
     },
@@ -402,11 +415,18 @@ PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "random:index/randomPassword:RandomPassword": {},
     "random:index/randomString:RandomString": {},
-    # Python dynamic resources run inside the program (the config-transition guard compares values and calls
-    # no AWS API). A dynamic resource that calls AWS needs its actions listed here instead.
+    # Python dynamic resources run inside the program; the config-transition guard calls no AWS API, the others
+    # are told apart by their inputs (DYNAMIC).
     "pulumi-python:dynamic:Resource": {},
 }  # fmt: skip
 COMPONENT_PREFIX = "dagster-celery-aws:"  # the program's own ComponentResources: no AWS calls
+# Our dynamic resources that call AWS, by the input only each has: a service log group calls CloudWatch Logs on
+# the services' own group names (components/service_logs.py, CALLS); the deployed tag retags the pushed image
+# (components/image.py, tag_image).
+DYNAMIC: dict[str, dict[str, tuple[str, ...]]] = {
+    "logGroupName": {"ServiceLogGroups": service_logs.CALLS},
+    "repositoryName": {"Ecr": _actions("ecr", "BatchGetImage PutImage")},
+}
 
 # Invokes (data sources) -> actions; getRegion reads the provider's configuration, no API call.
 INVOKES: dict[str, tuple[str, ...]] = {
@@ -456,6 +476,7 @@ def name_prefixes(result: StackResult, stack: str) -> dict[str, str]:
     prefixes = {}
     for group, (types, lower) in NAME_GROUPS.items():
         names = [base] + [_physical_name(r) for r in result.resources if r.typ in types]
+        names += [str(r.inputs[k]) for r in result.resources if r.typ in types for k in OTHER_NAMES.get(r.typ, ()) if r.inputs.get(k)]
         prefix = os.path.commonprefix([n.lower() for n in names] if lower else names)
         if len(prefix) < len("dagster-"):
             raise ValueError(f"{group} names share no 'dagster-' prefix: {names}")
@@ -512,7 +533,8 @@ def _cognito(result: StackResult) -> list[dict]:
     pools = sorted(
         action["authenticateCognito"]["userPoolArn"]
         for r in result.of_type("aws:lb/listener:Listener") + result.of_type("aws:lb/listenerRule:ListenerRule")
-        for action in r.inputs.get("defaultActions", []) + r.inputs.get("actions", [])
+        # an OIDC listener's actions are secret (its client secret): revealed to be read
+        for action in testing.reveal(r.inputs.get("defaultActions", [])) + testing.reveal(r.inputs.get("actions", []))
         if action.get("type") == "authenticate-cognito"
     )
     return [{"Sid": "CognitoSignIn", "Effect": "Allow", "Action": "cognito-idp:DescribeUserPoolClient",
@@ -528,6 +550,10 @@ def statements(result: StackResult, invokes: set[str], stack: str, account: str 
             raise UnknownResourceType(typ)
         for sid, names in PERMISSIONS[typ].items():
             actions.setdefault(sid, set()).update(names)
+    for r in result.of_type("pulumi-python:dynamic:Resource"):
+        for key, permissions in DYNAMIC.items():
+            for sid, names in permissions.items() if key in r.inputs else ():
+                actions.setdefault(sid, set()).update(names)
     for token in sorted(invokes):
         if token not in INVOKES:
             raise UnknownResourceType(token)

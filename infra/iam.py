@@ -56,13 +56,19 @@ def _key_statement(kms_key_arn: str | None, write: bool) -> list[dict]:
 
 
 def execution_policy(
-    secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = (), kms_key_arn: str | None = None
+    secret_arns: list[str], log_group_arn: str, parameter_arns: list[str] = (), kms_key_arn: str | None = None,
+    secret_kms_keys: tuple[str, ...] = (), region: str = "",
 ) -> dict:
     """The ECS agent: read the stack's secrets into containers (decrypting them with the stack's key: ECS guide,
     "Amazon ECS task execution IAM role", Secrets Manager) and write their logs (the image pull is the
-    AWS-managed AmazonECSTaskExecutionRolePolicy; ECR decrypts images through its own grant on the key)."""
+    AWS-managed AmazonECSTaskExecutionRolePolicy; ECR decrypts images through its own grant on the key).
+    User secrets encrypted with keys of their own (``access.secretKmsKeys``): kms:Decrypt on those keys, only when
+    Secrets Manager in ``region`` asks (kms:ViaService; AWS KMS Developer Guide, "kms:ViaService")."""
     parameters = [{"Sid": "ReadUserParameters", "Effect": "Allow", "Action": "ssm:GetParameters",
                    "Resource": list(parameter_arns)}] if parameter_arns else []  # fmt: skip
+    parameters += [{"Sid": "DecryptUserSecrets", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": sorted(secret_kms_keys),
+                    "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}}
+                   ] if secret_kms_keys else []  # fmt: skip
     return {
         "Version": VERSION,
         "Statement": [
@@ -178,13 +184,23 @@ def key_policy(account: str, region: str) -> dict:
     administers the key and IAM policies grant its use -- the stack's roles get kms:Decrypt and
     kms:GenerateDataKey on it and nothing more).
 
-    Services that use the key as themselves, not as a role of the stack:
-    - CloudWatch Logs, for the log groups of this account and Region only (CloudWatch Logs User Guide,
-      "Encrypt log data in CloudWatch Logs using AWS KMS": the ``kms:EncryptionContext:aws:logs:arn`` condition);
+    Services that use the key as themselves, not as a role of the stack, each only for this account's resources
+    (the confused-deputy guard: IAM User Guide, "The confused deputy problem"):
+    - CloudWatch Logs, for the log groups of this account and Region (CloudWatch Logs User Guide, "Encrypt log
+      data in CloudWatch Logs using AWS KMS": the ``kms:EncryptionContext:aws:logs:arn`` condition);
     - CloudWatch alarms and EventBridge rules publishing to the encrypted alarm topic (SNS Developer Guide,
-      "Configure AWS KMS permissions for AWS services": kms:Decrypt and kms:GenerateDataKey*).
+      "Configure AWS KMS permissions for AWS services": kms:Decrypt and kms:GenerateDataKey*), each for its own
+      resources of this account and Region: ``aws:SourceAccount`` and ``aws:SourceArn`` (the alarm's ARN,
+      CloudWatch User Guide, "Confused deputy prevention"; the rule's ARN, EventBridge User Guide, "Using IAM
+      policy conditions in Amazon EventBridge" and "Authorizing EventBridge to use a customer managed key").
     S3, Secrets Manager, ECR and RDS Performance Insights use it on behalf of the caller (IAM) or through
     grants they create with the caller's permission."""
+
+    def publisher(sid: str, service: str, source_arn: str) -> dict:
+        return {"Sid": sid, "Effect": "Allow", "Principal": {"Service": service},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account}, "ArnLike": {"aws:SourceArn": source_arn}}}  # fmt: skip
+
     return {
         "Version": VERSION,
         "Statement": [
@@ -195,8 +211,7 @@ def key_policy(account: str, region: str) -> dict:
              "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
              "Resource": "*",
              "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account}:log-group:*"}}},
-            {"Sid": "AlarmsAndEventsPublishToTheTopic", "Effect": "Allow",
-             "Principal": {"Service": ["cloudwatch.amazonaws.com", "events.amazonaws.com"]},
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"},
+            publisher("AlarmsPublishToTheTopic", "cloudwatch.amazonaws.com", f"arn:aws:cloudwatch:{region}:{account}:alarm:*"),
+            publisher("EventRulesPublishToTheTopic", "events.amazonaws.com", f"arn:aws:events:{region}:{account}:rule/*"),
         ],
     }  # fmt: skip

@@ -52,13 +52,15 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     )
     broker = Broker(
         f"{prefix}-mq",
-        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key),
+        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key,
+                   log_retention_days=retention),
     )
     database = Database(
         f"{prefix}-db",
         DatabaseArgs(
             config=cfg.database, subnet_ids=network.private_subnet_ids,
             security_group_id=network.database_sg.id, deletion_protection=protect, kms_key_arn=key,
+            log_retention_days=retention,
         ),
     )  # fmt: skip
     bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect, kms_key_arn=key))
@@ -97,6 +99,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
             log_retention_days=retention, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
             bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
             user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
+            user_secret_keys=tuple(k for a in (cfg.access, *(q.access for q in cfg.queues)) for k in a.secret_kms_keys),
             kms_key_arn=key,
         ),
     )  # fmt: skip

@@ -19,6 +19,7 @@ def deployed_values(cfg: StackConfig) -> dict[str, str | bool]:
         "internetFacingUi": cfg.ui.access.internet_facing,
         "loadBalancedUi": cfg.ui.access.load_balanced,
         "deletionProtection": cfg.protection.deletion_protection,
+        "kmsKeyArn": cfg.security.kms_key_arn or "",  # "": the key the stack made itself
     }
 
 
@@ -57,4 +58,16 @@ def problems(old: dict, new: dict) -> list[tuple[str, str]]:
         found.append(("ui.access", "ui.access 'ssm' deletes the UI's load balancer, whose deletion protection forbids "
                       "it: first `pulumi up` with protection.deletionProtection false, then change ui.access and "
                       "`pulumi up`, then turn protection back on (README, 'Day 2')"))
+    # Absent from a deployment made before the guard held it: unknown, so not refused (a key kept would be).
+    if "kmsKeyArn" in old and new["kmsKeyArn"] != old["kmsKeyArn"]:
+        # RDS refuses a new Performance Insights key ("You can't change your Performance Insights KMS key"; RDS API,
+        # ModifyDBInstance PerformanceInsightsKMSKeyId), after the image repository, whose encryption is fixed at
+        # creation, was already replaced; and what the old key encrypted (log events, bucket objects, secret
+        # versions) stays under it, so a key the stack made must not be scheduled for deletion.
+        before, after = old["kmsKeyArn"] or "the stack's own key", new["kmsKeyArn"] or "the stack's own key"
+        found.append(("security.kmsKeyArn", f"the stack's key cannot change once deployed ({before} -> {after}): RDS "
+                      "cannot change the Performance Insights key, and logs, bucket objects and secrets stay encrypted "
+                      f"under the old key. Keep {before}. To move to another key: `pulumi up` a new stack with "
+                      "security.kmsKeyArn set, restore the database there from a snapshot and copy the bucket, then "
+                      "destroy this stack (README, 'Security')"))
     return found

@@ -33,7 +33,9 @@ def autoname(typ: str, logical: str) -> str:
     return name.lower() if rule and rule.folded else name
 
 
-NO_AWS_CALL = {"random", "docker-build", "pulumi-python"}  # providers whose resources make no AWS API call (pulumi-python: the config guard)
+# providers whose resources no botocore create request describes (pulumi-python: the config guard, and the service
+# log groups, whose calls tests/test_service_logs.py checks against botocore's model)
+NO_AWS_CALL = {"random", "docker-build", "pulumi-python"}
 TF_UNIQUE_ID = "terraform-20250101000000000000000001"  # the shape of Terraform's generated IDs (id.UniqueId)
 # The input Pulumi autonames when it is absent, where that is not "name".
 NAME_INPUT = {"aws:mq/broker:Broker": "brokerName", "aws:rds/instance:Instance": "identifier",

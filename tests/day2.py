@@ -158,8 +158,9 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "random:index/randomPassword:RandomPassword": frozenset({"length", "special", "minSpecial", "overrideSpecial"}),
     # terraform-provider-random internal/provider/resource_string.go: likewise, every argument RequiresReplace.
     "random:index/randomString:RandomString": frozenset({"length", "special", "upper"}),
-    # infra/components/guard.py: our own dynamic resource; its provider updates in place (no diff override).
-    "pulumi-python:dynamic:Resource": frozenset(),
+    # Our own dynamic resources: the guard (infra/components/guard.py) updates in place; a service log group
+    # (infra/components/service_logs.py, _Provider.diff) is another group under a new name or Region.
+    "pulumi-python:dynamic:Resource": frozenset({"logGroupName", "region"}),
 }
 
 # Types whose outputs change on an in-place update too: a changed mq configuration gets a new revision

@@ -21,6 +21,8 @@ def config(**groups):
 
 
 # (config values, words the error must contain)
+SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:api-AbCdEf"
+SECRET_KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 INVALID = [
     pytest.param({"queues": [Q], "queus": []}, ["queus", "unknown key"], id="unknown-top-level-key"),
     pytest.param(config(broker={"engineVerson": "3.13"}), ["broker.engineVerson", "unknown key"], id="unknown-nested-key"),
@@ -87,6 +89,13 @@ INVALID = [
     pytest.param(config(runs={"mode": "daemon", "cpu": 512}), ["runs.cpu", "leave runs.cpu out", "daemon.cpu"], id="runs-cpu-in-daemon-mode"),
     pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1635 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
     pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1135 MiB", "webserver"], id="daemon-with-webserver-too-small"),
+    pytest.param(config(access={"secrets": {"API": SECRET}, "secretKmsKeys": ["alias/api"]}),
+                 ["access.secretKmsKeys[0]", "'alias/api'", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"], id="secret-key-not-a-key-arn"),
+    pytest.param(config(access={"secretKmsKeys": [SECRET_KEY]}), ["access", "secretKmsKeys[0]", "no Region", "(none)"],
+                 id="secret-key-without-secrets"),
+    pytest.param({"queues": [{"name": "dagster", "access": {"secrets": {"API": SECRET},
+                                                            "secretKmsKeys": [SECRET_KEY.replace("eu-west-1", "us-east-1")]}}]},
+                 ["queues[0].access", "secretKmsKeys[0]", "us-east-1", "(eu-west-1)"], id="secret-key-in-another-region"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
         ["database connections", "workers 600", "allows 99", "database.instanceClass"],

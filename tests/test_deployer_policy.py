@@ -170,6 +170,7 @@ NOT_BY_NAME = (
     f"arn:aws:rds:{REGION}:{ACCOUNT}:db:*",  # DescribeDBInstances by resource ID
     f"arn:aws:rds:{REGION}:{ACCOUNT}:og:default:postgres-*",  # the engine's default option group
     f"arn:aws:kms:{REGION}:{ACCOUNT}:key/*",  # key IDs are AWS-assigned
+    f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/amazonmq/broker/*",  # named after the AWS-assigned broker ID
 )
 
 

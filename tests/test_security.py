@@ -29,7 +29,7 @@ from pathlib import Path
 import parliament
 import pytest
 
-from infra import contract, iam, taskdef, tfplan
+from infra import contract, taskdef, tfplan
 from infra.components import bucket as buckets
 from infra.config import load_stack_file
 from infra.topology import process_specs
@@ -279,18 +279,31 @@ def _(name, cfg, stack):
         assert deny["Action"] == "s3:*" and deny["Principal"] == "*" and len(deny["Resource"]) == 2, p.urn
 
 
+# eu-west-1 served load balancers before August 2022: its access logs are written by Elastic Load Balancing's
+# account for the Region, not the log-delivery service principal (ALB User Guide, "Enable access logs for your
+# Application Load Balancer", step 2, "Europe (Ireland) - 156460612806"; docs/facts.md).
+EU_WEST_1_ELB_ACCOUNT = {"AWS": "arn:aws:iam::156460612806:root"}
+
+
 @rule("S3-log-bucket-admits-only-the-two-log-deliveries")
 def _(name, cfg, stack):
     policy = json.loads(stack.one("aws:s3/bucketPolicy:BucketPolicy", "-access-logs-policy").inputs["policy"])
-    allowed = {s["Principal"]["Service"]: s for s in policy["Statement"] if s["Effect"] == "Allow"}
+    allowed = {json.dumps(s["Principal"], sort_keys=True): s for s in policy["Statement"] if s["Effect"] == "Allow"}
+    elb, s3 = json.dumps(EU_WEST_1_ELB_ACCOUNT, sort_keys=True), json.dumps({"Service": buckets.S3_LOG_DELIVERY})
     # The load balancer's delivery only where there is a load balancer (not with ui.access ssm).
     balanced = cfg.ui.access.load_balanced
-    assert set(allowed) == {*([buckets.ELB_LOG_DELIVERY] if balanced else []), buckets.S3_LOG_DELIVERY}
+    assert set(allowed) == {*([elb] if balanced else []), s3}
     assert all(s["Action"] == "s3:PutObject" for s in allowed.values())
     data = stack.one("aws:s3/bucket:Bucket", "-bucket-data").state["arn"]
-    assert allowed[buckets.S3_LOG_DELIVERY]["Condition"]["ArnLike"] == {"aws:SourceArn": data}
+    assert allowed[s3]["Condition"]["ArnLike"] == {"aws:SourceArn": data}
     if balanced:
-        assert allowed[buckets.ELB_LOG_DELIVERY]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
+        assert allowed[elb]["Resource"].endswith("/alb/AWSLogs/123456789012/*")
+
+
+def test_a_region_opened_after_august_2022_takes_the_log_delivery_service():
+    policy = buckets.log_bucket_policy("arn:aws:s3:::logs", "arn:aws:s3:::data", "123456789012", "eu-central-2")
+    (elb,) = [s for s in policy["Statement"] if s.get("Sid") == "LoadBalancerAccessLogs"]
+    assert elb["Principal"] == {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
 
 
 @rule("AWSGuard-s3-buckets-kept-in-production")
@@ -313,6 +326,28 @@ def _(name, cfg, stack):
 def _(name, cfg, stack):
     d = db(stack)  # every stack: a teardown of prod begins by turning protection off
     assert d["skipFinalSnapshot"] is False and d["finalSnapshotIdentifier"]
+
+
+# aws_db_instance's ForceNew arguments (hashicorp/terraform-provider-aws internal/service/rds/instance.go, the
+# schema pulumi-aws's rds.Instance bridges): a change to any of them replaces the instance.
+RDS_INSTANCE_FORCE_NEW = ("availabilityZone", "characterSetName", "customIamInstanceProfile", "dbName", "engine",
+                          "identifier", "identifierPrefix", "kmsKeyId", "ncharCharacterSetName", "restoreToPointInTime",
+                          "snapshotIdentifier", "storageEncrypted", "timezone", "username")  # fmt: skip
+
+
+@rule("RDS-final-snapshot-name-unique-per-instance")
+def _(name, cfg, stack):
+    # A replaced instance is deleted with a final snapshot, and so is its successor later: a suffix fixed for the
+    # stack's life would name both the same (DBSnapshotAlreadyExists). The suffix is renewed by whatever replaces
+    # the instance: every ForceNew argument it sets, and its logical name.
+    instance = one(stack, "aws:rds/instance:Instance")
+    suffix = stack.one("random:index/randomString:RandomString", "-db-snapshot-suffix")
+    assert instance.inputs["finalSnapshotIdentifier"].endswith("-" + suffix.state["result"])
+    keepers = suffix.inputs.get("keepers") or {}
+    replacing = {re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), k): instance.inputs[k]
+                 for k in RDS_INSTANCE_FORCE_NEW if k in instance.inputs}  # fmt: skip
+    assert replacing and {k: keepers.get(k) for k in replacing} == {k: str(v) for k, v in replacing.items()}, keepers
+    assert keepers["instance"] == instance.name
 
 
 @rule("AWSGuard-rds-password-in-secrets-manager")
@@ -501,12 +536,35 @@ def _(name, cfg, stack):
     assert uses and set(uses) == {key} and default["bucketKeyEnabled"] is True
 
 
-@rule("KMS-key-policy-admits-the-account-logs-alarms-and-events-only")
+# What the key policy must say, written out here (not taken from infra/iam.py): each service that uses the key as
+# itself, pinned to this account's own resources. CloudWatch Logs: its encryption context (CloudWatch Logs User
+# Guide, "Encrypt log data in CloudWatch Logs using AWS KMS"); alarms and event rules: aws:SourceAccount and
+# aws:SourceArn (CloudWatch User Guide, "Confused deputy prevention"; EventBridge User Guide, "Using IAM policy
+# conditions in Amazon EventBridge").
+KEY_POLICY_SERVICES = {
+    "logs.eu-west-1.amazonaws.com": {
+        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:eu-west-1:123456789012:log-group:*"}},
+    "cloudwatch.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                                 "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*"}},
+    "events.amazonaws.com": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                             "ArnLike": {"aws:SourceArn": "arn:aws:events:eu-west-1:123456789012:rule/*"}},
+}  # fmt: skip
+
+
+@rule("KMS-key-policy-admits-the-account-and-each-service-only-for-this-accounts-resources")
 def _(name, cfg, stack):
     policy = json.loads(one(stack, "aws:kms/key:Key").inputs["policy"])
-    assert policy == iam.key_policy("123456789012", "eu-west-1")
-    logs = next(s for s in policy["Statement"] if s["Principal"].get("Service") == "logs.eu-west-1.amazonaws.com")
-    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"].startswith("arn:aws:logs:eu-west-1:123456789012:")
+    services = {}
+    for s in policy["Statement"]:
+        assert s["Effect"] == "Allow" and s["Resource"] == "*", s
+        if "AWS" in s["Principal"]:  # the account administers the key; IAM grants its use
+            assert s["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"} and "Condition" not in s, s
+            continue
+        principals = s["Principal"]["Service"]
+        services |= {p: s for p in (principals if isinstance(principals, list) else [principals])}
+    assert {k: s.get("Condition") for k, s in services.items()} == KEY_POLICY_SERVICES
+    for service in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):  # publish to the topic, nothing more
+        assert set(services[service]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
 
 
 @rule("FSBP-ECR.3-lifecycle-policy")
@@ -595,3 +653,19 @@ def test_the_image_declares_the_writable_dirs_as_volumes_owned_by_its_user():
     (volumes,) = re.findall(r"^VOLUME (\[.*\])$", text, re.M)
     assert json.loads(volumes) == list(contract.WRITABLE_DIRS.values())
     assert re.search(r'chown 10001:10001 "\$\{DAGSTER_HOME\}" /tmp', text)
+
+
+def test_secrets_under_a_key_of_their_own_are_decrypted_by_the_execution_role_through_secrets_manager_only():
+    """A user secret encrypted with a customer key other than the stack's: ECS's agent reads it with the execution
+    role, which needs kms:Decrypt on that key (ECS guide, "Amazon ECS task execution IAM role"); given only when
+    Secrets Manager of the stack's Region asks, and to no task role."""
+    secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:partner-api-AbCdEf"
+    own_key = "arn:aws:kms:eu-west-1:123456789012:key/9f8e7d6c-4e5f-6789-abcd-ef0123456789"
+    stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl", "access": {
+        "secrets": {"PARTNER_TOKEN": secret}, "secretKmsKeys": [own_key]}}]})  # fmt: skip
+    grants = [(p.name, s) for p, doc in policies(stack) for s, _, resources in statements(doc) if own_key in resources]
+    ((role, statement),) = grants
+    assert role.endswith("-execution") and statement["Action"] == "kms:Decrypt" and statement["Resource"] == [own_key]
+    assert statement["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.eu-west-1.amazonaws.com"}}
+    findings = parliament.analyze_policy_string(json.dumps({"Version": "2012-10-17", "Statement": [statement]})).findings
+    assert not findings, [(f.issue, f.detail) for f in findings]

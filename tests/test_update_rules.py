@@ -157,6 +157,9 @@ def test_database_storage_is_watched_by_rds_events_not_a_stale_threshold(prod):
 # --- changes from what is deployed (the guard's check, run by the preview before every `pulumi up`) ---------
 
 
+KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+
+
 def values(**changes) -> dict:
     cfg = load_stack_file(PROD)
     return {**transitions.deployed_values(cfg), **changes}
@@ -173,9 +176,15 @@ def values(**changes) -> dict:
         # A stack deployed before the key existed had a load balancer.
         ({k: v for k, v in values(deletionProtection=True).items() if k != "loadBalancedUi"},
          values(internetFacingUi=False, loadBalancedUi=False), "ui.access"),  # one problem: the load balancer goes
+        # The stack's key: RDS cannot change the Performance Insights key, and data stays under the old key (a dev
+        # stack's own key, which `pulumi up` would schedule for deletion).
+        (values(kmsKeyArn=""), values(kmsKeyArn=KEY), "security.kmsKeyArn"),
+        (values(kmsKeyArn=KEY), values(kmsKeyArn=""), "security.kmsKeyArn"),
+        (values(kmsKeyArn=KEY), values(kmsKeyArn=KEY.replace("0a1b", "9f8e")), "security.kmsKeyArn"),
     ],
     ids=["broker-to-micro", "rabbitmq-downgrade", "postgres-downgrade", "protected-lb-scheme", "protected-lb-to-ssm",
-         "protected-lb-to-ssm-from-an-older-deployment"],
+         "protected-lb-to-ssm-from-an-older-deployment", "own-key-to-external", "external-key-to-own",
+         "external-key-to-another"],
 )
 def test_changes_aws_refuses_from_what_is_deployed_are_named(old, new, key):
     (found,) = transitions.problems(old, new)
@@ -195,16 +204,20 @@ def test_changes_aws_refuses_from_what_is_deployed_are_named(old, new, key):
         # from 'ssm' to an internet-facing UI: a new load balancer, none replaced
         (values(internetFacingUi=False, loadBalancedUi=False, deletionProtection=True), values(internetFacingUi=True)),
         (values(), values()),
+        (values(kmsKeyArn=KEY), values(kmsKeyArn=KEY)),
+        # deployed before the guard held the key: unknown, not refused
+        ({k: v for k, v in values().items() if k != "kmsKeyArn"}, values(kmsKeyArn=KEY)),
     ],
     ids=["first", "micro-to-m5", "rabbitmq-upgrade", "postgres-upgrade", "unprotected-lb-scheme", "unprotected-to-ssm",
-         "protected-ssm-to-private", "protected-ssm-to-internet-facing", "unchanged"],
+         "protected-ssm-to-private", "protected-ssm-to-internet-facing", "unchanged",
+         "same-external-key", "key-unknown-before"],
 )
 def test_changes_aws_accepts_pass(old, new):
     assert transitions.problems(old, new) == []
 
 
 def test_the_guard_holds_the_values_the_next_update_is_checked_against(prod):
-    (guard,) = prod.of_type("pulumi-python:dynamic:Resource")
+    guard = prod.one("pulumi-python:dynamic:Resource", "-transitions")
     assert {k: v for k, v in guard.inputs.items() if k != "__provider"} == values()
 
 
@@ -215,6 +228,19 @@ def test_the_guard_fails_the_check_with_the_key_and_the_fix():
     (failure,) = result.failures
     assert failure.property == "broker.instanceType" and "mq.m5.large" in failure.reason
     assert _Provider().check({}, values()).failures == []
+
+
+def test_a_key_change_is_refused_before_anything_changes_with_the_steps():
+    """The guard's check fails the preview, before the image repository or the database is touched; the message
+    says what stays under the old key and how to move to another."""
+    from infra.components.guard import _Provider
+
+    (failure,) = _Provider().check(values(kmsKeyArn=""), values(kmsKeyArn=KEY)).failures
+    assert failure.property == "security.kmsKeyArn" and KEY in failure.reason
+    assert "Performance Insights" in failure.reason and "new stack" in failure.reason and "Keep the stack's own key" in failure.reason
+    dev = run_stack(DEV, stack="dev")
+    guard = dev.one("pulumi-python:dynamic:Resource", "-transitions")
+    assert guard.inputs["kmsKeyArn"] == "" and dev.of_type("aws:kms/key:Key")  # dev's own key, which the guard keeps
 
 
 def test_runs_start_in_any_of_the_stack_subnets_not_only_the_daemons(monkeypatch):

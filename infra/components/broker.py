@@ -2,8 +2,9 @@
 
 Creates: a generated admin password (no commas: Amazon MQ refuses them), an ``aws.mq.Configuration`` that
 sets ``consumer_timeout``, a private broker in the private subnets (single instance, or a three-node
-cluster in production), and a Secrets Manager secret holding the full ``amqps://`` broker URL -- the only
-way containers receive the credentials.
+cluster in production) whose general log's group gets the stack's key and retention (components/service_logs.py),
+and a Secrets Manager secret holding the full ``amqps://`` broker URL -- the only way containers receive the
+credentials.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pulumi_aws as aws
 
 from infra import naming
 from infra.components.credentials import StoredSecret, generated_password
+from infra.components.service_logs import ServiceLogGroup, mq_log_group
 from infra.config import Broker as BrokerConfig
 from infra.config import DeploymentMode
 
@@ -41,7 +43,8 @@ class BrokerArgs:
     config: BrokerConfig
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
-    kms_key_arn: pulumi.Input[str]  # the URL secret's
+    kms_key_arn: pulumi.Input[str]  # the URL secret's and the broker log's
+    log_retention_days: int = 14  # the broker log's (logs.retentionDays)
 
 
 class Broker(pulumi.ComponentResource):
@@ -74,6 +77,8 @@ class Broker(pulumi.ComponentResource):
             logs={"general": True},
             opts=child,
         )
+        # The group Amazon MQ makes for the general log gets the stack's key and retention.
+        ServiceLogGroup(f"{name}-logs", self.broker.id.apply(mq_log_group), args.kms_key_arn, args.log_retention_days, opts=child)
         self.endpoint = self.broker.instances[0].endpoints[0]
         # The RabbitMQ management API (HTTPS) that the queue-metrics publisher reads.
         self.console_url = self.broker.instances[0].console_url

@@ -7,7 +7,8 @@ that expires old versions and aborts stale uploads, and a policy that refuses pl
 - data bucket: default encryption SSE-KMS with the stack's key and a bucket key; compute logs expire.
 - log bucket (``security.accessLogs``): default encryption SSE-S3, the only one load balancer access logs
   may be delivered to (docs/facts.md); the bucket policy admits exactly the two log deliveries -- Elastic Load
-  Balancing under ``alb/AWSLogs/<account>/`` and S3 server access logging of the data bucket under ``s3/`` --
+  Balancing (the Region's ELB account, or its log-delivery service in newer Regions) under
+  ``alb/AWSLogs/<account>/`` and S3 server access logging of the data bucket under ``s3/`` --
   and the logs expire after ``logs.retentionDays``.
 """
 
@@ -37,6 +38,25 @@ S3_LOG_PREFIX = "s3/"
 # Balancer"; S3 User Guide, "Enabling Amazon S3 server access logging"; docs/facts.md).
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
 S3_LOG_DELIVERY = "logging.s3.amazonaws.com"
+# In the Regions Elastic Load Balancing served before August 2022 the load balancer's logs are written by an AWS
+# account of ELB's own in that Region, which the bucket policy must name; only later Regions take the log-delivery
+# service principal (ALB User Guide, "Enable access logs for your Application Load Balancer", step 2; docs/facts.md).
+ELB_REGION_ACCOUNTS = {
+    "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980", "us-west-2": "797873946194",
+    "af-south-1": "098369216593", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127", "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062", "ap-east-1": "754344448648", "ap-northeast-1": "582318560864",
+    "ap-northeast-2": "600734575887", "ap-northeast-3": "383597477331", "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266", "ap-south-1": "718504428378", "me-south-1": "076674570225",
+    "sa-east-1": "507241528517", "us-gov-west-1": "048591011584", "us-gov-east-1": "190560391635",
+}  # fmt: skip
+
+
+def elb_log_writer(region: str) -> dict:
+    """The principal that writes a load balancer's access logs in ``region``."""
+    if region in ELB_REGION_ACCOUNTS:
+        return {"AWS": f"arn:aws:iam::{ELB_REGION_ACCOUNTS[region]}:root"}
+    return {"Service": ELB_LOG_DELIVERY}
 
 
 def _deny_plain_http(bucket_arn: str) -> dict:
@@ -48,14 +68,16 @@ def tls_only_policy(bucket_arn: str) -> dict:
     return {"Version": "2012-10-17", "Statement": [_deny_plain_http(bucket_arn)]}
 
 
-def log_bucket_policy(log_bucket_arn: str, source_bucket_arn: str, account: str, load_balancer: bool = True) -> dict:
+def log_bucket_policy(
+    log_bucket_arn: str, source_bucket_arn: str, account: str, region: str, load_balancer: bool = True
+) -> dict:
     """TLS only; the load balancer's (when the stack has one) and the data bucket's log deliveries may write
     their own prefixes."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             _deny_plain_http(log_bucket_arn),
-            *([{"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": {"Service": ELB_LOG_DELIVERY},
+            *([{"Sid": "LoadBalancerAccessLogs", "Effect": "Allow", "Principal": elb_log_writer(region),
                 "Action": "s3:PutObject", "Resource": f"{log_bucket_arn}/{ALB_LOG_PREFIX}/AWSLogs/{account}/*"}]
               if load_balancer else []),
             {"Sid": "BucketAccessLogs", "Effect": "Allow", "Principal": {"Service": S3_LOG_DELIVERY},
@@ -141,10 +163,11 @@ class LogBucket(pulumi.ComponentResource):
                     "expiration": {"days": args.retention_days}},
         )  # fmt: skip
         account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
         # Deliveries are checked when they are turned on: the load balancer and the data bucket wait for it.
         self.policy = aws.s3.BucketPolicy(
             f"{name}-logs-policy", bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, args.source.arn, account).apply(
+            policy=pulumi.Output.all(self.bucket.arn, args.source.arn, account, region).apply(
                 lambda a: json.dumps(log_bucket_policy(*a, load_balancer=args.load_balancer))
             ),
             opts=child,

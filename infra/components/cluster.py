@@ -1,10 +1,11 @@
 """Cluster: where the tasks run and what they may do.
 
-Creates: an ECS cluster with Container Insights, one log group (retention from config, encrypted with the
-stack's key), an execution role (pull the image, read and decrypt the stack's secrets, write logs), and two
-task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
+Creates: an ECS cluster with Container Insights (its performance log group with the stack's key and retention,
+components/service_logs.py), one log group (retention from config, encrypted with the stack's key), an execution
+role (pull the image, read and decrypt the stack's secrets, write logs), and two task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
 launching, and the run workers in the daemon's task run under it) and ``worker`` for workers and run tasks
-(bucket only); both may use the stack's key for the bucket's objects.
+(bucket only); both may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
+own (``access.secretKmsKeys``): the execution role may decrypt with those keys, through Secrets Manager only.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam, naming, scaling
+from infra.components.service_logs import ServiceLogGroup, container_insights_log_group
 from infra.config import Access
 
 FARGATE, FARGATE_SPOT = "FARGATE", "FARGATE_SPOT"
@@ -33,6 +35,7 @@ class ClusterArgs:
     ecs_exec: bool = False
     access: Access = Access()  # what user code needs in every task (stack config `access`)
     user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
+    user_secret_keys: tuple[str, ...] = ()  # KMS keys of their own that encrypt some of them (secretKmsKeys)
     kms_key_arn: pulumi.Input[str] | None = None  # the stack's key: log group, secrets, bucket
 
 
@@ -54,6 +57,11 @@ class Cluster(pulumi.ComponentResource):
             kms_key_id=args.kms_key_arn, opts=child,
         )  # fmt: skip
         key = pulumi.Output.from_input(args.kms_key_arn)
+        # Container Insights' own group, settled before any task runs (services wait for grants).
+        insights = ServiceLogGroup(
+            f"{name}-insights-logs", self.cluster.name.apply(container_insights_log_group), key, args.log_retention_days,
+            opts=child,
+        )  # fmt: skip
         trust = json.dumps(iam.ECS_TASKS_TRUST)
         user_secrets, user_parameters = iam.secret_resources(list(args.user_secrets))
         self._name, self._trust, self._args = name, trust, args
@@ -61,11 +69,15 @@ class Cluster(pulumi.ComponentResource):
         managed = aws.iam.RolePolicyAttachment(
             f"{name}-execution-managed", role=self.execution_role.name, policy_arn=EXECUTION_MANAGED_POLICY, opts=child
         )
+        region = aws.get_region_output().region
+        user_keys = tuple(sorted(set(args.user_secret_keys)))
         execution = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-execution"),
             role=self.execution_role.id,
-            policy=pulumi.Output.all(self.log_group.arn, key, *args.secret_arns).apply(
-                lambda a: json.dumps(iam.execution_policy([*a[2:], *user_secrets], a[0], user_parameters, a[1]))
+            policy=pulumi.Output.all(self.log_group.arn, key, region, *args.secret_arns).apply(
+                lambda a: json.dumps(
+                    iam.execution_policy([*a[3:], *user_secrets], a[0], user_parameters, a[1], user_keys, a[2])
+                )
             ),
             opts=child,
         )
@@ -79,7 +91,6 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         self.control_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-control"), assume_role_policy=trust, opts=child)
-        region = aws.get_region_output().region
         account = aws.get_caller_identity_output().account_id
         control = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-control"),
@@ -99,7 +110,7 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         # What a task needs granted before it starts: services depend on these.
-        self.grants = [managed, execution, worker, control, self.capacity_providers]
+        self.grants = [managed, execution, worker, control, self.capacity_providers, insights]
         for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
             self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

@@ -2,7 +2,8 @@
 
 Creates: a subnet group in the private subnets, a parameter group that forces TLS and logs schema changes and
 slow statements, an encrypted, private instance with backups, Enhanced Monitoring (with its role) and
-Performance Insights (encrypted with the stack's key), a generated master password, and a Secrets Manager
+Performance Insights (encrypted with the stack's key), its exported logs' groups with the stack's key and
+retention (components/service_logs.py), a generated master password, and a Secrets Manager
 secret holding JSON ``{"username", "password", "celery_backend_url"}`` -- containers read each key only
 through ECS secrets.
 (RDS can keep the password itself, ``manage_master_user_password``, but then no secret could hold the
@@ -20,6 +21,7 @@ import pulumi_random as random
 
 from infra import contract, iam, naming
 from infra.components.credentials import StoredSecret, generated_password
+from infra.components.service_logs import ServiceLogGroup, rds_log_group
 from infra.config import Database as DatabaseConfig
 
 DB_NAME = "dagster"
@@ -35,6 +37,7 @@ PARAMETERS = (
 )
 MONITORING_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention
+LOG_EXPORTS = ("postgresql", "upgrade")  # to CloudWatch Logs, in groups RDS names after the instance
 
 
 def credentials_json(address: str, port: int, password: str) -> str:
@@ -49,7 +52,8 @@ class DatabaseArgs:
     subnet_ids: list[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     deletion_protection: bool
-    kms_key_arn: pulumi.Input[str]  # Performance Insights and the credentials secret
+    kms_key_arn: pulumi.Input[str]  # Performance Insights, the credentials secret and the exported logs
+    log_retention_days: int = 14  # the exported logs' (logs.retentionDays)
 
 
 class Database(pulumi.ComponentResource):
@@ -65,7 +69,6 @@ class Database(pulumi.ComponentResource):
         )  # fmt: skip
         protect = args.deletion_protection
         password = generated_password(f"{name}-password", self, PASSWORD_SPECIALS)
-        snapshot_suffix = random.RandomString(f"{name}-snapshot-suffix", length=8, special=False, upper=False, opts=child)
         monitoring, after = {}, []
         if cfg.monitoring_interval_seconds:
             # Enhanced Monitoring publishes OS metrics through a role RDS assumes (RDS User Guide, "Setting up
@@ -79,9 +82,21 @@ class Database(pulumi.ComponentResource):
         if cfg.performance_insights:
             monitoring |= {"performance_insights_enabled": True, "performance_insights_kms_key_id": args.kms_key_arn,
                            "performance_insights_retention_period": PERFORMANCE_INSIGHTS_DAYS}  # fmt: skip
+        # The inputs we set whose change replaces the instance (ForceNew in the schema of aws_db_instance,
+        # hashicorp/terraform-provider-aws internal/service/rds/instance.go, which pulumi-aws's rds.Instance
+        # bridges); storage_encrypted because pulumi-aws defaults it to False. The final snapshot's suffix is kept
+        # by the same values and the logical name: what replaces the instance makes a new suffix, so the old
+        # instance's final snapshot and its successor's differ (RDS refuses a second one of a name:
+        # DBSnapshotAlreadyExists).
+        identity = {"engine": "postgres", "db_name": DB_NAME, "username": MASTER_USER, "storage_encrypted": True}
+        instance_name = naming.fit(aws.rds.Instance, f"{name}-postgres")
+        snapshot_suffix = random.RandomString(
+            f"{name}-snapshot-suffix", length=8, special=False, upper=False,
+            keepers={"instance": instance_name, **{k: str(v) for k, v in identity.items()}}, opts=child,
+        )  # fmt: skip
         self.instance = aws.rds.Instance(
-            naming.fit(aws.rds.Instance, f"{name}-postgres"),
-            engine="postgres",
+            instance_name,
+            **identity,
             engine_version=cfg.engine_version,  # a major version follows minor upgrades
             auto_minor_version_upgrade=True,
             # A new major version in config is an upgrade RDS performs only with this flag; the parameter
@@ -93,9 +108,6 @@ class Database(pulumi.ComponentResource):
             allocated_storage=cfg.allocated_storage_gb,
             max_allocated_storage=cfg.max_allocated_storage_gb,
             storage_type="gp3",
-            storage_encrypted=True,  # pulumi-aws defaults to False
-            db_name=DB_NAME,
-            username=MASTER_USER,
             password=password.result,
             db_subnet_group_name=subnets.name,
             parameter_group_name=parameters.name,
@@ -111,15 +123,21 @@ class Database(pulumi.ComponentResource):
             deletion_protection=protect,
             # Deleting the database always leaves a final snapshot, protected stack or not: tearing down prod
             # starts by turning protection off, and that must not also throw the data away. Its name is unique
-            # to this database's life, so destroying a re-created stack does not collide with an old snapshot.
+            # to this instance (identity above), so neither a re-created stack nor a replaced instance collides
+            # with an old snapshot.
             skip_final_snapshot=False,
             final_snapshot_identifier=pulumi.Output.concat(
                 naming.fit(aws.rds.Instance, f"{name}-final", "finalSnapshotIdentifier"), "-", snapshot_suffix.result
             ),
-            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            enabled_cloudwatch_logs_exports=list(LOG_EXPORTS),
             **monitoring,
             opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=after),
         )
+        for log_type in LOG_EXPORTS:  # the groups RDS makes for the exports get the stack's key and retention
+            ServiceLogGroup(
+                f"{name}-logs-{log_type}", self.instance.identifier.apply(lambda i, t=log_type: rds_log_group(i, t)),
+                args.kms_key_arn, args.log_retention_days, opts=child,
+            )  # fmt: skip
         self.address = self.instance.address
         self.secret = StoredSecret(
             f"{name}-credentials", self, "Dagster database: username, password, Celery result backend URL",

@@ -1,7 +1,7 @@
 """Image: the one code image every service runs.
 
-Creates: an ECR repository (scan on push, immutable tags, encrypted with the stack's key, lifecycle keeping the
-last images) and the image
+Creates: an ECR repository (scan on push, immutable tags, encrypted with the stack's key, a lifecycle that expires
+only images no task definition ever named) and the image
 built from ``worker_image/Dockerfile`` with the repository root as context (``.dockerignore`` keeps only
 ``worker_image/``, ``runtime/`` and ``dagster_project/``) -- plus, for code locations in stack config, each location's
 directory as a named build context, its requirements and a generated workspace -- pushed on ``pulumi up`` by
@@ -10,7 +10,9 @@ digest, with no tag, and referenced by that digest. With ``image.uri`` set nothi
 Why no tag: ECR refuses a push to an immutable tag that exists (``ImageTagAlreadyExistsException``), and
 docker-build rebuilds for inputs no content tag can see (another checkout directory, file modes), or when
 going back to an earlier tree. A push by digest of an image that is already there is a no-op, and a
-different image gets a different digest, so nothing is ever overwritten.
+different image gets a different digest, so nothing is ever overwritten. Once pushed, the image is tagged
+``deployed-<its digest>`` (a dynamic resource: ECR's retag, with the deployer's credentials) before any task
+definition names it; the lifecycle keeps every such image.
 """
 
 from __future__ import annotations
@@ -23,25 +25,84 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 import yaml
+from pulumi.dynamic import CreateResult, ResourceProvider, UpdateResult
 
 from infra import code_locations, naming
+from infra.components import sdk
 from infra.config import Image as ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KEEP_IMAGES = 20
+# Every image a task definition names carries a tag made of its own digest, so the tag never moves (ECR's
+# immutable tags hold) and tells a deployed image from one pushed by an update that failed before its task
+# definitions. Run task definition revisions stay ACTIVE (components/service.py, skip_destroy), and runs or a
+# rollback may launch them, so no deployed image expires: no lifecycle rule selects these tags, and a rule expires
+# only what its selection matches (ECR User Guide, "Lifecycle policy evaluation rules"; untagged images are
+# selected by tagStatus "untagged" alone, "Lifecycle policy properties").
+DEPLOYED_TAG_PREFIX = "deployed-"
+MANIFEST_MEDIA_TYPES = [
+    "application/vnd.docker.distribution.manifest.v2+json", "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+]  # fmt: skip
+KEEP_UNDEPLOYED = 20
 
 LIFECYCLE_POLICY = json.dumps(
     {
         "rules": [
             {
                 "rulePriority": 1,
-                "description": f"keep the last {KEEP_IMAGES} images",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
+                "description": f"images never named by a task definition: keep the last {KEEP_UNDEPLOYED}",
+                "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": KEEP_UNDEPLOYED},
                 "action": {"type": "expire"},
             }
         ]
     }
 )
+
+
+def deployed_tag(digest: str) -> str:
+    """``deployed-<hex>`` for ``sha256:<hex>`` (ECR image tags: up to 300 characters of [A-Za-z0-9_.-])."""
+    return DEPLOYED_TAG_PREFIX + digest.split(":", 1)[1]
+
+
+def tag_image(props: dict, client=None) -> None:
+    """Give the pushed image its deployed tag: ECR's retag (ECR User Guide, "Retagging an image": BatchGetImage,
+    then PutImage of the same manifest under the tag). Tagged already is done."""
+    ecr = client or sdk.client("ecr", props)
+    repository, digest = props["repositoryName"], props["digest"]
+    # The manifest as it was pushed (no conversion), so PutImage stores the same digest.
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}],
+                                   acceptedMediaTypes=MANIFEST_MEDIA_TYPES)["images"]  # fmt: skip
+    try:
+        ecr.put_image(repositoryName=repository, imageManifest=image["imageManifest"],
+                      imageManifestMediaType=image["imageManifestMediaType"], imageTag=deployed_tag(digest),
+                      imageDigest=digest)  # fmt: skip
+    except ecr.exceptions.ImageAlreadyExistsException:
+        pass
+
+
+class _TagProvider(ResourceProvider):
+    serialize_as_secret_always = False  # a repository name and a digest
+
+    def create(self, props):
+        tag_image(props)
+        return CreateResult(props["digest"], props)
+
+    def update(self, _id, _olds, news):
+        tag_image(news)  # the old image keeps its tag: a revision may still name it
+        return UpdateResult(news)
+
+    def delete(self, _id, _props):
+        pass  # the tag stays with its image; the repository goes with the stack (force_delete)
+
+
+class DeployedTag(pulumi.dynamic.Resource):
+    """The deployed tag on ``digest`` in ``repository_name``; its ``digest`` output resolves once it is there."""
+
+    digest: pulumi.Output[str]
+
+    def __init__(self, name: str, repository_name: pulumi.Input[str], digest: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None):  # fmt: skip
+        super().__init__(_TagProvider(), name, {"repositoryName": repository_name, "digest": digest, **sdk.where()}, opts)
 
 
 @dataclass
@@ -103,6 +164,8 @@ class Image(pulumi.ComponentResource):
                 registries=[{"address": repo.repository_url, "username": token.user_name, "password": token.password}],
                 opts=child,
             )
+            # Tagged as deployed before any task definition names it.
+            tagged = DeployedTag(f"{name}-deployed-tag", repo.name, image.digest, opts=child)
             # By digest: a service never picks up a different image than the one this update built.
-            self.ref = pulumi.Output.concat(repo.repository_url, "@", image.digest)
+            self.ref = pulumi.Output.concat(repo.repository_url, "@", tagged.digest)
         self.register_outputs({"ref": self.ref})

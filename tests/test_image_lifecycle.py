@@ -1,0 +1,82 @@
+"""The image repository's lifecycle never expires an image a task definition names (infra/components/image.py):
+every such image is tagged ``deployed-<its digest>`` before the first task definition names it, and the lifecycle
+selects untagged images only. The retag is checked call by call against ECR's API model (botocore's Stubber)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from infra.components import image
+from infra.testing import run_stack
+from tests.conftest import REPO_ROOT
+
+DIGEST = "sha256:" + "ab" * 32
+PROPS = {"repositoryName": "dagster-prod-code-repo-a1b2c3d", "digest": DIGEST, "region": "eu-west-1", "profile": ""}
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"})
+
+
+@cache
+def recorded(stack: str):
+    return run_stack(REPO_ROOT / f"Pulumi.{stack}.yaml", stack=stack)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_image_a_task_definition_names_is_tagged_first_and_no_rule_selects_a_tagged_image(stack):
+    result = recorded(stack)
+    (rule,) = json.loads(result.one("aws:ecr/lifecyclePolicy:LifecyclePolicy", "-code-lifecycle").inputs["policy"])["rules"]
+    # ECR: "tagStatus untagged" selects images without a tag, and nothing else (Lifecycle policy properties).
+    assert rule["selection"]["tagStatus"] == "untagged" and rule["action"] == {"type": "expire"}
+    tag = result.one("pulumi-python:dynamic:Resource", "-code-deployed-tag")
+    images = set()
+    for td in result.of_type("aws:ecs/taskDefinition:TaskDefinition"):
+        assert tag.urn in td.options.dependencies, td.urn  # tagged before the task definition is registered
+        images |= {c["image"] for c in json.loads(td.inputs["containerDefinitions"])}
+    assert images == {f"{result.one('aws:ecr/repository:Repository', '-code-repo').state['repositoryUrl']}@{tag.inputs['digest']}"}
+
+
+def _stubbed():
+    client = boto3.client("ecr", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def _get(stub):
+    stub.add_response(
+        "batch_get_image",
+        {"images": [{"imageId": {"imageDigest": DIGEST}, "imageManifest": MANIFEST,
+                     "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json"}], "failures": []},
+        {"repositoryName": PROPS["repositoryName"], "imageIds": [{"imageDigest": DIGEST}],
+         "acceptedMediaTypes": image.MANIFEST_MEDIA_TYPES},
+    )  # fmt: skip
+
+
+PUT = {"repositoryName": PROPS["repositoryName"], "imageManifest": MANIFEST, "imageDigest": DIGEST,
+       "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json", "imageTag": "deployed-" + "ab" * 32}  # fmt: skip
+
+
+def test_the_pushed_image_is_retagged_with_its_own_digest():
+    client, stub = _stubbed()
+    _get(stub)
+    stub.add_response("put_image", {"image": {"imageId": {"imageDigest": DIGEST, "imageTag": PUT["imageTag"]}}}, PUT)
+    with stub:
+        image.tag_image(PROPS, client)
+    stub.assert_no_pending_responses()
+
+
+def test_an_image_tagged_already_is_done():
+    client, stub = _stubbed()
+    _get(stub)
+    stub.add_client_error("put_image", "ImageAlreadyExistsException", expected_params=PUT)
+    with stub:
+        image.tag_image(PROPS, client)
+    stub.assert_no_pending_responses()
+
+
+def test_the_tag_fits_ecr_and_never_moves():
+    tag = image.deployed_tag(DIGEST)
+    assert tag == "deployed-" + "ab" * 32 and len(tag) <= 300  # ECR PutImage imageTag: 1-300 characters
+    assert image.deployed_tag("sha256:" + "cd" * 32) != tag  # another image, another tag
