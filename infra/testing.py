@@ -15,6 +15,7 @@ No AWS credentials, Docker or Pulumi CLI are needed: nothing is built or deploye
 from __future__ import annotations
 
 import json
+import pickle
 import runpy
 import uuid
 from dataclasses import dataclass, field
@@ -238,5 +239,12 @@ def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | Non
         root = pulumi.runtime.get_root_resource()
         return pulumi.Output.all(**root.outputs).apply(result.outputs.update)
 
-    program()
+    # Pulumi's serialize_provider wraps pickle's _batch_setitems in a sorting wrapper on every dynamic resource it
+    # pickles and never unwraps it (pulumi/dynamic/dynamic.py): a process that runs many stacks nests the wrappers
+    # until pickling recurses past Python's limit. `pulumi up` is one program in one process; a test run is many.
+    batch_setitems = pickle._Pickler._batch_setitems
+    try:
+        program()
+    finally:
+        pickle._Pickler._batch_setitems = batch_setitems
     return result
