@@ -60,7 +60,7 @@ from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
-from dagster_celery_aws.queues import QUEUE_TAG, deployment_queues, routing_problems
+from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
 from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices, with_backend_class
 
 log = logging.getLogger(__name__)
@@ -183,8 +183,9 @@ class QueueRoutingError(Exception):
     """A run's steps would not reach the deployment's workers (``check_routing``)."""
 
 
-def check_routing(job_def, execution_plan, default_queue: str, served) -> None:
+def check_routing(plan_context, execution_plan, default_queue: str, served) -> None:
     """Raise ``QueueRoutingError`` naming every step of the plan that would not reach a worker (7-8 above)."""
+    job_def = plan_context.job.get_definition()
     queues = {}
     for key in execution_plan.step_keys_to_execute:
         queues[key] = execution_plan.get_step_by_key(key).tags.get(QUEUE_TAG, default_queue)
@@ -215,8 +216,8 @@ class TunedCeleryExecutor(CeleryExecutor):
     def execute(self, plan_context, execution_plan):
         """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
         waking between polls as soon as a worker notices that a step's result is stored (4 above)."""
-        default_queue = (self.config_source or {}).get("task_default_queue", "dagster")
-        check_routing(plan_context.job.get_definition(), execution_plan, default_queue, deployment_queues())
+        default_queue = getattr(getattr(self, "config_source", None), "task_default_queue", DEFAULT_QUEUE)
+        check_routing(plan_context, execution_plan, default_queue, deployment_queues())
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
         notices = ResultNotices(self.backend, plan_context.run_id)

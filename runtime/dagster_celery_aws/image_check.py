@@ -45,7 +45,8 @@ def job_findings(module: str, directory: str, location: str, served, broker_url:
 
 def problems(workspace: Path, expected: set[str], dagster_home: str | None, served=None, broker_url=None,
              warn=print) -> list[str]:
-    """What the image lacks; ``warn`` is told what would run, but not on the queues."""
+    """What the image lacks; with the stack's queues (``served``) also its jobs' routing, and ``warn`` is told
+    of jobs that would run, but not on the queues."""
     found = []
     if not dagster_home or not (Path(dagster_home) / "dagster.yaml").is_file():
         found.append(f"$DAGSTER_HOME/dagster.yaml: not found (DAGSTER_HOME={dagster_home!r})")
@@ -71,7 +72,8 @@ def problems(workspace: Path, expected: set[str], dagster_home: str | None, serv
         location = entry.get("location_name") or entry["module_name"]
         try:
             importlib.import_module(entry["module_name"])
-            jobs_found, warnings = job_findings(entry["module_name"], directory, location, served, broker_url)
+            jobs_found, warnings = ([], []) if served is None else \
+                job_findings(entry["module_name"], directory, location, served, broker_url)
         except Exception as err:  # noqa: BLE001 - any import failure names the module
             found.append(f"code location {location!r}: module {entry['module_name']!r} does not "
                          f"import from {directory} ({type(err).__name__}: {err})")  # fmt: skip
