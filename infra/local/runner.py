@@ -238,7 +238,9 @@ def up(opts: Options) -> int:
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
         layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
         env = _environment(svc, layout, cfg, locs, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
-        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+        # Not the placeholders: the shell's values of the queues' secrets are read from here for their workers.
+        scoped = topology.scoped_placeholders(cfg)
+        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH" and k not in scoped})
         say(f"stack file {opts.stack_file}: queues " + ", ".join(
             f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
         for line in svc.described:
