@@ -75,7 +75,7 @@ def no_negative_orders(clean_orders: list[int]) -> AssetCheckResult:
 
 @asset(group_name="ml", op_tags={Q: "ml"})
 def churn_model(context: AssetExecutionContext, model_store: ModelStore, clean_orders: list[int]) -> dict:
-    context.add_output_metadata({"worker": where(), "uri": model_store.uri,
+    context.add_output_metadata({"worker": where(), "model_uri": model_store.uri,
                                  "api_key_sha256": hashlib.sha256(model_store.api_key.encode()).hexdigest()})
     return {"weights": sum(clean_orders)}
 
@@ -258,9 +258,9 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
         assert set(backfill_runs.values()) == {"SUCCESS"}
 
         # Every step on its queue, in every run.
-        assert set(_on_their_queues(db_url, runs["asset job"])) == {"raw_orders", "clean_orders", "churn_model"}
-        assert set(_on_their_queues(db_url, runs["materialize"])) == {
-            "raw_orders", "clean_orders", "clean_orders_no_negative_orders", "churn_model"}  # fmt: skip
+        unpartitioned = {"raw_orders", "clean_orders", "clean_orders_no_negative_orders", "churn_model"}
+        assert set(_on_their_queues(db_url, runs["asset job"])) == unpartitioned  # the job has its assets' checks
+        assert set(_on_their_queues(db_url, runs["materialize"])) == unpartitioned
         assert set(_on_their_queues(db_url, runs["partition"])) == {"daily_orders", "daily_scores"}
         done = {}
         for run_id in backfill_runs:
@@ -271,7 +271,7 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
 
         # The ml workers had the variable and the secret (their step hashed the key it was given) ...
         model = _materializations(db_url, runs["materialize"])["churn_model"]
-        assert model["uri"] == MODEL_URI and model["worker"].startswith("ml@")
+        assert model["model_uri"] == MODEL_URI and model["worker"].startswith("ml@")
         assert model["api_key_sha256"] == hashlib.sha256(SECRET.encode()).hexdigest()
         # ... and no other process had them: each holds a placeholder that names the queue.
         for name, pid in pids.items():
@@ -301,3 +301,12 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
                 runner.wait(timeout=180)
             except subprocess.TimeoutExpired:
                 runner.kill()
+
+
+def test_the_ui_mutations_are_valid_against_the_webservers_schema():
+    from dagster_graphql.schema import create_schema
+    from graphql import parse, validate
+
+    schema = create_schema().graphql_schema
+    for text in (graphql.LAUNCH_RUN, graphql.LAUNCH_BACKFILL, graphql.BACKFILL):
+        assert [e.message for e in validate(schema, parse(text))] == [], text

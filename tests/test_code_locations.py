@@ -159,6 +159,8 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
             assert env["DCA_CODE_LOCATIONS"] == "analytics", taskdef.urn  # what the image check expects
         is_ml = taskdef.name.endswith("-worker-ml-task")
         assert (secrets.get("ML_TOKEN") == ML_SECRET) == is_ml, taskdef.urn
+        # Every other task resolves EnvVar("ML_TOKEN") to a placeholder naming the queue, never to a value.
+        assert env.get("ML_TOKEN") == (None if is_ml else "[not granted here: ML_TOKEN is for queue(s) ml only]")
         if is_ml:
             assert taskdef.inputs["taskRoleArn"] == roles["dagster-analytics-ecs-queue-ml"].state["arn"]
 

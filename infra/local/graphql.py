@@ -13,6 +13,7 @@ the daemon launches it (runs), or the daemon's backfill loop launches the partit
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
 
@@ -20,7 +21,7 @@ ASSET_JOB = "__ASSET_JOB"  # the implicit job of a location's assets (dagster: I
 REPOSITORY = "__repository__"  # the repository Definitions make (dagster: SINGLETON_REPOSITORY_NAME)
 PARTITION_TAG = "dagster/partition"
 
-_ERRORS = "... on PythonError { message } ... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } ... on PipelineNotFoundError { message } ... on PartitionKeysNotFoundError { message } ... on PartitionSetNotFoundError { message } ... on UnauthorizedError { message } ... on InvalidStepError { invalidStepKey } ... on InvalidOutputError { invalidOutputName }"  # fmt: skip
+_ERRORS = "... on Error { message } ... on RunConfigValidationInvalid { errors { message } }"  # every failure type
 
 LAUNCH_RUN = """mutation LaunchRun($executionParams: ExecutionParams!) {
   launchPipelineExecution(executionParams: $executionParams) {
@@ -48,8 +49,11 @@ class LaunchError(Exception):
 def query(port: int, text: str, variables: Mapping, timeout: float = 60) -> dict:
     body = json.dumps({"query": text, "variables": variables}).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as err:  # a query the schema refuses: 400 with the GraphQL errors as the body
+        answer = json.loads(err.read() or b"{}") or {"errors": [{"message": str(err)}]}
     if answer.get("errors"):
         raise LaunchError("; ".join(e.get("message", str(e)) for e in answer["errors"]))
     return answer["data"]
