@@ -9,10 +9,11 @@ Where a step ran is read from the run's event log, not from the op's tags:
 The runner names each worker ``<queue>@%h`` (the topology's ``-n``) and subscribes it to that queue only
 (``-q``), so the node name says which queue it consumed the step from; ``check_placement`` compares the two.
 
-``python -m infra.local.jobs MODULE`` prints, for every job of the code location, its ``{step: queue}`` and
-why the stack's workers would not run it (an executor that runs steps itself, or a Celery executor with a
-broker of its own) as JSON; the runner runs it from the location's directory with the workers' environment,
-so the code is imported exactly as a worker imports it.
+``python -m infra.local.jobs MODULE`` prints, for every job of the code location (the implicit asset job that
+Materialize and backfills run included), its ``{step: queue}`` and why the stack's workers would not run it (an
+executor that runs steps itself, a Celery executor with a broker of its own, an asset routed by asset tags:
+``dagster_celery_aws.queues``, the rules of the executor and the image check) as JSON; the runner runs it from
+the location's directory with the workers' environment, so the code is imported exactly as a worker imports it.
 """
 
 from __future__ import annotations
