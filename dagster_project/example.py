@@ -63,6 +63,8 @@ def join(context: OpExecutionContext, parts: list[int]) -> int:
     return total
 
 
+# The executor is on Definitions too; named here as well so that other locations importing this job
+# (tests/jobs/priority.py) run it on Celery.
 @job(executor_def=celery_executor)
 def example_job():
     value = seed()

@@ -63,8 +63,11 @@ FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variabl
 PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE)
 
 
+# The stack's queues, comma-separated: the daemon's task (the queue-metrics publisher reads their depth, the image
+# check and the run workers of runs mode "daemon" compare the jobs' queues with them) and the run task (the run
+# worker's executor refuses a step for a queue outside them: dagster_celery_aws.queues).
+QUEUES = "DCA_QUEUES"
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
-METRICS_QUEUES = "DCA_QUEUES"  # comma-separated queue names
 METRICS_STACK = "DCA_STACK"  # the Stack dimension of the metrics
 BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API base URL
 

@@ -131,7 +131,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         return Service(
             f"{prefix}-{spec.name}",
             ServiceArgs(
-                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref, environment={**environment, **(env or {})},
+                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref,
+                environment={**environment, **topology.scoped_placeholders(cfg, spec.queue), **(env or {})},
                 secrets=secrets, cluster_arn=cluster.cluster.arn, cluster_name=cluster.cluster.name,
                 log_group=cluster.log_group.name, region=region, execution_role_arn=cluster.execution_role.arn,
                 task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
@@ -145,7 +146,6 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
         )  # fmt: skip
 
     metrics_environment = {
-        contract.METRICS_QUEUES: ",".join(q.name for q in cfg.queues),
         contract.METRICS_STACK: prefix,
         contract.BROKER_MANAGEMENT_URL: broker.console_url,
     }
@@ -154,7 +154,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
     # circuit breaker still launches the revision it was deployed with.
     # Runs mode "daemon": no run task definition; the run workers start in the daemon's task, under its role.
-    run = service(specs.pop("run"), cluster.worker_role) if task_runs else None
+    queues = {contract.QUEUES: topology.queues_value(cfg)}  # the processes that send steps (contract.QUEUES)
+    run = service(specs.pop("run"), cluster.worker_role, env=queues) if task_runs else None
     launch_env = {
         contract.RUN_TASK_DEFINITION: run.task_definition.arn,
         contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),
@@ -162,7 +163,7 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     web_spec = specs.pop("webserver")
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
-        env={**launch_env, contract.CODE_LOCATIONS: code_locations.names(locations)},
+        env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations)},
         sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]

@@ -56,6 +56,24 @@ def worker_environment(cfg: StackConfig) -> dict[str, str]:
     }
 
 
+def queues_value(cfg: StackConfig) -> str:
+    """contract.QUEUES: the stack's queue names."""
+    return ",".join(q.name for q in cfg.queues)
+
+
+def scoped_placeholders(cfg: StackConfig, queue: str | None = None) -> dict[str, str]:
+    """What a process of ``queue`` (None: not a worker) gets for each queue-scoped variable (``queues[].access``)
+    it is not granted: a placeholder that Dagster's config resolution accepts and that says where the value is
+    (dagster_celery_aws.scoped_env). The granted queue's workers get the value instead."""
+    from dagster_celery_aws.scoped_env import placeholders
+
+    granted: dict[str, list[str]] = {}
+    for q in cfg.queues:
+        for name in (*q.access.environment, *q.access.secrets):
+            granted.setdefault(name, []).append(q.name)
+    return placeholders(granted, queue)
+
+
 def worker_name(queue: str) -> str:
     # ECS service and container names allow letters, digits, '-' and '_' only; config keeps these unique.
     return f"worker-{queue.replace('.', '-')}"

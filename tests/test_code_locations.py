@@ -37,8 +37,10 @@ from dagster_celery_aws import celery_executor, deployment_resources
 
 @op
 def prepare():
-    # Every task gets the stack's variables; a queue's own secret reaches that queue's workers only.
-    assert os.environ["TEAM"] == "analytics" and "ML_TOKEN" not in os.environ
+    # Every task gets the stack's variables; a queue's own secret reaches that queue's workers only (the others
+    # hold a placeholder, so that EnvVar config resolves everywhere: dagster_celery_aws.scoped_env).
+    assert os.environ["TEAM"] == "analytics"
+    assert os.environ["ML_TOKEN"] == "[not granted here: ML_TOKEN is for queue(s) ml only]"
     return 20
 
 
@@ -159,6 +161,8 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
             assert env["DCA_CODE_LOCATIONS"] == "analytics", taskdef.urn  # what the image check expects
         is_ml = taskdef.name.endswith("-worker-ml-task")
         assert (secrets.get("ML_TOKEN") == ML_SECRET) == is_ml, taskdef.urn
+        # Every other task resolves EnvVar("ML_TOKEN") to a placeholder naming the queue, never to a value.
+        assert env.get("ML_TOKEN") == (None if is_ml else "[not granted here: ML_TOKEN is for queue(s) ml only]")
         if is_ml:
             assert taskdef.inputs["taskRoleArn"] == roles["dagster-analytics-ecs-queue-ml"].state["arn"]
 

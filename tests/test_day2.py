@@ -22,8 +22,9 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     # Every task runs the image: every task definition gets a revision and every service rolls.
     "image": (ALL_TASKS, {"daemon", "webserver", *WORKERS}),
     # The new queue's service is created, not restarted; the daemon's queue-metrics sidecar must publish the
-    # new queue's depth (DCA_QUEUES) or it would never scale.
-    "add-queue": ({"daemon-task"}, {"daemon"}),
+    # new queue's depth (DCA_QUEUES) or it would never scale, and the run workers (in the daemon's task or the run
+    # task) must know it to send steps there (dagster_celery_aws.queues): a new run revision, nothing else rolls.
+    "add-queue": ({"daemon-task", "run-task"}, {"daemon"}),
     # Counts are the scaling target's; the service's desiredCount belongs to autoscaling (ignore_changes).
     "queue-counts": (set(), set()),
     "queue-size": ({"worker-heavy-task"}, {"worker-heavy"}),

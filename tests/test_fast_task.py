@@ -484,9 +484,14 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     loop_ran = lambda ctx, plan, step_execution_fn: ran.append((ctx, plan, step_execution_fn)) or iter(())  # noqa: E731
     monkeypatch.setattr(executor, "core_celery_execution_loop", loop_ran)
     assert all(isinstance(e.pool, NullPool) for e in fast_task._postgres_engines(instance))  # dagster-postgres'
+    checked = []
+    monkeypatch.setattr(executor, "check_routing", lambda *args: checked.append(args))
+    monkeypatch.setenv("DCA_QUEUES", "dagster,heavy")
     context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id)
     list(ours.execute(context, "plan"))
     assert [r[:2] for r in ran] == [(context, "plan")]  # the stock loop
+    # after the run's steps were checked against the deployment's queues
+    assert checked == [(context, "plan", "dagster", frozenset({"dagster", "heavy"}))]
     sent, handle = [], SimpleNamespace(id="task", backend="the loop's backend")
     monkeypatch.setattr(executor, "submit_step", lambda *args: sent.append(args) or handle)
     assert ran[0][2]("app", context, "step", "q", 0, None) is handle  # sending with submit_step
@@ -857,6 +862,7 @@ def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(m
     backend = SimpleNamespace(note_finished=finished.update, finished_ids=lambda: set(finished))
     monkeypatch.setattr(executor, "ResultNotices", Notices)
     monkeypatch.setattr(executor, "pool_connections", lambda instance: False)
+    monkeypatch.setattr(executor, "check_routing", lambda *args: None)  # tested on its own
     monkeypatch.setattr(executor, "submit_step", lambda app, *a: SimpleNamespace(id=f"t{len(waits)}", backend=backend))
 
     def fake_loop(context, plan, step_execution_fn):

@@ -58,3 +58,80 @@ def test_the_variable_is_the_contracts():
     from infra import contract
 
     assert image_check.LOCATIONS_VAR == contract.CODE_LOCATIONS
+
+
+ROUTED = '''
+from dagster import Definitions, asset, in_process_executor, job, op
+from dagster_celery_aws import celery_executor
+
+
+@asset(op_tags={"dagster-celery/queue": "ml"})
+def features(): return 1
+
+
+@asset(tags={"dagster-celery/queue": "ml"})
+def scores(features): return features
+
+
+@op(tags={"dagster-celery/queue": "gpu"})
+def train(): return 1
+
+
+@job
+def train_job(): train()
+
+
+@job(executor_def=in_process_executor)
+def local_job(): train()
+
+
+defs = Definitions(assets=[features, scores], jobs=[train_job, local_job], executor=celery_executor)
+'''
+
+
+def test_jobs_sending_steps_to_a_queue_the_stack_lacks_stop_the_deployment(tmp_path, monkeypatch):
+    workspace, home = layout(tmp_path, {"analytics": "routed_module"})
+    (tmp_path / "code" / "routed_module.py").write_text(ROUTED)
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "amqp://broker//")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "db+postgresql+psycopg2://u@db/d")
+    warned = []
+    found = image_check.problems(workspace, {"analytics"}, home, served={"dagster", "ml"},
+                                 broker_url="amqp://broker//", warn=warned.append)  # fmt: skip
+    text = "\n".join(found)
+    # The op job's step to a queue the stack lacks: job, step and queue named.
+    assert "job 'train_job' sends step 'train' -> queue 'gpu', but the stack has no such queue" in text
+    # An asset routed by asset tags is refused in every job holding it (the implicit asset job: Materialize).
+    assert "asset 'scores' has tags={'dagster-celery/queue': 'ml'}" in text
+    assert "@asset(op_tags={'dagster-celery/queue': 'ml'})" in text
+    assert any("'__ASSET_JOB'" in line or "asset 'scores'" in line for line in found)
+    assert not any("features" in line for line in found)  # op_tags to a queue the stack has: fine
+    # A job whose executor runs steps itself runs, only not on the queues: a warning, not a failure.
+    assert not any("local_job" in line for line in found)
+    assert warned == ["image contract: warning: code location 'analytics': job 'local_job' would not run on the "
+                      "stack's queues: its executor 'in_process' runs the steps itself, not on the stack's Celery "
+                      "workers; use dagster_celery_aws's celery_executor (on Definitions(executor=...), so that "
+                      "every job has it)"]  # fmt: skip
+    assert image_check.problems(workspace, {"analytics"}, home, served={"dagster", "ml", "gpu"},
+                                broker_url="amqp://broker//", warn=warned.append) == [
+        line for line in found if "asset 'scores'" in line]  # fmt: skip
+
+
+def test_the_example_location_passes_on_the_example_stacks_queues(tmp_path, monkeypatch):
+    from infra.config import load_stack_file
+
+    monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "amqp://broker//")
+    monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "db+postgresql+psycopg2://u@db/d")
+    monkeypatch.setenv("DAGSTER_S3_BUCKET", "bucket")
+    workspace, home = layout(tmp_path, {})
+    workspace.write_text((REPO_ROOT / "worker_image" / "workspace.yaml").read_text())
+    monkeypatch.chdir(REPO_ROOT)
+    served = {q.name for q in load_stack_file(REPO_ROOT / "Pulumi.dev.yaml").queues}
+    warned = []
+    assert image_check.problems(workspace, {"dagster_project"}, home, served=served,
+                                broker_url="amqp://broker//", warn=warned.append) == []  # fmt: skip
+    assert warned == []
+    found = image_check.problems(workspace, {"dagster_project"}, home, served={"dagster"},
+                                 broker_url="amqp://broker//", warn=warned.append)  # fmt: skip
+    # Materialize's implicit job, the asset job and the op job, each naming its step on the missing queue.
+    assert sorted(line.split("'")[3] for line in found) == ["__ASSET_JOB", "assets_job", "example_job"]
+    assert all("-> queue 'heavy'" in line for line in found)

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 CODE = '''
-from dagster import Config, Definitions, in_process_executor, job, op
+from dagster import Config, Definitions, asset, in_process_executor, job, op
 from dagster_celery import celery_executor as stock_celery_executor
 
 from dagster_project import example_job
@@ -48,7 +48,12 @@ def needs_config_job():
     configured()
 
 
-defs = Definitions(jobs=[example_job, in_process_job, own_broker_job, needs_config_job])
+@asset
+def orders():  # Materialize runs the implicit asset job: with no executor on Definitions, not on Celery
+    return 1
+
+
+defs = Definitions(assets=[orders], jobs=[example_job, in_process_job, own_broker_job, needs_config_job])
 '''
 
 
@@ -88,3 +93,7 @@ def test_the_other_jobs_that_could_not_run_are_named_at_start(tmp_path, code_dir
     assert "note: job 'in_process_job' (mixed_jobs) would not run on the stack's workers" in proc.stdout
     assert "note: job 'own_broker_job' (mixed_jobs) would not run on the stack's workers" in proc.stdout
     assert "note: job 'needs_config_job' (mixed_jobs) would not run on the stack's workers: it cannot run without run config" in proc.stdout
+    # The cause, not the config error's generic first line.
+    assert 'Missing required config entry "ops" at the root' in proc.stdout
+    assert ("note: job '__ASSET_JOB' (mixed_jobs) would not run on the stack's workers: its executor "
+            "'multi_or_in_process_executor' runs the steps itself") in proc.stdout  # fmt: skip

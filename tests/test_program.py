@@ -62,15 +62,16 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
     assert "webserver" in {c["name"] for t in taskdefs for c in containers(t)}
     # Besides the shared contract, a process gets only what it alone uses, so that changing it rolls only that
     # process: the metrics sidecar its settings, the daemon (which launches runs) the run subnets, workers the
-    # scale-in protection time.
-    metrics = {contract.METRICS_QUEUES, contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
+    # scale-in protection time; the daemon's task and the run task (which send steps) the stack's queues.
+    metrics = {contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
     seen = set()
     for taskdef in taskdefs:
         process = taskdef.name.removesuffix("-task").split("-", 2)[2]
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
+            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS, contract.QUEUES},
+                     "run": {contract.QUEUES}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
             if process.startswith("worker-"):
                 extra = {contract.PROTECTION_MINUTES, contract.MAX_DELIVERIES}
                 values = {e["name"]: e["value"] for e in c["environment"]}
@@ -310,7 +311,7 @@ def test_the_publisher_knows_every_queue_and_may_write_only_its_namespace(exampl
     cfg, stack = example
     metrics = next(c for c in containers(stack.one(TASKDEF, "-daemon-task")) if c["name"] == "queue-metrics")
     env = {e["name"]: e["value"] for e in metrics["environment"]}
-    assert env[contract.METRICS_QUEUES].split(",") == [q.name for q in cfg.queues]
+    assert env[contract.QUEUES].split(",") == [q.name for q in cfg.queues]
     assert env[contract.BROKER_MANAGEMENT_URL].startswith("https://")
     control = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", "-control").inputs["policy"])
     put = next(s for s in control["Statement"] if s["Action"] == "cloudwatch:PutMetricData")

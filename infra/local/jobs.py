@@ -9,10 +9,11 @@ Where a step ran is read from the run's event log, not from the op's tags:
 The runner names each worker ``<queue>@%h`` (the topology's ``-n``) and subscribes it to that queue only
 (``-q``), so the node name says which queue it consumed the step from; ``check_placement`` compares the two.
 
-``python -m infra.local.jobs MODULE`` prints, for every job of the code location, its ``{step: queue}`` and
-why the stack's workers would not run it (an executor that runs steps itself, or a Celery executor with a
-broker of its own) as JSON; the runner runs it from the location's directory with the workers' environment,
-so the code is imported exactly as a worker imports it.
+``python -m infra.local.jobs MODULE`` prints, for every job of the code location (the implicit asset job that
+Materialize and backfills run included), its ``{step: queue}`` and why the stack's workers would not run it (an
+executor that runs steps itself, a Celery executor with a broker of its own, an asset routed by asset tags:
+``dagster_celery_aws.queues``, the rules of the executor and the image check) as JSON; the runner runs it from
+the location's directory with the workers' environment, so the code is imported exactly as a worker imports it.
 """
 
 from __future__ import annotations
@@ -24,46 +25,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
+from dagster_celery_aws.queues import executor_problem, location_jobs, routing_problems, step_queues
+
 SUBMITTED = re.compile(r'Submitting celery task for step "(?P<step>.+)" to queue "(?P<queue>.+)"\.')
 WORKER_KEY = "Celery worker"
 
 
-def location_jobs(module: str):
-    """The jobs of a code location, loaded like Dagster loads it: {name: job definition}."""
-    from dagster._core.definitions.reconstruct import repository_def_from_target_def
-    from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
-
-    found = {}
-    for target in loadable_targets_from_python_module(module, working_directory=None):
-        repo = repository_def_from_target_def(target.target_definition)
-        if repo is not None:
-            found |= {job.name: job for job in repo.get_all_jobs() if not job.name.startswith("__")}
-    return found
-
-
-def inspect(job, default_queue: str, broker_url: str) -> dict:
-    """{"queues": {step: queue}, "problem": why the stack's workers would not run it, or None}."""
-    from dagster._core.execution.api import create_execution_plan
-    from dagster._core.system_config.objects import ResolvedRunConfig
-
-    executor = job.executor_def.name
-    try:
-        config = ResolvedRunConfig.build(job, {}).execution.execution_engine_config or {}
-    except Exception as err:  # noqa: BLE001 - e.g. required run config: the runner launches runs without any
-        first = (str(err).strip().splitlines() or [""])[0]
-        return {"queues": {}, "problem": f"it cannot run without run config ({type(err).__name__}: {first})"}
-    if "broker" not in config:
-        problem = (f"its executor {executor!r} runs the steps itself, not on the stack's Celery workers; "
-                   f"use dagster_celery_aws's celery_executor")
+def inspect(job, default_queue: str, broker_url: str, served=None) -> dict:
+    """{"queues": {step: queue}, "problem": why the stack's workers would not run it, or None}: its executor
+    (``executor_problem``), then its routing (``routing_problems``: asset tags that route nothing, queues outside
+    ``served``), as the run worker's executor and the image check judge them."""
+    problem = executor_problem(job, broker_url)
+    if problem:
         return {"queues": {}, "problem": problem}
-    if config["broker"] != broker_url:
-        problem = "its Celery executor names a broker of its own, so the stack's workers never see its steps; " \
-                  "use dagster_celery_aws's celery_executor (the deployment's broker)"
-        return {"queues": {}, "problem": problem}
-    plan = create_execution_plan(job)
-    return {"queues": {step.key: dict(step.tags or {}).get(QUEUE_TAG, default_queue) for step in plan.steps},
-            "problem": None}  # fmt: skip
+    queues = step_queues(job, default_queue)
+    routing = routing_problems(job, queues, default_queue, served)
+    return {"queues": queues, "problem": "; ".join(routing) or None}
 
 
 def submit(port: int, job_name: str, location: str) -> str:

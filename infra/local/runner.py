@@ -61,6 +61,12 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
             env.pop(name, None)
     env.update(svc.env)
     env.update(code.access_env(cfg.access))
+    # Every process resolves every resource's config: what it is not granted of a queue's variables, it gets as
+    # a placeholder (dagster_celery_aws.scoped_env); a queue's workers get their own values on top (worker_env).
+    env.update(topology.scoped_placeholders(cfg))
+    # No contract.QUEUES: here the preflight names a job's queue without a worker before anything starts, and the
+    # watchdog fails a run whose step waits on a queue nobody consumes; workers started beside the runner (the
+    # fault tests') may serve queues the stack file does not list.
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.CODE_LOCATIONS] = code_locations.names(locs)
     env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
@@ -234,7 +240,9 @@ def up(opts: Options) -> int:
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
         layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
         env = _environment(svc, layout, cfg, locs, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
-        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
+        # Not the placeholders: the shell's values of the queues' secrets are read from here for their workers.
+        scoped = topology.scoped_placeholders(cfg)
+        os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH" and k not in scoped})
         say(f"stack file {opts.stack_file}: queues " + ", ".join(
             f"{w.queue} (concurrency {w.concurrency})" for w in workers))  # fmt: skip
         for line in svc.described:

@@ -1,14 +1,18 @@
 """The Dagster-on-Celery runtime of dagster-celery-aws, installed in the image and in the dev virtualenv.
 
-For a code location (what ``dagster_project/__init__.py`` does)::
+For a code location (what ``dagster_project/__init__.py`` does; the executor on ``Definitions``, so that the
+UI's Materialize and backfills use it too)::
 
-    from dagster import Definitions, job
+    from dagster import Definitions, asset, job
     from dagster_celery_aws import celery_executor, deployment_resources
 
-    @job(executor_def=celery_executor)
+    @asset(op_tags={"dagster-celery/queue": "ml"})
+    def my_asset(): ...
+
+    @job
     def my_job(): ...
 
-    defs = Definitions(jobs=[my_job], resources=deployment_resources())
+    defs = Definitions(assets=[my_asset], jobs=[my_job], resources=deployment_resources(), executor=celery_executor)
 
 - ``celery_executor``: dagster-celery's ``celery_executor`` (same config schema, same messages to the
   workers), configured from the deployment's Celery settings (``celery_config.yaml`` in this package, the
@@ -30,7 +34,9 @@ settings module next to this package, which ``celery -A dagster_celery.app worke
 - ``queue_metrics``: the queue-depth publisher (``python -m dagster_celery_aws.queue_metrics``);
 - ``run_launcher``: dagster-aws's ECS run launcher, a run in any of the stack's task subnets;
 - ``celery_config``: where the Celery settings are, read as is (executor) or resolved (workers, CLI);
-- ``cli``: ``dagster-celery-aws worker list|terminate``.
+- ``cli``: ``dagster-celery-aws worker list|terminate``;
+- ``queues``: which queue each step goes to, and whether the stack has it (executor, image check, local runner);
+- ``scoped_env``: placeholders for queue-scoped variables where they are not granted, checked before a step.
 
 The names above are imported on first use, so a process that needs only one module (the queue-metrics
 sidecar, the instance's compute log manager) does not import the executor and its dependencies.

@@ -31,6 +31,11 @@ It also ends the run's Celery work when the run ends (docs/reliability.md):
    issue 23222: terminating a run did not stop its Celery steps). A message still in a queue is not run
    when a worker takes it later: its run has ended (``fast_task``).
 
+It refuses, before it sends any step (``dagster_celery_aws.queues``):
+7. a run with a step for a queue the deployment does not have (``DCA_QUEUES``): the step would wait forever;
+   the run fails at once naming the job, the step and the queue;
+8. an asset whose ``tags`` name a queue its op does not go to (asset tags route nothing; ``op_tags`` do).
+
 ``celery_executor`` is that executor configured from the deployment's Celery settings (``celery_config``),
 under the stock name ``celery``: what a code location uses.
 """
@@ -55,6 +60,7 @@ from dagster_celery.executor import CeleryExecutor, _submit_task
 
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
 from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices, with_backend_class
 
 log = logging.getLogger(__name__)
@@ -173,6 +179,21 @@ def interrupt_when_ended_elsewhere(instance, run_id: str, seconds: float = RUN_W
         done.set()
 
 
+class QueueRoutingError(Exception):
+    """A run's steps would not reach the deployment's workers (``check_routing``)."""
+
+
+def check_routing(plan_context, execution_plan, default_queue: str, served) -> None:
+    """Raise ``QueueRoutingError`` naming every step of the plan that would not reach a worker (7-8 above)."""
+    job_def = plan_context.job.get_definition()
+    queues = {}
+    for key in execution_plan.step_keys_to_execute:
+        queues[key] = execution_plan.get_step_by_key(key).tags.get(QUEUE_TAG, default_queue)
+    problems = routing_problems(job_def, queues, default_queue, served)
+    if problems:
+        raise QueueRoutingError("; ".join(problems))
+
+
 class TunedCeleryExecutor(CeleryExecutor):
     """dagster-celery's ``CeleryExecutor``; before it sends the run's steps, it tunes the run worker, and
     it ends the run's Celery work when the run ends (this module's docstring, 1-6)."""
@@ -195,6 +216,8 @@ class TunedCeleryExecutor(CeleryExecutor):
     def execute(self, plan_context, execution_plan):
         """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
         waking between polls as soon as a worker notices that a step's result is stored (4 above)."""
+        default_queue = getattr(getattr(self, "config_source", None), "task_default_queue", DEFAULT_QUEUE)
+        check_routing(plan_context, execution_plan, default_queue, deployment_queues())
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
         notices = ResultNotices(self.backend, plan_context.run_id)

@@ -17,7 +17,7 @@ executor's messages are unchanged and a run worker cannot tell the two apart. It
 - the job's whole execution plan is built once per pool process and run, and each step runs its subset of it
   (``plan_for_steps``), not a whole plan per step (47 ms per step in a fan-out of 500).
 
-It adds two checks before it runs a step (docs/reliability.md):
+It adds three checks before it runs a step (docs/reliability.md; the third in ``scoped_env``):
 - a step whose run has ended (failed, canceled, being canceled) is not run: a message can outlive its run
   (it waited in a queue without a worker, and Celery's revoke lives only in the memory of the workers alive
   when it was sent). The task logs one line and returns no events, so the message is acknowledged;
@@ -30,6 +30,9 @@ It adds two checks before it runs a step (docs/reliability.md):
   and a redelivered message (only then: the first delivery costs no query) counts those of its task id.
   Past the bound the step fails with a STEP_FAILURE event naming the step, the queue and the likely cause,
   written here and returned to the run worker, which fails the step as any other step failure.
+- a step whose resources read a queue-scoped variable this worker's queue was not granted (it holds the
+  placeholder of ``scoped_env``) fails at once with a STEP_FAILURE naming the variable, the resource and the
+  queues granted it.
 
 What is NOT changed: how the message is acknowledged or redelivered. ``task_acks_late``,
 ``task_reject_on_worker_lost`` and the prefetch limit are app-wide settings (celery_config.yaml) that this
@@ -73,6 +76,7 @@ from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.core_execution_loop import DELEGATE_MARKER
 from dagster_celery.executor import CeleryExecutor
 
+from dagster_celery_aws import scoped_env
 from dagster_celery_aws.compute_logs import deferring_uploads
 
 log = logging.getLogger(__name__)
@@ -245,10 +249,31 @@ def starts_of(instance: DagsterInstance, run_id: str, task_id: str) -> int:
     return sum(1 for m in ids if m is not None and m.value == task_id)
 
 
+def step_failure(instance: DagsterInstance, dagster_run: DagsterRun, step_key: str, text: str, kind: str):
+    """A STEP_FAILURE of ``step_key`` saying ``text``, written to the run's event log here and returned to the
+    run worker like a step's own failure. Built without the job's code: loading it may be what kills the worker."""
+    handle = StepHandle.parse_from_key(step_key)
+    event = DagsterEvent(
+        event_type_value=DagsterEventType.STEP_FAILURE.value,
+        job_name=dagster_run.job_name,
+        step_handle=handle,
+        node_handle=handle.node_handle,
+        step_kind_value=StepKind.COMPUTE.value,
+        logging_tags={},
+        event_specific_data=StepFailureData(
+            error=SerializableErrorInfo(text, [], kind),
+            user_failure_data=None,
+            error_source=ErrorSource.FRAMEWORK_ERROR,
+        ),
+        message=f'Execution of step "{step_key}" failed.',
+        pid=os.getpid(),
+    )
+    instance.report_dagster_event(event, dagster_run.run_id, log_level=logging.ERROR)
+    return event
+
+
 def step_lost(instance: DagsterInstance, dagster_run: DagsterRun, step_key: str, queue: str, started: int):
-    """The step's failure after ``started`` deliveries that each lost their worker; written to the run's event
-    log here, and returned to the run worker like a step's own failure. Built without the job's code: loading
-    it may be what kills the worker."""
+    """The step's failure after ``started`` deliveries that each lost their worker."""
     text = (
         f'step "{step_key}" was started {started} times by deliveries of its Celery message on queue "{queue}", '
         f"and each time its worker was lost before the step ended; it is not started again (broker.maxDeliveries "
@@ -259,24 +284,19 @@ def step_lost(instance: DagsterInstance, dagster_run: DagsterRun, step_key: str,
         f'queues[].capacity.onDemandBase of queue "{queue}" or broker.maxDeliveries). The worker\'s log shows how '
         f"it ended."
     )
-    handle = StepHandle.parse_from_key(step_key)
-    event = DagsterEvent(
-        event_type_value=DagsterEventType.STEP_FAILURE.value,
-        job_name=dagster_run.job_name,
-        step_handle=handle,
-        node_handle=handle.node_handle,
-        step_kind_value=StepKind.COMPUTE.value,
-        logging_tags={},
-        event_specific_data=StepFailureData(
-            error=SerializableErrorInfo(text, [], "StepDeliveriesExceeded"),
-            user_failure_data=None,
-            error_source=ErrorSource.FRAMEWORK_ERROR,
-        ),
-        message=f'Execution of step "{step_key}" failed.',
-        pid=os.getpid(),
-    )
-    instance.report_dagster_event(event, dagster_run.run_id, log_level=logging.ERROR)
-    return event
+    return step_failure(instance, dagster_run, step_key, text, "StepDeliveriesExceeded")
+
+
+def ungranted(recon_job, dagster_run, execution_plan, step_key: str, queue: str | None) -> list[str]:
+    """Queue-scoped variables the step's resources would read as placeholders here (``scoped_env``)."""
+    entry = _whole_plan(recon_job, dagster_run)
+    if entry is None:  # dynamic outputs: not cached
+        job_def = recon_job.get_definition()
+        resolved = ResolvedRunConfig.build(job_def, dagster_run.run_config)
+    else:
+        job_def, resolved, _ = entry
+    step = execution_plan.get_step_by_key(step_key)
+    return scoped_env.step_problems(job_def, step, resolved, execution_plan, queue)
 
 
 def execute_plan(self, execute_step_args_packed, executable_dict):
@@ -318,6 +338,12 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
     execution_plan = plan_for_steps(
         recon_job, dagster_run, execute_step_args.step_keys_to_execute, execute_step_args.known_state
     )
+    if scoped_env.any_placeholder():
+        problems = ungranted(recon_job, dagster_run, execution_plan, step_key, delivery.get("routing_key"))
+        if problems:
+            event = step_failure(instance, dagster_run, step_key, "; ".join(problems), "QueueScopedVariableNotGranted")
+            log.error("execute_plan: run %s: %s", run_id, "; ".join(problems))
+            return [serialize_value(engine_event), serialize_value(event)]
     events = [engine_event]
     # The compute-log upload at the step's end runs while the result is stored and the next step starts.
     with deferring_uploads():

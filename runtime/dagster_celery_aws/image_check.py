@@ -7,7 +7,12 @@ the part, instead of a webserver or a worker failing later. The contract (README
 - this runtime, importable (it is: this module runs);
 - ``$DAGSTER_HOME/dagster.yaml``, a valid Dagster instance config;
 - ``workspace.yaml`` in the working directory, loading exactly the code locations the stack names in
-  ``DCA_CODE_LOCATIONS`` (comma-separated), each module importable from its working directory.
+  ``DCA_CODE_LOCATIONS`` (comma-separated), each module importable from its working directory;
+- every job of every location (the implicit asset jobs that Materialize and backfills run included) sends each
+  step to one of the stack's queues (``DCA_QUEUES``) and routes no asset by asset ``tags``
+  (``dagster_celery_aws.queues``): a step for a queue the stack lacks would wait forever on AWS, so the
+  deployment stops naming the job, the step and the queue. A job whose executor runs its steps itself (not
+  the Celery executor, or one with a broker of its own) is a warning: it runs, just not on the queues.
 """
 
 from __future__ import annotations
@@ -20,9 +25,28 @@ from pathlib import Path
 import yaml
 
 LOCATIONS_VAR = "DCA_CODE_LOCATIONS"  # infra/contract.py CODE_LOCATIONS
+BROKER_VAR = "DAGSTER_CELERY_BROKER_URL"  # infra/contract.py BROKER_URL
 
 
-def problems(workspace: Path, expected: set[str], dagster_home: str | None) -> list[str]:
+def job_findings(module: str, directory: str, location: str, served, broker_url: str | None):
+    """(problems, warnings) of the location's jobs on the stack's queues ``served`` (None: not checked)."""
+    from dagster_celery_aws.queues import executor_problem, location_jobs, routing_problems, step_queues
+
+    problems, warnings = [], []
+    for name, job_def in sorted(location_jobs(module, directory).items()):
+        problem = executor_problem(job_def, broker_url)
+        if problem:
+            warnings.append(f"code location {location!r}: job {name!r} would not run on the stack's queues: {problem}")
+            continue
+        for line in routing_problems(job_def, step_queues(job_def), served=served):
+            problems.append(f"code location {location!r}: {line}")
+    return problems, warnings
+
+
+def problems(workspace: Path, expected: set[str], dagster_home: str | None, served=None, broker_url=None,
+             warn=print) -> list[str]:
+    """What the image lacks; with the stack's queues (``served``) also its jobs' routing, and ``warn`` is told
+    of jobs that would run, but not on the queues."""
     found = []
     if not dagster_home or not (Path(dagster_home) / "dagster.yaml").is_file():
         found.append(f"$DAGSTER_HOME/dagster.yaml: not found (DAGSTER_HOME={dagster_home!r})")
@@ -45,11 +69,18 @@ def problems(workspace: Path, expected: set[str], dagster_home: str | None) -> l
             continue
         directory = entry.get("working_directory") or str(workspace.parent)
         sys.path.insert(0, directory)
+        location = entry.get("location_name") or entry["module_name"]
         try:
             importlib.import_module(entry["module_name"])
+            jobs_found, warnings = ([], []) if served is None else \
+                job_findings(entry["module_name"], directory, location, served, broker_url)
         except Exception as err:  # noqa: BLE001 - any import failure names the module
-            found.append(f"code location {entry.get('location_name')!r}: module {entry['module_name']!r} does not "
+            found.append(f"code location {location!r}: module {entry['module_name']!r} does not "
                          f"import from {directory} ({type(err).__name__}: {err})")  # fmt: skip
+        else:
+            found += jobs_found
+            for line in warnings:
+                warn(f"image contract: warning: {line}")
         finally:
             sys.path.remove(directory)
     return found
@@ -57,7 +88,10 @@ def problems(workspace: Path, expected: set[str], dagster_home: str | None) -> l
 
 def main() -> int:
     expected = {n for n in os.environ.get(LOCATIONS_VAR, "").split(",") if n}
-    found = problems(Path("workspace.yaml").resolve(), expected, os.environ.get("DAGSTER_HOME"))
+    from dagster_celery_aws.queues import deployment_queues
+
+    found = problems(Path("workspace.yaml").resolve(), expected, os.environ.get("DAGSTER_HOME"),
+                     served=deployment_queues(), broker_url=os.environ.get(BROKER_VAR))  # fmt: skip
     for line in found:
         print(f"image contract: {line}", file=sys.stderr)
     if not found:
