@@ -163,6 +163,29 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
             assert taskdef.inputs["taskRoleArn"] == roles["dagster-analytics-ecs-queue-ml"].state["arn"]
 
 
+# Names ending in '-' + 6 characters: the full ARN of "team/registry-secret" and of "prod/db-master" (with a JSON
+# key), and "team/cache-master", which is a full ARN as Secrets Manager reads it (the secret "team/cache").
+SUFFIXED = {
+    "REGISTRY": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry-secret-Ab12Cd",
+    "DB_PASSWORD": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-master-x9Y8z7:password::",
+    "CACHE": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/cache-master",
+}
+
+
+def test_the_execution_role_reads_exactly_the_full_secret_arns_given():
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "access": {"secrets": SUFFIXED}}, stack="arns")
+    policies = {p.name: json.loads(reveal(p.inputs["policy"])) for p in stack.of_type("aws:iam/rolePolicy:RolePolicy")}
+    (read,) = [s for s in policies["dagster-arns-ecs-execution"]["Statement"] if s["Sid"] == "ReadStackSecrets"]
+    users = {arn for arn in read["Resource"] if ":secret:team/" in arn or ":secret:prod/" in arn}
+    # The ARN ECS asks for, without its JSON key, and no '-??????' that would match another secret's name.
+    assert users == {
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry-secret-Ab12Cd",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-master-x9Y8z7",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/cache-master",
+    }
+    assert not any("?" in arn or "*" in arn for arn in read["Resource"])
+
+
 def test_the_generated_dockerfile_passes_hadolint(location):
     stack = run_stack(config=stack_config(location), stack="analytics")
     (image,) = stack.of_type("docker-build:index:Image")

@@ -87,6 +87,12 @@ INVALID = [
     pytest.param(config(runs={"mode": "daemon", "cpu": 512}), ["runs.cpu", "leave runs.cpu out", "daemon.cpu"], id="runs-cpu-in-daemon-mode"),
     pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1635 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
     pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1135 MiB", "webserver"], id="daemon-with-webserver-too-small"),
+    # A partial Secrets Manager ARN (no '-' + 6 characters after the name) is refused: the grant and ECS's read
+    # both need the full one (config.SECRET_ARN).
+    pytest.param(config(access={"secrets": {"TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry"}}),
+                 ["access.secrets.TOKEN", "'arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry'", "full Secrets Manager secret ARN", "describe-secret"], id="partial-secret-arn"),
+    pytest.param({"queues": [Q, {"name": "ml", "access": {"secrets": {"TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ml:password::"}}}]},
+                 ["queues[1].access.secrets.TOKEN", "full Secrets Manager secret ARN"], id="partial-secret-arn-with-json-key"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
         ["database connections", "workers 600", "allows 99", "database.instanceClass"],
