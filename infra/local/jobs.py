@@ -101,6 +101,7 @@ class StepRow:
     start: float | None = None
     end: float | None = None
     status: str = "NOT STARTED"
+    error: list[str] | None = None  # a failed step's error: the first line of it and of each cause
 
     @property
     def duration(self) -> float | None:
@@ -129,7 +130,30 @@ def step_rows(instance, run_id: str) -> list[StepRow]:
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             row.end = entry.timestamp
             row.status = "SUCCESS" if kind == DagsterEventType.STEP_SUCCESS else "FAILURE"
+            if kind == DagsterEventType.STEP_FAILURE:
+                row.error = error_lines(getattr(event.event_specific_data, "error", None)) or [event.message or ""]
     return sorted(rows.values(), key=lambda r: (r.start is None, r.start or 0, r.step))
+
+
+def error_lines(error) -> list[str]:
+    """The first line of a SerializableErrorInfo's message and of each of its causes: Dagster's wrapper
+    ("Error occurred while executing op ...") first, the user's exception last."""
+    lines = []
+    while error is not None:
+        first = (error.message or "").strip().splitlines()
+        lines.append(first[0] if first else error.cls_name or "")
+        error = error.cause
+    return lines
+
+
+def run_failure(instance, run_id: str) -> list[str]:
+    """Why the run failed outside its steps (e.g. a partition it needs and lacks): its RUN_FAILURE event's error."""
+    from dagster import DagsterEventType
+
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        event = entry.dagster_event
+        return error_lines(getattr(event.event_specific_data, "error", None)) or [event.message or ""]
+    return []
 
 
 def check_placement(rows: list[StepRow], node_queues: dict[str, str]) -> list[str]:
@@ -157,6 +181,13 @@ def report(instance, run, rows: list[StepRow]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    for r in rows:
+        if r.error:
+            lines.append(f"  step {r.step} failed: " + "\n    ".join(r.error))
+    if run.status.value == "FAILURE" and not any(r.error for r in rows):
+        reason = run_failure(instance, run.run_id)
+        if reason:
+            lines.append("  run failed: " + "\n    ".join(reason))
     return lines
 
 
