@@ -134,7 +134,9 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
     assert image.inputs["context"]["named"]["code-analytics"] == {"location": str(location)}
     dockerfile = image.inputs["dockerfile"]["inline"]
     assert "COPY --from=code-analytics --chown=10001:10001 . /opt/dagster/code/analytics" in dockerfile
-    assert "RUN pip install --no-cache-dir --requirement requirements.txt" in dockerfile
+    # With the image's pins as constraints (kept in the image by worker_image/Dockerfile).
+    assert "RUN pip install --no-cache-dir --constraint /opt/dagster/constraints.txt --requirement requirements.txt" in dockerfile
+    assert "COPY worker_image/requirements.txt /opt/dagster/constraints.txt" in dockerfile
     assert dockerfile.rstrip().endswith("USER 10001:10001")
     workspace_dir = Path(image.inputs["context"]["named"][WORKSPACE_CONTEXT]["location"])
     assert yaml.safe_load((workspace_dir / "workspace.yaml").read_text()) == {"load_from": [{"python_module": {

@@ -66,6 +66,24 @@ def inspect(job, default_queue: str, broker_url: str) -> dict:
             "problem": None}  # fmt: skip
 
 
+def inspect_location(loc, default_queue: str, env: dict[str, str]) -> tuple[dict | None, str | None]:
+    """Every job of a code location as ``python -m infra.local.jobs`` reports it, imported from the location's
+    directory in a process of its own with ``env``: ({job: inspect(...)}, None), or (None, why it did not load)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "infra.local.jobs", loc.module, default_queue],
+                          cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    if proc.returncode != 0:
+        return None, f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
+def unserved(queues: dict[str, str], served) -> dict[str, str]:
+    """The job->queue rule: the {step: queue} of each step whose queue no worker of the stack serves (such a step
+    waits forever: dagster issue 2336)."""
+    return {step: queue for step, queue in sorted(queues.items()) if queue not in served}
+
+
 def submit(port: int, job_name: str, location: str) -> str:
     """Submit a run through the webserver's GraphQL API, exactly as the UI's Launch button does: the
     QueuedRunCoordinator queues it and the daemon launches it (so the daemon is exercised too)."""

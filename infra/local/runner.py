@@ -11,10 +11,8 @@ returns Dagster's DefaultRunLauncher, which starts each run as a subprocess of t
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -96,22 +94,19 @@ def preflight(opts: Options, locs, layout, env, workers) -> tuple[str, dict[str,
     served = {w.queue for w in workers}
     found, errors = None, []
     for loc in locs:
-        proc = subprocess.run(
-            [sys.executable, "-m", "infra.local.jobs", loc.module, default],
-            cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            errors.append(f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+        found_jobs, error = jobs.inspect_location(loc, default, env)
+        if error:
+            errors.append(error)
             continue
-        for name, job in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+        for name, job in found_jobs.items():
             if name == opts.job and found is None:
                 if job["problem"]:
                     raise Failed(f"error: job {opts.job!r} cannot run on this stack: {job['problem']}.", 2)
                 found = (loc.name, job["queues"])
             elif job["problem"]:
                 say(f"  note: job {name!r} ({loc.name}) would not run on the stack's workers: {job['problem']}")
-            elif set(job["queues"].values()) - served:
-                missing = ", ".join(sorted(set(job["queues"].values()) - served))
+            elif jobs.unserved(job["queues"], served):
+                missing = ", ".join(sorted(set(jobs.unserved(job["queues"], served).values())))
                 say(f"  note: job {name!r} ({loc.name}) sends steps to queue(s) {missing} with no worker in "
                     f"{opts.stack_file}; such a run would be failed by the watchdog")  # fmt: skip
     for error in errors if found is not None or not opts.job else ():
@@ -142,7 +137,7 @@ def default_job(opts: Options, locs) -> str | None:
 def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
     """Every queue the job's steps use must have a worker, or the run would wait forever (#2336)."""
     served = {w.queue for w in workers}
-    missing = sorted(set(queues.values()) - served)
+    missing = sorted(set(jobs.unserved(queues, served).values()))
     if missing:
         steps = ", ".join(f"{s} -> {q}" for s, q in sorted(queues.items()) if q in missing)
         raise Failed(
