@@ -14,6 +14,7 @@ and dumped:
   from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
   ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
+- ``celery_cli.yaml``: that file resolved (``write_cli_config``), for dagster-celery's own ``worker list -y``.
 """
 
 from __future__ import annotations
