@@ -178,6 +178,17 @@ def test_without_a_job_the_ui_serves_every_location_and_the_secrets_lacking_are_
         log.close()
 
 
+def test_after_a_restart_an_asset_reads_its_upstream_from_the_embedded_s3(tmp_path, project):
+    """Embedded services only: daily_summary in a second runner session loads daily_raw's output, written by the
+    first session, from the embedded S3 (moto keeps nothing itself; the runner saved it under the state dir)."""
+    sf = str(stack(tmp_path, project))
+    first = run_local(tmp_path, "--once", "--stack-file", sf, "--select", "daily_raw", "--partition", "2024-01-05")
+    assert first.returncode == 0 and runs(first.stdout)[0][2] == "SUCCESS", first.stdout[-3000:]
+    second = run_local(tmp_path, "--once", "--stack-file", sf, "--select", "daily_summary", "--partition", "2024-01-05")
+    assert re.search(r"objects kept in \S+/state/s3: [1-9]\d* loaded", second.stdout)
+    assert second.returncode == 0 and runs(second.stdout)[0][2] == "SUCCESS", second.stdout[-3000:]
+
+
 def test_the_embedded_s3_keeps_its_objects_across_a_restart(tmp_path):
     from infra.local import services as svc_mod
 

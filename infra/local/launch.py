@@ -29,7 +29,7 @@ query {
     __typename
     ... on Workspace { locationEntries { name locationOrLoadError {
       __typename
-      ... on RepositoryLocation { repositories { name jobs { name } } }
+      ... on RepositoryLocation { repositories { name jobs { name } assetNodes { assetKey { path } } } }
       ... on PythonError { message }
     } } }
     ... on PythonError { message }
@@ -91,8 +91,9 @@ def graphql(port: int, query: str, variables: dict | None = None) -> dict:
     return answer["data"]
 
 
-def find_job(port: int, job: str, location: str | None = None) -> tuple[str, str]:
-    """(location, repository) holding ``job`` as the webserver loaded them (the preflight's location first)."""
+def find_job(port: int, job: str, location: str | None = None, assets=()) -> tuple[str, str]:
+    """(location, repository) holding ``job`` and ``assets`` as the webserver loaded them (the preflight's location
+    first): every location has an implicit asset job, the one to launch is the one with the selected assets."""
     workspace = graphql(port, WORKSPACE)["workspaceOrError"]
     if workspace["__typename"] != "Workspace":
         raise LaunchError(workspace.get("message", workspace["__typename"]))
@@ -102,11 +103,14 @@ def find_job(port: int, job: str, location: str | None = None) -> tuple[str, str
         if loaded.get("__typename") != "RepositoryLocation":
             failed.append(f"{entry['name']}: {(loaded.get('message') or 'not loaded').strip().splitlines()[0]}")
             continue
-        found += [(entry["name"], repo["name"]) for repo in loaded["repositories"]
-                  if any(j["name"] == job for j in repo["jobs"])]  # fmt: skip
+        for repo in loaded["repositories"]:
+            keys = {"/".join(node["assetKey"]["path"]) for node in repo["assetNodes"]}
+            if any(j["name"] == job for j in repo["jobs"]) and set(assets) <= keys:
+                found.append((entry["name"], repo["name"]))
     found.sort(key=lambda lr: lr[0] != location)
     if not found:
-        raise LaunchError(f"no code location has a job {job!r}" + (f" (not loaded: {'; '.join(failed)})" if failed else ""))
+        what = f"a job {job!r}" + (f" with the assets {', '.join(assets)}" if assets else "")
+        raise LaunchError(f"no code location has {what}" + (f" (not loaded: {'; '.join(failed)})" if failed else ""))
     return found[0]
 
 
@@ -117,7 +121,7 @@ def _asset_keys(assets) -> list[dict]:
 def launch(port: int, request: Request, location: str | None = None) -> tuple[list[str], str | None]:
     """Send the request as the UI does: ([run id], None) for a run, ([], backfill id) for a backfill."""
     job = request.run_job
-    loc, repo = find_job(port, job, location)
+    loc, repo = find_job(port, job, location, request.assets)
     tags = [{"key": k, "value": v} for k, v in request.tags]
     if request.backfill:
         params = {"partitionNames": list(request.backfill), "tags": tags, "fromFailure": False}
