@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
                    "without --job, in Dagster's implicit asset job")
     p.add_argument("--partition", default=None, help="the partition to run (the run's dagster/partition tag)")
     p.add_argument("--backfill", default=None, metavar="P1,P2",
-                   help="launch a backfill of these partitions of --select (an asset backfill) or of --job's partition set")
+                   help="launch a backfill of these partitions of the assets of --select (an asset backfill)")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a run tag (repeatable)")
     opt("--code-module", "code_module", "Python module of one Dagster code location, instead of the stack file's "
         "codeLocations (default: those, or the repository's example)")
@@ -117,8 +117,8 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error("--backfill needs at least one partition name")
     if backfill and a.partition:
         p.error("--partition and --backfill exclude each other: a backfill names its partitions")
-    if backfill and not (select or a.job):
-        p.error("--backfill needs the assets (--select) or the job (--job) to backfill")
+    if backfill and not select:
+        p.error("--backfill needs the assets to backfill (--select)")
     return Options(
         command=a.command,
         stack_file=Path(a.stack_file),

@@ -158,7 +158,7 @@ def _launch_and_report(opts: Options, request: launch.Request, location, port: i
         raise Failed(f"error: the webserver did not accept {request.describe()}: {err}") from None
     if backfill:
         say(f"submitted backfill {backfill}: {request.describe()}")
-        run_ids = launch.wait_for_backfill(instance, backfill, opts.timeout, lambda s: say(f"  backfill status: {s}"), check)
+        run_ids = launch.wait_for_backfill(port, backfill, opts.timeout, lambda s: say(f"  backfill status: {s}"), check)
         if not run_ids:
             say("error: the backfill launched no run")
             return False
