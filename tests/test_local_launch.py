@@ -190,8 +190,13 @@ def test_after_a_restart_an_asset_reads_its_upstream_from_the_embedded_s3(tmp_pa
 
 
 def test_the_embedded_s3_keeps_its_objects_across_a_restart(tmp_path):
+    """Two sessions in this process: moto's backend is one per process, so it is emptied before each session,
+    as a new runner process starts with an empty one (the end-to-end test above uses two processes)."""
+    from moto.moto_api._internal.models import moto_api_backend
+
     from infra.local import services as svc_mod
 
+    moto_api_backend.reset()
     first = svc_mod.start(None, None, None, "kept", tmp_path)
     try:
         client = svc_mod.s3_client(first.s3_endpoint)
@@ -199,6 +204,7 @@ def test_the_embedded_s3_keeps_its_objects_across_a_restart(tmp_path):
         client.put_object(Bucket="kept", Key="logs/../odd key", Body=b"log")
     finally:
         first.close()
+    moto_api_backend.reset()
     second = svc_mod.start(None, None, None, "kept", tmp_path)
     try:
         assert "2 loaded" in " ".join(second.described)
