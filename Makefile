@@ -6,7 +6,7 @@ CHECKOV_VENV ?= .venv-checkov
 STACK ?= prod
 ARGS ?=
 
-.PHONY: venv checkov-venv test local plan checkov bench clean
+.PHONY: venv checkov-venv test local plan validate checkov bench clean
 
 venv: $(VENV)/.installed
 
@@ -42,6 +42,12 @@ bench: venv
 # What `pulumi up` would create from a stack file, and its monthly cost at minimum and maximum scale.
 plan: venv
 	$(PY) -m infra.plan $(ARGS)
+
+# A stack file and its code checked before anything is created: config, code locations, their requirements with
+# the image's pins as constraints, every job's steps on the stack's queues (infra/validate.py). Pulumi's preview
+# runs the same checks.
+validate: venv
+	$(PY) -m infra.validate --stack-file Pulumi.$(STACK).yaml $(ARGS)
 
 # checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (README, "Security").
 checkov: venv checkov-venv

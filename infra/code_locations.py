@@ -17,6 +17,8 @@ from infra import contract
 from infra.config import CodeLocation, ConfigError, StackConfig
 
 IMAGE_CODE_DIR = "/opt/dagster/code"  # one directory per location, <IMAGE_CODE_DIR>/<name>
+IMAGE_PINS = "/opt/dagster/constraints.txt"  # worker_image/requirements.txt in the image (worker_image/Dockerfile)
+PINS = Path(__file__).resolve().parents[1] / "worker_image" / "requirements.txt"  # the same file, here
 EXAMPLE = CodeLocation(name="dagster_project", path=".", module="dagster_project")
 
 
@@ -86,7 +88,8 @@ def dockerfile_lines(locations: tuple[Location, ...], workspace_context: str) ->
             relative = loc.requirements.relative_to(loc.directory).as_posix()
             # From the location's directory, so relative paths in the file (./vendor/x.whl, .) resolve as locally.
             lines.append(f"WORKDIR {target}")
-            lines.append(f"RUN pip install --no-cache-dir --requirement {relative}")
+            # The image's pins as constraints: a location's requirements cannot move the runtime's versions.
+            lines.append(f"RUN pip install --no-cache-dir --constraint {IMAGE_PINS} --requirement {relative}")
     lines += [
         f"WORKDIR {contract.APP_DIR}",
         named,

@@ -78,8 +78,13 @@ class Scaling(_Model):
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Names the stack sets itself (infra/contract.py and AWS's own): a user variable must not shadow them.
 RESERVED_ENV_PREFIXES = ("DAGSTER_", "DCA_", "AWS_", "ECS_")
+# A Secrets Manager ARN is the full one: NAME, '-' and the 6 characters AWS appends. Secrets Manager itself takes
+# an ARN whose name ends in '-' + 6 characters for a full one, so a partial ARN of a secret named e.g.
+# "team/registry-secret" names another secret ("team/registry") to ECS and IAM alike: partial ARNs cannot be told
+# apart and are not accepted (Secrets Manager API Reference, GetSecretValue, SecretId; User Guide, "Secrets
+# Manager ARNs"). The grant is then exactly the ARN ECS asks for (iam.secret_resources).
 SECRET_ARN = re.compile(
-    r"arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+(:[^:]*:[^:]*:[^:]*)?"
+    r"arn:aws[a-z-]*:(secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}(:[^:]*:[^:]*:[^:]*)?"
     r"|ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9/_.-]+)"
 )
 KMS_KEY_ARN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]+$"
@@ -122,8 +127,10 @@ EnvName = Annotated[str, BeforeValidator(lambda v: _env_name(v) if isinstance(v,
 def _secret_arn(value: Any) -> Any:
     if isinstance(value, str) and not SECRET_ARN.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME, "
-            f"optionally :json-key:stage:version) or an SSM parameter ARN (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
+            f"{value!r} is not a full Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-"
+            f"XXXXXX, with the 6 characters AWS appends to the name, optionally :json-key:stage:version; `aws "
+            f"secretsmanager describe-secret --secret-id NAME --query ARN` prints it) or an SSM parameter ARN "
+            f"(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
         )
     return value
 

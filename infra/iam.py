@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 
 VERSION = "2012-10-17"
 
@@ -32,16 +31,14 @@ def flow_logs_policy(log_group_arn: str) -> dict:
 def secret_resources(value_froms: list[str]) -> tuple[list[str], list[str]]:
     """(Secrets Manager secret ARNs, SSM parameter ARNs) that containers read, from ECS ``valueFrom``s.
 
-    A Secrets Manager ``valueFrom`` may carry ``:json-key:stage:version`` after the ARN, and may name a secret
-    without the 6-character suffix AWS appends, which a policy then has to match with ``-??????`` (Secrets
-    Manager guide, "Secrets Manager ARNs"; "Resource: Specify secrets by ARN")."""
+    A Secrets Manager ``valueFrom`` may carry ``:json-key:stage:version`` after the ARN; the ARN is a full one
+    (``config.SECRET_ARN``), so the grant is that ARN and nothing that matches other secrets' names."""
     secrets, parameters = set(), set()
     for value in value_froms:
         if ":ssm:" in value:
             parameters.add(value)
             continue
-        arn = ":".join(value.split(":")[:7])
-        secrets |= {arn, f"{arn}-??????"} if not re.search(r"-[A-Za-z0-9]{6}$", arn) else {arn}
+        secrets.add(":".join(value.split(":")[:7]))
     return sorted(secrets), sorted(parameters)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from infra import monitoring, scaling
+from infra import code_locations, monitoring, scaling
 from infra.components.firewall import MANAGED_RULE_GROUPS
 from infra.config import Capacity, ConfigError, DeploymentMode, StackConfig, load_stack_file
 from infra.topology import process_specs, worker_name
@@ -272,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_stack_file(args.stack_file)
+        # A code location that is not where the file says is refused, as pulumi up refuses it (stack.build).
+        code_locations.resolve(cfg, Path(args.stack_file).resolve().parent)
         try:
             prices = load_prices(args.prices)
         except (OSError, ValueError) as err:

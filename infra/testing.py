@@ -217,7 +217,8 @@ def stack_file_config(path: str | Path) -> dict[str, Any]:
     return document.get("config") or {}
 
 
-def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | None = None, stack: str = "test") -> StackResult:
+def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | None = None, stack: str = "test",
+              preview: bool = False) -> StackResult:
     """Run ``infra/__main__.py`` under recording mocks with a stack file's config (or ``config``, keys
     without the namespace) and return every resource and the resolved outputs.
 
@@ -228,7 +229,7 @@ def run_stack(stack_file: str | Path | None = None, config: dict[str, Any] | Non
     mocks = RecordingMocks()
     # A fresh root stack: the last run's would keep its exports (an output this config no longer has).
     pulumi.runtime.settings.ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=mocks.monitor())
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=mocks.monitor())
     # Pulumi hands structured values to the program as JSON text.
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
     result = StackResult(resources=mocks.resources)

@@ -86,6 +86,30 @@ def test_list_shows_the_worker_and_terminate_stops_it(worker, tmp_path):
     assert gone.returncode == 1 and "no worker answered" in gone.stderr
 
 
+def test_dagster_celery_own_commands_work_with_the_resolved_settings(worker, tmp_path):
+    """The seed's ``dagster-celery worker list|terminate -y CONFIG`` on the deployment's settings: the packaged file
+    as it is fails in dagster-celery (its ``env:`` sources are not resolved there); ``dagster-celery-aws config``
+    resolved through a pipe (nothing written to disk) works, as in a worker's task (``bash -c`` under ECS Exec)."""
+    node, queue, proc, env = worker
+    from dagster_celery_aws.celery_config import PACKAGED
+
+    raw = _run(["dagster-celery", "worker", "list", "-y", str(PACKAGED)], env, tmp_path)
+    assert raw.returncode != 0 and 'Param "broker" is not a str' in raw.stderr
+
+    def listed():
+        out = _run(["bash", "-c", "dagster-celery worker list -y <(dagster-celery-aws config)"], env, tmp_path)
+        assert out.returncode == 0 and proc.poll() is None, out.stderr[-3000:]
+        return node in out.stdout and out
+
+    out = wait_for("the worker in dagster-celery's `worker list`", listed, timeout=90, interval=0.5)
+    assert f"'{node}': []" in out.stdout  # inspect().active() as dagster-celery prints it: no running task
+
+    stop = _run(["bash", "-c", f"dagster-celery worker terminate {queue} -y <(dagster-celery-aws config)"], env, tmp_path)
+    assert stop.returncode == 0, stop.stderr[-3000:]
+    assert proc.wait(timeout=60) == 0  # a warm shutdown of the worker dagster-celery named {queue}@<this host>
+    assert "Got shutdown from remote" in (tmp_path / "worker.log").read_text()
+
+
 def test_settings_that_cannot_be_resolved_are_one_clear_error(tmp_path):
     env = _env()
     env.pop(contract.BROKER_URL, None)

@@ -136,7 +136,9 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
     assert image.inputs["context"]["named"]["code-analytics"] == {"location": str(location)}
     dockerfile = image.inputs["dockerfile"]["inline"]
     assert "COPY --from=code-analytics --chown=10001:10001 . /opt/dagster/code/analytics" in dockerfile
-    assert "RUN pip install --no-cache-dir --requirement requirements.txt" in dockerfile
+    # With the image's pins as constraints (kept in the image by worker_image/Dockerfile).
+    assert "RUN pip install --no-cache-dir --constraint /opt/dagster/constraints.txt --requirement requirements.txt" in dockerfile
+    assert "COPY worker_image/requirements.txt /opt/dagster/constraints.txt" in dockerfile
     assert dockerfile.rstrip().endswith("USER 10001:10001")
     workspace_dir = Path(image.inputs["context"]["named"][WORKSPACE_CONTEXT]["location"])
     assert yaml.safe_load((workspace_dir / "workspace.yaml").read_text()) == {"load_from": [{"python_module": {
@@ -165,6 +167,29 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
         assert env.get("ML_TOKEN") == (None if is_ml else "[not granted here: ML_TOKEN is for queue(s) ml only]")
         if is_ml:
             assert taskdef.inputs["taskRoleArn"] == roles["dagster-analytics-ecs-queue-ml"].state["arn"]
+
+
+# Names ending in '-' + 6 characters: the full ARN of "team/registry-secret" and of "prod/db-master" (with a JSON
+# key), and "team/cache-master", which is a full ARN as Secrets Manager reads it (the secret "team/cache").
+SUFFIXED = {
+    "REGISTRY": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry-secret-Ab12Cd",
+    "DB_PASSWORD": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-master-x9Y8z7:password::",
+    "CACHE": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/cache-master",
+}
+
+
+def test_the_execution_role_reads_exactly_the_full_secret_arns_given():
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "access": {"secrets": SUFFIXED}}, stack="arns")
+    policies = {p.name: json.loads(reveal(p.inputs["policy"])) for p in stack.of_type("aws:iam/rolePolicy:RolePolicy")}
+    (read,) = [s for s in policies["dagster-arns-ecs-execution"]["Statement"] if s["Sid"] == "ReadStackSecrets"]
+    users = {arn for arn in read["Resource"] if ":secret:team/" in arn or ":secret:prod/" in arn}
+    # The ARN ECS asks for, without its JSON key, and no '-??????' that would match another secret's name.
+    assert users == {
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry-secret-Ab12Cd",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-master-x9Y8z7",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/cache-master",
+    }
+    assert not any("?" in arn or "*" in arn for arn in read["Resource"])
 
 
 def test_the_generated_dockerfile_passes_hadolint(location):

@@ -96,6 +96,12 @@ INVALID = [
     pytest.param({"queues": [{"name": "dagster", "access": {"secrets": {"API": SECRET},
                                                             "secretKmsKeys": [SECRET_KEY.replace("eu-west-1", "us-east-1")]}}]},
                  ["queues[0].access", "secretKmsKeys[0]", "us-east-1", "(eu-west-1)"], id="secret-key-in-another-region"),
+    # A partial Secrets Manager ARN (no '-' + 6 characters after the name) is refused: the grant and ECS's read
+    # both need the full one (config.SECRET_ARN).
+    pytest.param(config(access={"secrets": {"TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry"}}),
+                 ["access.secrets.TOKEN", "'arn:aws:secretsmanager:eu-west-1:123456789012:secret:team/registry'", "full Secrets Manager secret ARN", "describe-secret"], id="partial-secret-arn"),
+    pytest.param({"queues": [Q, {"name": "ml", "access": {"secrets": {"TOKEN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ml:password::"}}}]},
+                 ["queues[1].access.secrets.TOKEN", "full Secrets Manager secret ARN"], id="partial-secret-arn-with-json-key"),
     pytest.param(
         {"queues": [{"name": "dagster", "maxWorkers": 30, "concurrency": 4}]},
         ["database connections", "workers 600", "allows 99", "database.instanceClass"],

@@ -14,6 +14,7 @@ and runs the webserver, the daemon and one Celery worker per queue, with the ima
 
 Modules: ``options`` (flags and their environment variables), ``services`` (backing services, connectivity
 checks), ``runtime_files`` (the app dir and DAGSTER_HOME under the state dir), ``processes`` (process groups,
-logs, status lines, shutdown), ``jobs`` (queue check, submission, the per-step report), ``runner`` (the order
-of it all).
+logs, status lines, shutdown), ``jobs`` (queue check, submission, the per-step report with failed steps'
+errors), ``graphql`` (the UI's launch mutations), ``launch`` (what ``--job``/``--select``/``--partition``/
+``--backfill``/``--tag`` ask, sent through ``graphql``), ``runner`` (the order of it all).
 """

@@ -43,6 +43,18 @@ def inspect(job, default_queue: str, broker_url: str, served=None) -> dict:
     return {"queues": queues, "problem": "; ".join(routing) or None}
 
 
+def inspect_location(loc, default_queue: str, env: dict[str, str]) -> tuple[dict | None, str | None]:
+    """Every job of a code location as ``python -m infra.local.jobs`` reports it, imported from the location's
+    directory in a process of its own with ``env``: ({job: inspect(...)}, None), or (None, why it did not load)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "infra.local.jobs", loc.module, default_queue],
+                          cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    if proc.returncode != 0:
+        return None, f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1]), None
+
+
 def submit(port: int, job_name: str, location: str) -> str:
     """Submit a run through the webserver's GraphQL API, exactly as the UI's Launch button does: the
     QueuedRunCoordinator queues it and the daemon launches it (so the daemon is exercised too)."""
@@ -78,6 +90,7 @@ class StepRow:
     start: float | None = None
     end: float | None = None
     status: str = "NOT STARTED"
+    error: list[str] | None = None  # a failed step's error: the first line of it and of each cause
 
     @property
     def duration(self) -> float | None:
@@ -106,7 +119,30 @@ def step_rows(instance, run_id: str) -> list[StepRow]:
         elif kind in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             row.end = entry.timestamp
             row.status = "SUCCESS" if kind == DagsterEventType.STEP_SUCCESS else "FAILURE"
+            if kind == DagsterEventType.STEP_FAILURE:
+                row.error = error_lines(getattr(event.event_specific_data, "error", None)) or [event.message or ""]
     return sorted(rows.values(), key=lambda r: (r.start is None, r.start or 0, r.step))
+
+
+def error_lines(error) -> list[str]:
+    """The first line of a SerializableErrorInfo's message and of each of its causes: Dagster's wrapper
+    ("Error occurred while executing op ...") first, the user's exception last."""
+    lines = []
+    while error is not None:
+        first = (error.message or "").strip().splitlines()
+        lines.append(first[0] if first else error.cls_name or "")
+        error = error.cause
+    return lines
+
+
+def run_failure(instance, run_id: str) -> list[str]:
+    """Why the run failed outside its steps (e.g. a partition it needs and lacks): its RUN_FAILURE event's error."""
+    from dagster import DagsterEventType
+
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
+        event = entry.dagster_event
+        return error_lines(getattr(event.event_specific_data, "error", None)) or [event.message or ""]
+    return []
 
 
 def check_placement(rows: list[StepRow], node_queues: dict[str, str]) -> list[str]:
@@ -134,6 +170,13 @@ def report(instance, run, rows: list[StepRow]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     lines += ["  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
+    for r in rows:
+        if r.error:
+            lines.append(f"  step {r.step} failed: " + "\n    ".join(r.error))
+    if run.status.value == "FAILURE" and not any(r.error for r in rows):
+        reason = run_failure(instance, run.run_id)
+        if reason:
+            lines.append("  run failed: " + "\n    ".join(reason))
     return lines
 
 

@@ -19,7 +19,7 @@ class Options:
     command: str
     stack_file: Path
     once: bool
-    job: str
+    job: str | None  # None: example_job for the example, else nothing unless assets are selected
     code_module: str | None  # None: the stack file's codeLocations, or the example
     code_dir: str | None  # the directory --code-module loads from (default: the repository root)
     broker_url: str | None  # None: embedded filesystem:// broker
@@ -30,12 +30,16 @@ class Options:
     port: int  # 0: any free port
     timeout: float  # seconds to wait for the job's run to finish
     no_consumer_seconds: float | None = None  # None: the stack's operations.noConsumerMinutes; 0: no watchdog
+    select: tuple[str, ...] = ()  # asset keys to materialize ("a", "prefix/name")
+    partition: str | None = None
+    backfill: tuple[str, ...] = ()  # partitions of a backfill
+    tags: tuple[tuple[str, str], ...] = ()  # run tags
 
 
 # flag -> (environment variable, default)
 ENV = {
     "stack_file": ("DCA_STACK_FILE", "Pulumi.dev.yaml"),
-    "job": ("DCA_JOB", "example_job"),
+    "job": ("DCA_JOB", None),
     "code_module": ("DCA_CODE_MODULE", None),
     "code_dir": ("DCA_CODE_DIR", None),
     "broker_url": ("DCA_BROKER_URL", None),
@@ -64,7 +68,15 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(flag, dest=key, default=os.environ.get(env, default), help=f"{help_} (env {env}{shown})", **kw)
 
     opt("--stack-file", "stack_file", "Pulumi stack file to read queues and sizes from")
-    opt("--job", "job", "job to run")
+    opt("--job", "job", "job to run (default: example_job with the example code; with your code locations, none: "
+        "the UI serves them and nothing is launched unless --select is given)")
+    p.add_argument("--select", action="append", default=[], metavar="KEY[,KEY]",
+                   help="asset keys to materialize, as the UI's Materialize does (prefix/name for a key with a prefix); "
+                   "without --job, in Dagster's implicit asset job")
+    p.add_argument("--partition", default=None, help="the partition to run (the run's dagster/partition tag)")
+    p.add_argument("--backfill", default=None, metavar="P1,P2",
+                   help="launch a backfill of these partitions of the assets of --select (an asset backfill)")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a run tag (repeatable)")
     opt("--code-module", "code_module", "Python module of one Dagster code location, instead of the stack file's "
         "codeLocations (default: those, or the repository's example)")
     opt("--code-dir", "code_dir", "directory --code-module is imported from (default: the repository root)")
@@ -93,11 +105,25 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error(f"--no-consumer-seconds must be >= 0 (got {no_consumer})")
     if not 0 <= port <= 65535:
         p.error(f"--port {port} is not a TCP port (0-65535)")
+    tags = []
+    for tag in a.tag:
+        key, eq, value = tag.partition("=")
+        if not eq or not key:
+            p.error(f"--tag {tag!r}: expected KEY=VALUE")
+        tags.append((key, value))
+    select = tuple(k.strip() for s in a.select for k in s.split(",") if k.strip())
+    backfill = tuple(x.strip() for x in (a.backfill or "").split(",") if x.strip())
+    if a.backfill is not None and not backfill:
+        p.error("--backfill needs at least one partition name")
+    if backfill and a.partition:
+        p.error("--partition and --backfill exclude each other: a backfill names its partitions")
+    if backfill and not select:
+        p.error("--backfill needs the assets to backfill (--select)")
     return Options(
         command=a.command,
         stack_file=Path(a.stack_file),
         once=a.once,
-        job=a.job,
+        job=a.job or None,
         code_module=a.code_module or None,
         code_dir=a.code_dir or None,
         broker_url=a.broker_url or None,
@@ -108,4 +134,8 @@ def parse(argv: list[str] | None = None) -> Options:
         port=port,
         timeout=timeout,
         no_consumer_seconds=no_consumer,
+        select=select,
+        partition=a.partition or None,
+        backfill=backfill,
+        tags=tuple(tags),
     )

@@ -10,20 +10,20 @@ returns Dagster's DefaultRunLauncher, which starts each run as a subprocess of t
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
+from dagster_celery_aws.queues import unserved
 
 from infra import code_locations, contract, topology
 from infra.config import ConfigError, RunsMode, load_stack_file
-from infra.local import code, jobs, runtime_files, services, watchdog
+from infra.local import code, jobs, launch, runtime_files, services, watchdog
 from infra.local.options import REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv
 
@@ -101,34 +101,50 @@ def preflight(opts: Options, locs, layout, env, workers) -> tuple[str, dict[str,
     served = {w.queue for w in workers}
     found, errors = None, []
     for loc in locs:
-        proc = subprocess.run(
-            [sys.executable, "-m", "infra.local.jobs", loc.module, default],
-            cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            errors.append(f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+        found_jobs, error = jobs.inspect_location(loc, default, env)
+        if error:
+            errors.append(error)
             continue
-        for name, job in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+        for name, job in found_jobs.items():
             if name == opts.job and found is None:
                 if job["problem"]:
                     raise Failed(f"error: job {opts.job!r} cannot run on this stack: {job['problem']}.", 2)
                 found = (loc.name, job["queues"])
             elif job["problem"]:
                 say(f"  note: job {name!r} ({loc.name}) would not run on the stack's workers: {job['problem']}")
-            elif set(job["queues"].values()) - served:
-                missing = ", ".join(sorted(set(job["queues"].values()) - served))
+            elif unserved(job["queues"], served):
+                missing = ", ".join(sorted(set(unserved(job["queues"], served).values())))
                 say(f"  note: job {name!r} ({loc.name}) sends steps to queue(s) {missing} with no worker in "
                     f"{opts.stack_file}; such a run would be failed by the watchdog")  # fmt: skip
-    if found is None:
+    for error in errors if found is not None or not opts.job else ():
+        say(f"  note: code location {error}")
+    if found is None and opts.job:
         where = "; ".join(errors) if errors else ", ".join(loc.name for loc in locs)
         raise Failed(f"error: cannot load job {opts.job!r} from the code locations: {where}", 2)
-    return found
+    return found or (None, {})
+
+
+def warn_unset_secrets(cfg, environ=os.environ) -> list[str]:
+    """A secret is an ARN only ECS can read: locally its variable comes from this shell (infra.local.code), so
+    each one not set here is named, with where it would go."""
+    granted = [(name, arn, "every process") for name, arn in cfg.access.secrets.items()]
+    granted += [(name, arn, f"queue {q.name}'s workers") for q in cfg.queues for name, arn in q.access.secrets.items()]
+    return [f"warning: secret {name} (for {where}) is not set in this shell: its value, {arn}, is readable only "
+            f"on AWS; export {name}=... before starting to give it a local value" for name, arn, where in granted
+            if name not in environ]  # fmt: skip
+
+
+def default_job(opts: Options, locs) -> str | None:
+    """The job launched when none is named: the example's with the example code, else none (serve only)."""
+    if opts.job or opts.select:
+        return opts.job
+    return "example_job" if all(loc.example for loc in locs) else None
 
 
 def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
     """Every queue the job's steps use must have a worker, or the run would wait forever (#2336)."""
     served = {w.queue for w in workers}
-    missing = sorted(set(queues.values()) - served)
+    missing = sorted(set(unserved(queues, served).values()))
     if missing:
         steps = ", ".join(f"{s} -> {q}" for s, q in sorted(queues.items()) if q in missing)
         raise Failed(
@@ -138,6 +154,38 @@ def check_queues(opts: Options, queues: dict[str, str], workers) -> None:
             f"with one of: {', '.join(sorted(served))}.",
             2,
         )
+
+
+def _launch_and_report(opts: Options, request: launch.Request, location, port: int, instance, workers, check) -> bool:
+    """Launch as the UI does, wait for the run (or each run of the backfill), print each one's report with the
+    error of each failed step; True when every run succeeded with every step on its queue."""
+    try:
+        run_ids, backfill = launch.launch(port, request, location)
+    except Exception as err:  # noqa: BLE001 - LaunchError: the webserver's answer; else it did not answer
+        raise Failed(f"error: the webserver did not accept {request.describe()}: {err}") from None
+    if backfill:
+        say(f"submitted backfill {backfill}: {request.describe()}")
+        run_ids = launch.wait_for_backfill(port, backfill, opts.timeout, lambda s: say(f"  backfill status: {s}"), check)
+        if not run_ids:
+            say("error: the backfill launched no run")
+            return False
+    else:
+        say(f"submitted run {run_ids[0]}: {request.describe()}")
+    ok = True
+    for run_id in run_ids:
+        run = jobs.wait_for_run(instance, run_id, opts.timeout, lambda s: say(f"  run status: {s}"), check)
+        rows = jobs.step_rows(instance, run_id)
+        if run is not None:
+            for line in jobs.report(instance, run, rows):
+                say(line)
+        problems = jobs.check_placement(rows, {node_name(w): w.queue for w in workers})
+        for p in problems:
+            say(f"  placement: {p}")
+        if run is None or not run.is_finished:
+            status = run.status.value if run else "not found"
+            say(f"error: the run did not finish within {opts.timeout:.0f} s (status {status})")
+        ok = ok and run is not None and run.is_success and not problems
+    return ok
 
 
 LOCK_FILE = ".runner.lock"
@@ -230,6 +278,15 @@ def up(opts: Options) -> int:
     except ConfigError as err:
         say(f"error: {err}")
         return 2
+    opts = dataclasses.replace(opts, job=default_job(opts, locs))
+    request = None
+    if opts.job or opts.select:
+        request = launch.Request(opts.job, opts.select, opts.partition, opts.backfill, opts.tags)
+    elif opts.once:
+        say("error: --once needs something to launch: --job, or assets with --select")
+        return 2
+    for line in warn_unset_secrets(cfg):
+        say(line)
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     svc = sup = dog = lock = instance = None
@@ -249,7 +306,9 @@ def up(opts: Options) -> int:
             say(f"  {line}")
         location, queues = preflight(opts, locs, layout, env, workers)
         check_queues(opts, queues, workers)
-        say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
+        if queues:
+            say(f"job {opts.job}: steps on queue(s) {', '.join(sorted(set(queues.values())))}")
+        say(f"workers: dagster-celery worker list -y {runtime_files.write_cli_config(layout)}")
 
         sup = Supervisor(layout.app_dir, env, layout.logs)
         # As the daemon task does on ECS before anything serves (taskdef.container_definitions).
@@ -283,23 +342,11 @@ def up(opts: Options) -> int:
 
         instance = DagsterInstance.from_config(str(layout.dagster_home))
         dog = _start_watchdog(opts, cfg, instance, {w.queue for w in workers})
-        try:
-            run_id = jobs.submit(port, opts.job, location)
-        except Exception as err:  # noqa: BLE001 - e.g. DagsterGraphQLClientError: the webserver refused it
-            raise Failed(f"error: the webserver did not accept a run of {opts.job!r}: {err}") from None
-        say(f"submitted run {run_id} of {opts.job}")
-        run = jobs.wait_for_run(instance, run_id, opts.timeout, lambda s: say(f"  run status: {s}"), check)
-        rows = jobs.step_rows(instance, run_id)
-        if run is not None:
-            for line in jobs.report(instance, run, rows):
-                say(line)
-        problems = jobs.check_placement(rows, {node_name(w): w.queue for w in workers})
-        for p in problems:
-            say(f"  placement: {p}")
-        ok = run is not None and run.is_success and not problems
-        if run is None or not run.is_finished:
-            status = run.status.value if run else "not found"
-            say(f"error: the run did not finish within {opts.timeout:.0f} s (status {status})")
+        ok = True
+        if request is None:
+            say("nothing to launch (no --job, no --select): the UI serves every code location")
+        else:
+            ok = _launch_and_report(opts, request, location, port, instance, workers, check)
         if opts.once:
             return 0 if ok else 1
         say("running; Ctrl-C to stop")

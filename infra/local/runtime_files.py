@@ -14,10 +14,12 @@ and dumped:
   from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
   ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
+- ``celery_cli.yaml``: that file resolved (``write_cli_config``), for dagster-celery's own ``worker list -y``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from infra.local.options import IMAGE_DIR
 
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
 CELERY_CONFIG = PACKAGED_CELERY_CONFIG.name  # written to the app dir
+CLI_CONFIG = "celery_cli.yaml"  # the same settings resolved, for dagster-celery's own worker list|terminate -y
 
 
 @dataclass(frozen=True)
@@ -79,3 +82,16 @@ def write(state: Path, locations, storage: dict | None, celery_overrides: dict) 
     cc = celery_config(celery_overrides)
     _dump(cc, app_dir / CELERY_CONFIG, note.format(f"dagster_celery_aws/{CELERY_CONFIG}"))
     return Layout(state, app_dir, home, logs, cc["execution"]["config"])
+
+
+def write_cli_config(layout: Layout) -> Path:
+    """``celery_config.yaml`` with its ``env:`` sources resolved from this process's environment, as
+    ``dagster-celery-aws config`` prints it, for ``dagster-celery worker list|terminate -y`` (README,
+    "Operations"). Readable by its owner only: it holds the broker URL the runner was given."""
+    from dagster_celery_aws.cli import resolved_yaml
+
+    path = layout.app_dir / CLI_CONFIG
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(resolved_yaml(layout.app_dir / CELERY_CONFIG))
+    return path

@@ -6,13 +6,17 @@ Embedded (a fresh machine with nothing but Python; development only):
   (docs/facts.md, "Embedded mode that works with no servers"). It ignores priorities and cannot
   redeliver a killed worker's step;
 - storage: Dagster's sqlite storage in ``<state>/storage``;
-- S3: moto's ``ThreadedMotoServer`` inside this process, on 127.0.0.1 and a free port (in memory: the
-  bucket's contents end with the runner).
+- S3: moto's ``ThreadedMotoServer`` inside this process, on 127.0.0.1 and a free port. moto keeps objects in
+  memory only, so the runner keeps them under ``<state>/s3``: loaded into the server at start, saved there when
+  the runner stops (a runner killed with SIGKILL loses what its session wrote), so that assets the storage
+  records as materialized still have their files after a restart.
 Given by URL, each is checked within a few seconds before anything starts, so a wrong URL is one clear line.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -178,7 +182,40 @@ def s3_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, config=cfg)
 
 
-def _s3(endpoint: str | None, bucket: str, svc: Services) -> None:
+S3_INDEX = "index.json"  # {file name: object key} of each bucket's saved objects
+
+
+def load_objects(client, root: Path) -> int:
+    """Put the objects saved under ``root`` (``root/<bucket>/``) back into the server; returns their count."""
+    count = 0
+    for folder in sorted(p for p in root.glob("*") if (p / S3_INDEX).is_file()):
+        client.create_bucket(Bucket=folder.name)
+        for name, key in json.loads((folder / S3_INDEX).read_text()).items():
+            client.put_object(Bucket=folder.name, Key=key, Body=(folder / name).read_bytes())
+            count += 1
+    return count
+
+
+def save_objects(client, root: Path) -> None:
+    """Every object of every bucket into ``root``, replacing what was there only once all are written."""
+    staging = root.with_name(root.name + ".saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    for bucket in client.list_buckets().get("Buckets", []):
+        folder = staging / bucket["Name"]
+        folder.mkdir(parents=True)
+        index = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"]):
+            for obj in page.get("Contents", []):
+                name = hashlib.sha256(obj["Key"].encode()).hexdigest()  # any key, as a safe file name
+                (folder / name).write_bytes(client.get_object(Bucket=bucket["Name"], Key=obj["Key"])["Body"].read())
+                index[name] = obj["Key"]
+        (folder / S3_INDEX).write_text(json.dumps(index))
+    staging.mkdir(exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+
+
+def _s3(endpoint: str | None, bucket: str, svc: Services, state: Path) -> None:
     # Any S3 API server takes any credentials locally; real ones in the environment are kept.
     for key, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_DEFAULT_REGION", "us-east-1")):
         svc.env[key] = os.environ.get(key, value)
@@ -202,6 +239,10 @@ def _s3(endpoint: str | None, bucket: str, svc: Services) -> None:
         svc.closers.append(server.stop)
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        saved = state / "s3"
+        loaded = load_objects(s3_client(endpoint), saved)
+        what += f" (objects kept in {saved}: {loaded} loaded)"
+        svc.closers.append(lambda: save_objects(s3_client(endpoint), saved))  # runs before server.stop
     client = s3_client(endpoint)
     try:
         existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
@@ -224,7 +265,7 @@ def start(broker_url: str | None, database_url: str | None, s3_endpoint: str | N
     try:
         _broker(broker_url, state, svc)
         _database(database_url, state, svc)
-        _s3(s3_endpoint, bucket, svc)
+        _s3(s3_endpoint, bucket, svc, state)
     except BaseException:
         svc.close()
         raise

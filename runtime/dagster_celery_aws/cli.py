@@ -1,4 +1,5 @@
-"""``dagster-celery-aws worker list|terminate``: dagster-celery's worker commands for this deployment.
+"""``dagster-celery-aws worker list|terminate`` and ``dagster-celery-aws config``: dagster-celery's worker commands
+for this deployment.
 
 dagster-celery's ``worker list`` and ``worker terminate`` hand the YAML's ``execution: config:`` block to the
 executor as it is, so the deployment's ``broker: {env: DAGSTER_CELERY_BROKER_URL}`` reaches Celery as a
@@ -10,6 +11,11 @@ of them (a warm shutdown: a worker finishes its running steps first).
 
     dagster-celery-aws worker list [-y PATH] [--timeout SECONDS]
     dagster-celery-aws worker terminate [NAME] [--all] [-y PATH]
+    dagster-celery-aws config [-y PATH]
+
+``config`` prints the settings resolved, in the shape dagster-celery's own commands read, so that they work as
+dagster-celery documents them without the broker URL -- a secret -- ever being written to a file:
+``dagster-celery worker list -y <(dagster-celery-aws config)`` (bash's process substitution: a pipe).
 
 ``-y`` defaults to the deployment's Celery settings (``celery_config.yaml`` in this package, or the file
 ``$DAGSTER_CELERY_CONFIG`` names). ``NAME`` is dagster-celery's: a bare name means ``NAME@<this host>``
@@ -36,10 +42,22 @@ from dagster_celery_aws import celery_config
 APP_ARGS = ("broker", "backend", "include", "config_source")  # CeleryExecutor.for_cli's parameters
 
 
+def app_settings(path: Path | None) -> dict:
+    """The resolved settings ``CeleryExecutor.for_cli`` takes (the schema's other keys, e.g. retries, it does not)."""
+    config = celery_config.resolved_config(path)
+    return {k: config[k] for k in APP_ARGS if config.get(k) is not None}
+
+
 def app_for(path: Path | None):
     """dagster-celery's app for the resolved settings, as its CLI makes it (``dagster_celery.cli.get_app``)."""
-    config = celery_config.resolved_config(path)
-    return make_app(CeleryExecutor.for_cli(**{k: config[k] for k in APP_ARGS if k in config}).app_args())
+    return make_app(CeleryExecutor.for_cli(**app_settings(path)).app_args())
+
+
+def resolved_yaml(path: Path | None = None) -> str:
+    """The settings as a file for ``dagster-celery worker list|terminate -y``: `execution: config:`, resolved."""
+    import yaml
+
+    return yaml.safe_dump({"execution": {"config": app_settings(path)}}, sort_keys=False)
 
 
 def node_name(name: str) -> str:
@@ -91,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
         "-y", "--config-yaml", type=Path, default=None,
         help="Celery settings (`execution: config:`, env: sources resolved); default: the deployment's",
     )  # fmt: skip
+    groups.add_parser("config", parents=[config], help="print the settings resolved, for dagster-celery's -y")
     listing = commands.add_parser("list", parents=[config], help="list the running workers and their tasks")
     listing.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for replies (default 1)")
     terminate = commands.add_parser("terminate", parents=[config], help="shut down a worker, or all of them")
@@ -105,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.config_yaml}: no such file", file=sys.stderr)
         return 2
     try:
+        if args.group == "config":
+            print(resolved_yaml(args.config_yaml), end="")
+            return 0
         app = app_for(args.config_yaml)
     except (OSError, ValueError, RuntimeError, DagsterInvalidConfigError) as err:
         print(f"error: {err}", file=sys.stderr)

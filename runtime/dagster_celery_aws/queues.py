@@ -66,19 +66,21 @@ def asset_tag_problems(job_def, default: str = DEFAULT_QUEUE) -> list[str]:
     return sorted(set(problems))
 
 
-def unserved(queues: Mapping[str, str], served) -> list[str]:
-    """'step S -> queue Q' for each step whose queue is not one of ``served``."""
-    return [f"step {step!r} -> queue {queue!r}" for step, queue in sorted(queues.items()) if queue not in served]
+def unserved(queues: Mapping[str, str], served) -> dict[str, str]:
+    """The job->queue rule: the {step: queue} of each step whose queue is not one of ``served`` (such a step waits
+    forever: dagster issue 2336)."""
+    return {step: queue for step, queue in sorted(queues.items()) if queue not in served}
 
 
 def routing_problems(job_def, queues: Mapping[str, str], default: str = DEFAULT_QUEUE, served=None) -> list[str]:
     """Why the job's steps ({step: queue}) would not run on the deployment's queues: asset tags that route
     nothing, and steps for a queue outside ``served`` (None: not checked). Empty when every step has its queue."""
     problems = asset_tag_problems(job_def, default)
-    missing = unserved(queues, served) if served is not None else []
+    missing = unserved(queues, served) if served is not None else {}
     if missing:
+        sends = ", ".join(f"step {step!r} -> queue {queue!r}" for step, queue in missing.items())
         problems.append(
-            f"job {job_def.name!r} sends {', '.join(missing)}, but the stack has no such queue (its queues: "
+            f"job {job_def.name!r} sends {sends}, but the stack has no such queue (its queues: "
             f"{', '.join(sorted(served))}): such a step would wait forever. Add the queue to the stack's queues, "
             f"or tag the op with one of these"
         )
