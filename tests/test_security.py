@@ -295,6 +295,19 @@ def _(name, cfg, stack):
         assert b.inputs["forceDestroy"] is (name == "dev") and b.options.protect is (name == "prod"), b.urn
 
 
+@rule("AWSGuard-prod-database-key-and-load-balancer-cannot-be-deleted")
+def _(name, cfg, stack):
+    # prod: RDS deletion protection and Pulumi's protect on the database; protect on the stack's key (a deleted
+    # key makes every secret, log and step output it encrypted unreadable); ELB deletion protection on the UI's
+    # load balancer (its DNS name is the UI's address). dev: none of them, so it can be torn down.
+    prod = name == "prod"
+    database = one(stack, "aws:rds/instance:Instance")
+    assert database.inputs["deletionProtection"] is prod and database.options.protect is prod
+    assert one(stack, "aws:kms/key:Key").options.protect is prod
+    balancers = stack.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert [b.inputs["enableDeletionProtection"] for b in balancers] == ([True] if prod else [])
+
+
 # --- RDS --------------------------------------------------------------------------------------------------
 def db(stack):
     return one(stack, "aws:rds/instance:Instance").inputs
