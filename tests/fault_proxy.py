@@ -43,14 +43,19 @@ class FaultProxy:
             listener, self._listener = self._listener, None
             conns, self._conns = self._conns, set()
         if listener is not None:
-            listener.close()
-        for s in conns:
-            # SO_LINGER 0: close sends RST, as a host that lost the connection's state does.
             try:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress; close alone would not
             except OSError:
                 pass
-            s.close()
+            listener.close()
+        for s in conns:
+            # SO_LINGER 0: the close sends RST, as a host that lost the connection's state does. The shutdown
+            # first wakes the pipe thread blocked in recv() on it, which then closes it.
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self) -> None:
         self.cut()
