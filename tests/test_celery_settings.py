@@ -52,6 +52,30 @@ def test_result_writes_wait_out_a_database_outage(monkeypatch, vhost, database):
         proxy.close()
 
 
+def test_a_step_sent_while_the_broker_restarts_is_sent_once_it_is_back(monkeypatch, vhost, database):
+    """task_publish_retry_policy and broker_transport_options: the run worker's publish of a step waits out a
+    broker restart (every connection cut, new ones refused) and the step reaches its queue once, instead of
+    the run failing after about a second of retries (dagster-celery's defaults)."""
+    from kombu import Connection
+
+    proxy = FaultProxy(5672)
+    try:
+        app = app_for(monkeypatch, vhost, 5432, database)
+        app.conf.broker_url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
+        queue = f"steps-{uuid.uuid4().hex[:8]}"
+        app.send_task("warm_up", queue=queue)  # a pooled connection open, the queue declared
+        proxy.cut()
+        back = threading.Timer(CUT_SECONDS, proxy.restore)  # the outage's length, not a synchronisation
+        back.start()
+        app.send_task("during_the_cut", queue=queue)
+        back.join()
+        with Connection(f"amqp://guest:guest@127.0.0.1:5672/{vhost}") as direct:
+            assert direct.default_channel.queue_declare(queue, passive=True).message_count == 2
+        app.close()
+    finally:
+        proxy.close()
+
+
 def test_a_publish_the_broker_refuses_is_an_error_not_a_lost_step(monkeypatch, vhost, database):
     """confirm_publish: a step counts as sent only once RabbitMQ has taken it. A queue that refuses the
     message (full, overflow reject-publish) makes the publish fail; without publisher confirms it would
