@@ -47,7 +47,7 @@ def unavailable(why: str):
 @contextlib.contextmanager
 def postgres_database(prefix: str):
     """A database of its own on the machine's PostgreSQL (127.0.0.1:5432, trust), dropped afterwards."""
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2  # worker_image/requirements.txt pins it (dagster-postgres needs it): never a reason to skip
     if not port_open(5432):
         unavailable("PostgreSQL on 127.0.0.1:5432 is needed")
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"

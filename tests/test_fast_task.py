@@ -549,6 +549,44 @@ def test_a_stored_result_is_noticed_by_its_runs_listener_only(results_db):
         app.backend.ResultSession().get_bind().dispose()
 
 
+def test_the_listener_listens_again_after_its_connection_is_cut(results_db):
+    """The run worker's listening connection is cut (a database restart or failover) and new ones are refused
+    for a while: its waits return nothing meanwhile (the loop polls anyway), and once the database is back it
+    connects and LISTENs again by itself, so later notices reach it."""
+    import psycopg2
+
+    from dagster_celery_aws.result_notices import ResultNotices, channel
+    from tests.fault_proxy import FaultProxy
+
+    run_id = "3f0c5e1a-0000-4000-8000-000000000003"
+    db = results_db.rsplit("/", 1)[1]
+    proxy = FaultProxy(5432)
+    notices = ResultNotices(f"db+postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/{db}", run_id)
+    direct = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=db)
+    direct.autocommit = True
+
+    def notify(task_id: str) -> None:
+        with direct.cursor() as cur:
+            cur.execute("SELECT pg_notify(%s, %s)", (channel(run_id), task_id))
+
+    try:
+        assert notices.listen() and proxy.accepted == 1
+        proxy.cut()
+        notify("lost")  # sent while the listener's connection is gone: nobody receives it
+        assert notices.wait(0.2) == set()  # the cut is noticed, no error reaches the caller
+        assert notices.wait(0.2) == set() and proxy.accepted == 1  # refused meanwhile
+        proxy.restore()
+        wait_for("the listener to connect again", lambda: notices.wait(0.2) == set() and proxy.accepted == 2)
+        notify("after")
+        got = set()
+        wait_for("the notice after the cut", lambda: got.update(notices.wait(0.5)) or "after" in got)
+        assert got == {"after"}
+    finally:
+        notices.close()
+        direct.close()
+        proxy.close()
+
+
 def test_notices_are_sent_only_on_a_postgresql_backend(tmp_path):
     from celery import Celery
 

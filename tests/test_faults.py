@@ -10,11 +10,14 @@ worker, which process) and waits for a release marker, so the test decides when 
 Services a fault stops are PRIVATE instances started here (a RabbitMQ node, a PostgreSQL cluster), never the
 machine's shared ones. Every wait is a poll with a deadline. docs/reliability.md lists the outcomes.
 
-Two runners serve the module (a start costs ~40 s on 2 cores):
-- ``stack``: RabbitMQ 127.0.0.1:5672 (own vhost), a private PostgreSQL, moto S3 -- faults 1, 2, 13, 14,
-  15, 5, 7, 9, 10, 11, then 4 (the PostgreSQL restart, last because it may end the runner);
-- ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database), moto S3 -- faults 3, 8
-  (no watchdog there: a queue is without a worker while the test restarts it), 6.
+Three runners serve the module (a start costs ~40 s on 2 cores), so that a service one test restarts is no
+other test's, and each test has a queue of its own (tests/jobs/faults.py): the tests pass in any order
+(``pytest -p random_order --random-order``; docs/reliability.md):
+- ``stack``: RabbitMQ 127.0.0.1:5672 and PostgreSQL 127.0.0.1:5432 (own vhost and database), moto S3 --
+  faults 1, 2, 5, 7, 9, 10, 11, 13, 14, 15 (nothing restarts a service);
+- ``pg_stack``: a private PostgreSQL -- fault 4 (the PostgreSQL restart);
+- ``rabbit_stack``: a private RabbitMQ, PostgreSQL 127.0.0.1:5432 (own database) -- faults 3, 8 (no watchdog
+  there: a queue is without a worker while the test restarts it), 6 (which restores the broker's config).
 Fault 12 stops a runner of its own (vhost and database of its own).
 """
 
@@ -52,8 +55,13 @@ ENDED = ("SUCCESS", "FAILURE", "CANCELED")
 QUEUE_COLUMNS = ("messages", "messages_ready", "messages_unacknowledged", "consumers")  # rabbitmqctl list_queues
 SPOT_GRACE = 8.0  # fault 13's stop grace (on ECS the container's stopTimeout: at most 120 s on Fargate)
 # Each fault job's steps that take the marker dir (and the test's other config); tests.jobs.faults.
-STEPS = {"hold_job": ("hold_faults",), "pair_job": ("hold_faults", "hold_faults_b"), "orphan_job": ("hold_orphan",),
-         "short_job": ("hold_dagster",), "crash_job": ("crash_faults",)}  # fmt: skip
+STEPS = {"hold": ("hold_{q}",), "pair": ("hold_{q}", "hold_{q}_b"), "crash": ("crash_{q}",), "short": ("hold_dagster",)}
+
+
+def steps(job: str) -> tuple[str, ...]:
+    """``<kind>_job_<queue>`` (tests.jobs.faults: each test has a queue of its own) -> its configured steps."""
+    kind, _, queue = job.partition("_job")
+    return tuple(s.format(q=queue.lstrip("_")) for s in STEPS[kind])
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker processes in /proc")
 
@@ -72,8 +80,9 @@ def shared_rabbit_vhost():
         yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}", vhost
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
 def shared_pg_url():
+    """A database of its own on the machine's PostgreSQL, for one runner."""
     with postgres_database("dca_faults") as name:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
 
@@ -134,7 +143,7 @@ class Stack:
         and ``config``; returns the run id and the marker dir."""
         markers = self.root / f"markers-{uuid.uuid4().hex[:8]}"
         markers.mkdir()
-        ops = {step: {"config": {"marker_dir": str(markers), **config}} for step in STEPS[job]}
+        ops = {step: {"config": {"marker_dir": str(markers), **config}} for step in steps(job)}
         run_id = self.graphql().submit_job_execution(
             job, repository_location_name=LOCATION, tags=tags or {}, run_config={"ops": ops}
         )
@@ -239,10 +248,9 @@ def _start_stack(root: Path, broker_url: str, db_url: str, s3, extra: list[str] 
     return Stack(runner, db_url, client, bucket, root, vhost)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, shared_rabbit_vhost, private_pg, s3):
-    s = _start_stack(tmp_path_factory.mktemp("stack"), shared_rabbit_vhost[0], private_pg.url, s3,
-                     ["--no-consumer-seconds", str(WATCHDOG_SECONDS)], vhost=shared_rabbit_vhost[1])  # fmt: skip
+@contextlib.contextmanager
+def _running(root: Path, broker_url: str, db_url: str, s3, extra: list[str] = (), vhost: str | None = None):
+    s = _start_stack(root, broker_url, db_url, s3, extra, vhost)
     try:
         yield s
     finally:
@@ -251,13 +259,28 @@ def stack(tmp_path_factory, shared_rabbit_vhost, private_pg, s3):
 
 
 @pytest.fixture(scope="module")
-def rabbit_stack(tmp_path_factory, private_rabbit, shared_pg_url, s3):
-    s = _start_stack(tmp_path_factory.mktemp("rstack"), private_rabbit.url, shared_pg_url, s3)
-    try:
+def stack(tmp_path_factory, shared_rabbit_vhost, s3):
+    """The machine's RabbitMQ (own vhost) and PostgreSQL (own database): no test restarts either."""
+    with shared_pg_url() as db_url, _running(tmp_path_factory.mktemp("stack"), shared_rabbit_vhost[0], db_url, s3,
+                                             ["--no-consumer-seconds", str(WATCHDOG_SECONDS)],
+                                             vhost=shared_rabbit_vhost[1]) as s:  # fmt: skip
         yield s
-    finally:
-        s.runner.stop()
-        print(s.runner.output())
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory, private_pg, s3):
+    """A private PostgreSQL that fault 4 restarts, so that no other test's runner sees the restart."""
+    with rabbit_vhost("dca-faults-pg") as vhost, _running(tmp_path_factory.mktemp("pgstack"),
+                                                          f"amqp://guest:guest@127.0.0.1:5672/{vhost}", private_pg.url,
+                                                          s3, vhost=vhost) as s:  # fmt: skip
+        yield s
+
+
+@pytest.fixture(scope="module")
+def rabbit_stack(tmp_path_factory, private_rabbit, s3):
+    """A private RabbitMQ that faults 3 and 6 restart."""
+    with shared_pg_url() as db_url, _running(tmp_path_factory.mktemp("rstack"), private_rabbit.url, db_url, s3) as s:
+        yield s
 
 
 def _worker_of(workers: list[Worker], node: str) -> Worker:
@@ -270,12 +293,12 @@ def _children(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str = "hold_job", tags: dict | None = None):
+def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str | None = None, tags: dict | None = None):
     """One worker per suffix on ``queue``, a run of ``job``, and its held step started: yields (workers,
     run id, markers, the first attempt's record); the workers are stopped afterwards."""
     workers = [stack.runner.start_worker(queue, s) for s in suffixes]
     try:
-        run_id, markers = stack.submit(job, tags)
+        run_id, markers = stack.submit(job or f"hold_job_{queue}", tags)
         first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
         yield workers, run_id, markers, first
     finally:
@@ -285,7 +308,8 @@ def held_run(stack, queue: str, suffixes: tuple[str, ...], job: str = "hold_job"
 
 # ---------------------------------------------------------------------------------------------- fault 1
 def test_worker_sigkilled_mid_step_is_redelivered_to_another_worker_and_run_succeeds(stack):
-    with held_run(stack, "faults", ("a", "b")) as (workers, run_id, markers, first):
+    q = "f1"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(stack, q, ("a", "b")) as (workers, run_id, markers, first):
         victim = _worker_of(workers, first["node"])
         other = next(w for w in workers if w is not victim)
         pool = _children(victim.pid)
@@ -302,18 +326,19 @@ def test_worker_sigkilled_mid_step_is_redelivered_to_another_worker_and_run_succ
         assert stack.wait_end(run_id) == "SUCCESS"
         took = time.monotonic() - killed_at
         assert len(attempts(markers)) == 2
-        keys = stack.output_objects(run_id, "hold_faults")
+        keys = stack.output_objects(run_id, f"hold_{q}")
         assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
         kinds = [(k, s) for k, s, _ in stack.messages(run_id)]
-        assert kinds.count(("STEP_SUCCESS", "hold_faults")) == 1 and ("STEP_SUCCESS", "check") in kinds
+        assert kinds.count(("STEP_SUCCESS", f"hold_{q}")) == 1 and ("STEP_SUCCESS", "check") in kinds
         print(f"fault 1: redelivered {redelivered_in:.1f} s after SIGKILL; run SUCCESS {took:.1f} s after it")
 
 
 # ---------------------------------------------------------------------------------------------- fault 2
 def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
+    q = "f2"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
     from infra.local.processes import STOP_GRACE
 
-    with held_run(stack, "faults", ("c", "d")) as (workers, run_id, markers, first):
+    with held_run(stack, q, ("c", "d")) as (workers, run_id, markers, first):
         victim = _worker_of(workers, first["node"])
         signalled = time.monotonic()
         victim.popen.send_signal(signal.SIGTERM)  # what ECS sends first (then SIGKILL after stopTimeout)
@@ -326,7 +351,7 @@ def test_worker_sigterm_mid_step_finishes_the_step_then_exits(stack):
         assert rc == 0, victim.log.read_text(errors="replace")[-3000:]
         assert stack.wait_end(run_id) == "SUCCESS"
         assert len(attempts(markers)) == 1  # finished where it ran: not redelivered
-        keys = stack.output_objects(run_id, "hold_faults")
+        keys = stack.output_objects(run_id, f"hold_{q}")
         assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
         print(f"fault 2: worker exited rc=0 {exited_in:.1f} s after SIGTERM, its step done; run SUCCESS")
 
@@ -346,17 +371,18 @@ def test_spot_interruption_past_the_grace_kills_the_step_and_another_worker_runs
     the grace. The SIGKILL at its end kills the step mid-way; RabbitMQ requeues the message and the queue's
     other worker runs the step again from the start; the run succeeds; the step ran twice, the first attempt
     never finished."""
-    with held_run(stack, "faults", ("s1", "s2")) as (workers, run_id, markers, first):
+    q = "f13"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(stack, q, ("s1", "s2")) as (workers, run_id, markers, first):
         victim = _worker_of(workers, first["node"])
         other = next(w for w in workers if w is not victim)
         pool = _children(victim.pid)
         assert first["pid"] in pool
-        _with_consumers(stack, "faults", 2, 30)  # both workers consume
+        _with_consumers(stack, q, 2, 30)  # both workers consume
         t0, wall0 = time.monotonic(), time.time()
         stopping = victim.stop_like_ecs(SPOT_GRACE)
         wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), SPOT_GRACE)
         warm = time.monotonic() - t0
-        during = _with_consumers(stack, "faults", 1, SPOT_GRACE)
+        during = _with_consumers(stack, q, 1, SPOT_GRACE)
         cancelled = time.monotonic() - t0
         # Within the grace: the worker still runs the step, whose message it holds, unacknowledged.
         assert victim.popen.poll() is None and len(attempts(markers)) == 1, victim.log.read_text(errors="replace")
@@ -378,13 +404,13 @@ def test_spot_interruption_past_the_grace_kills_the_step_and_another_worker_runs
         assert len(attempts(markers)) == 2
         # Only the second attempt finished: the first one was killed while it waited for its release.
         assert [json.loads(p.read_text())["pid"] for p in released(markers)] == [second["pid"]]
-        hold = [(k, m) for k, step, m in stack.messages(run_id) if step == "hold_faults"]
+        hold = [(k, m) for k, step, m in stack.messages(run_id) if step == f"hold_{q}"]
         kinds = [k for k, _ in hold]
-        assert sum("Executing steps hold_faults in celery worker" in m for _, m in hold) == 2, hold
+        assert sum(f"Executing steps hold_{q} in celery worker" in m for _, m in hold) == 2, hold
         assert (kinds.count("STEP_START"), kinds.count("STEP_SUCCESS"), kinds.count("STEP_FAILURE")) == (2, 1, 0), hold
-        keys = stack.output_objects(run_id, "hold_faults")
+        keys = stack.output_objects(run_id, f"hold_{q}")
         assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
-        assert stack.queue_messages("faults") == 0  # the second delivery was acknowledged
+        assert stack.queue_messages(q) == 0  # the second delivery was acknowledged
         print(f"fault 13: SIGTERM -> warm shutdown logged {warm:.1f} s, consumer cancelled {cancelled:.1f} s "
               f"(step running, its message unacked) -> SIGKILL at the end of the {SPOT_GRACE:.0f} s grace, worker "
               f"dead {killed:.1f} s -> redelivered to the other worker {redelivered:.1f} s -> run SUCCESS "
@@ -400,34 +426,35 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
     (where it would be held, unacknowledged, until the stopping worker's connection closes); the running step
     ends within the grace and is acknowledged: once the worker has exited (rc 0, before any SIGKILL) the
     broker holds only the other worker's step, and nothing waits."""
+    q = "f14"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
     grace = 90  # s (see above)
 
-    workers = [stack.runner.start_worker("faults", "s3", concurrency=2)]
-    run_id, markers = stack.submit("hold_job")
+    workers = [stack.runner.start_worker(q, "s3", concurrency=2)]
+    run_id, markers = stack.submit(f"hold_job_{q}")
     late_markers = None
     try:
         first = wait_for("the held step to start", lambda: attempts(markers), 120)[0]
         victim = workers[0]
         assert first["node"].startswith(victim.name + ".") and first["pid"] in _children(victim.pid)
-        workers.append(other := stack.runner.start_worker("faults", "s4"))
-        _with_consumers(stack, "faults", 2, 30)
+        workers.append(other := stack.runner.start_worker(q, "s4"))
+        _with_consumers(stack, q, 2, 30)
         t0 = time.monotonic()
         stopping = victim.stop_like_ecs(grace)
         wait_for("the worker's warm shutdown", lambda: b"Warm shutdown" in victim.log.read_bytes(), grace)
-        _with_consumers(stack, "faults", 1, grace)
+        _with_consumers(stack, q, 1, grace)
         cancelled = time.monotonic() - t0
-        late_run, late_markers = stack.submit("hold_job")
+        late_run, late_markers = stack.submit(f"hold_job_{q}")
         late = wait_for("the late step to start", lambda: attempts(late_markers), grace)[0]
         started = time.monotonic() - t0
         assert late["node"].startswith(other.name + "."), late  # not the stopping worker's free slot
-        during = stack.queue_state("faults")
+        during = stack.queue_state(q)
         assert victim.popen.poll() is None, victim.log.read_text(errors="replace")[-3000:]  # still in its grace
         assert (during["messages_ready"], during["messages_unacknowledged"]) == (0, 2), during  # a step each
         release(markers)
         wait_for("the worker to exit", lambda: victim.popen.poll() is not None, grace)
         exited = time.monotonic() - t0
         assert victim.popen.returncode == 0, victim.log.read_text(errors="replace")[-3000:]
-        after = stack.queue_state("faults")
+        after = stack.queue_state(q)
         # The stopped worker's step was acknowledged, not requeued: only the other worker's step is held.
         assert (after["messages_ready"], after["messages_unacknowledged"]) == (0, 1), after
         stopping.join(timeout=30)
@@ -435,7 +462,7 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
         assert stack.wait_end(run_id) == "SUCCESS" and len(attempts(markers)) == 1
         release(late_markers)
         assert stack.wait_end(late_run) == "SUCCESS" and len(attempts(late_markers)) == 1
-        assert stack.queue_messages("faults") == 0
+        assert stack.queue_messages(q) == 0
         print(f"fault 14: SIGTERM -> consumer cancelled {cancelled:.1f} s; a step sent then started on the other "
               f"worker {started:.1f} s, not in the free slot -> the running step released, worker exited rc=0 "
               f"{exited:.1f} s after SIGTERM (grace {grace:.0f} s), its message acknowledged; both runs SUCCESS")
@@ -451,9 +478,8 @@ def test_spot_interruption_worker_stops_consuming_at_once_and_acks_a_step_that_e
 def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run(stack):
     """runs.mode 'daemon' (the local runner's mode): run monitoring's health check of a run asks the code server
     recorded on it. A run it is running: RUNNING. A run it does not run, or a code server that is gone with its
-    task (its socket with it): FAILED, so the run is ended instead of staying STARTED. (Before fault 4: the
-    webserver's one pooled database connection fails the first request after a PostgreSQL restart -- Dagster's
-    own pool, no pre-ping -- which would fail this test's submission.)"""
+    task (its socket with it): FAILED, so the run is ended instead of staying STARTED."""
+    q = "f15"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
     from types import SimpleNamespace
 
     from dagster._core.launcher import WorkerStatus
@@ -462,7 +488,7 @@ def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run
     from dagster_celery_aws.run_launcher import DaemonRunLauncher
 
     launcher = DaemonRunLauncher()
-    with held_run(stack, "faults", ("a",)) as (_, run_id, markers, _first):
+    with held_run(stack, q, ("a",)) as (_, run_id, markers, _first):
         try:
             rows = stack.query("SELECT value FROM run_tags WHERE run_id = %s AND key = %s", (run_id, GRPC_INFO_TAG))
             (info,) = [value for (value,) in rows]
@@ -481,7 +507,8 @@ def test_runs_mode_daemon_health_check_asks_the_code_server_that_started_the_run
 
 # ---------------------------------------------------------------------------------------------- fault 5
 def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
-    with held_run(stack, "orphan", ("e",), job="orphan_job") as ([worker], run_id, markers, _):
+    q = "orphan5"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(stack, q, ("e",)) as ([worker], run_id, markers, _):
         try:
             worker.stop()  # SIGKILL to the worker's process group: it disappears and never comes back
             gone = time.monotonic()
@@ -489,7 +516,7 @@ def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
             took = time.monotonic() - gone
             assert status == "FAILURE"
             failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
-            assert failures and 'queue "orphan"' in failures[-1] and "hold_orphan" in failures[-1], failures
+            assert failures and f'queue "{q}"' in failures[-1] and f"hold_{q}" in failures[-1], failures
             assert took < WATCHDOG_SECONDS + 30
             print(f"fault 5: run FAILURE {took:.1f} s after the queue's last worker vanished: {failures[-1]}")
         finally:
@@ -497,11 +524,11 @@ def test_orphan_queue_left_without_worker_fails_the_run_naming_the_queue(stack):
 
 
 # ---------------------------------------------------------------------------------------------- faults 7, 8
-def _crash_failure(stack, run_id: str) -> str:
-    """The run's one STEP_FAILURE of ``crash_faults``, which must name the fault."""
-    failures = [m for kind, step, m in stack.messages(run_id) if kind == "STEP_FAILURE" and step == "crash_faults"]
+def _crash_failure(stack, run_id: str, queue: str) -> str:
+    """The run's one STEP_FAILURE of ``crash_<queue>``, which must name the fault."""
+    failures = [m for kind, step, m in stack.messages(run_id) if kind == "STEP_FAILURE" and step == f"crash_{queue}"]
     assert len(failures) == 1, stack.messages(run_id)
-    for part in ('step "crash_faults"', 'queue "faults"', f"started {MAX_DELIVERIES} times", "out of memory",
+    for part in (f'step "crash_{queue}"', f'queue "{queue}"', f"started {MAX_DELIVERIES} times", "out of memory",
                  "native code", f"broker.maxDeliveries = {MAX_DELIVERIES}"):  # fmt: skip
         assert part in failures[0], failures[0]
     kinds = [(k, s) for k, s, _ in stack.messages(run_id)]
@@ -516,15 +543,16 @@ def test_step_killing_its_pool_process_on_every_delivery_fails_after_max_deliver
     worker lost) and the same worker takes it again. The delivery after the third start finds three starts
     of its task in the run's event log and fails the step without running it; the run fails; the worker
     still serves and the message is gone."""
-    worker = stack.runner.start_worker("faults", "p")
+    q = "f7"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    worker = stack.runner.start_worker(q, "p")
     try:
         t0 = time.monotonic()
-        run_id, markers = stack.submit("crash_job", kill="pool")
+        run_id, markers = stack.submit(f"crash_job_{q}", kill="pool")
         assert stack.wait_end(run_id, timeout=CRASH_DEADLINE) == "FAILURE", stack.messages(run_id)
         took = time.monotonic() - t0
         assert len(attempts(markers)) == MAX_DELIVERIES
-        failure = _crash_failure(stack, run_id)
-        assert worker.popen.poll() is None and stack.queue_messages("faults") == 0
+        failure = _crash_failure(stack, run_id, q)
+        assert worker.popen.poll() is None and stack.queue_messages(q) == 0
         assert b"exited with 'signal 9 (SIGKILL)'" in worker.log.read_bytes()
         print(f"fault 7: run FAILURE {took:.1f} s after submission, {MAX_DELIVERIES} starts: {failure}")
     finally:
@@ -539,57 +567,59 @@ def test_run_failed_by_the_watchdog_never_runs_its_waiting_step_and_its_run_work
     memory of the workers alive when it was sent, and a new worker learns it from them at start (mingle) --
     here it must not, as when every worker that heard it has restarted since, so what drops the step is the
     worker's own check of the run's status."""
-    run_id, markers = stack.submit("orphan_job")
+    q = "orphan9"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    run_id, markers = stack.submit(f"hold_job_{q}")
     run_worker = stack.run_worker_pid(run_id)
     assert stack.wait_end(run_id, timeout=WATCHDOG_SECONDS + 60) == "FAILURE"
     failed = time.monotonic()
     wait_for("the run worker to exit", lambda: not alive(run_worker), RUN_WORKER_EXIT)
     exited_in = time.monotonic() - failed
-    assert stack.queue_messages("orphan") >= 1  # the step still waits (fault 5 may have left its own too)
-    worker = stack.runner.start_worker("orphan", "late", extra_args=("--without-mingle",))
+    assert stack.queue_messages(q) == 1  # its step still waits
+    worker = stack.runner.start_worker(q, "late", extra_args=("--without-mingle",))
     try:
         started = time.monotonic()
-        line = f"not running step hold_orphan of run {run_id}".encode()
+        line = f"not running step hold_{q} of run {run_id}".encode()
         wait_for("the late worker to drop the step", lambda: line in worker.log.read_bytes(), 60)
-        wait_for("the queue to be empty", lambda: stack.queue_messages("orphan") == 0, 30)
+        wait_for("the queue to be empty", lambda: stack.queue_messages(q) == 0, 30)
         dropped_in = time.monotonic() - started
         assert attempts(markers) == []
-        assert [k for k, step, _ in stack.messages(run_id) if step == "hold_orphan" and k.startswith("STEP_")] == []
+        assert [k for k, step, _ in stack.messages(run_id) if step == f"hold_{q}" and k.startswith("STEP_")] == []
         print(f"fault 9: run worker exited {exited_in:.1f} s after the watchdog failed the run; a worker started "
               f"later dropped the step's message {dropped_in:.1f} s after it started, without running it")
     finally:
         worker.stop()
 
 
-def _ends_its_celery_work(stack, run_id: str, markers: Path, run_worker: int, since: float) -> str:
+def _ends_its_celery_work(stack, run_id: str, markers: Path, run_worker: int, since: float, queue: str) -> str:
     """The run is over: its running step was interrupted (the revoke's SIGTERM to the step's pool process,
     which Dagster turns into an interrupt of the step: a STEP_FAILURE), its run worker exited, the step that
     waited in the queue never started and its message is gone. Returns the timings."""
     def interrupted():
-        return [m for k, step, m in stack.messages(run_id) if (k, step) == ("STEP_FAILURE", "hold_faults")]
+        return [m for k, step, m in stack.messages(run_id) if (k, step) == ("STEP_FAILURE", f"hold_{queue}")]
 
     (failure,) = wait_for("the running step to be interrupted", interrupted, 30)
     assert "DagsterExecutionInterruptedError" in failure, failure
     stopped = time.monotonic() - since
     wait_for("the run worker to exit", lambda: not alive(run_worker), RUN_WORKER_EXIT)
     exited = time.monotonic() - since
-    wait_for("the queue to be empty", lambda: stack.queue_messages("faults") == 0, 30)
+    wait_for("the queue to be empty", lambda: stack.queue_messages(queue) == 0, 30)
     assert len(attempts(markers)) == 1 and not released(markers)
     return f"running step interrupted {stopped:.1f} s, run worker exited {exited:.1f} s after it"
 
 
 def test_run_terminated_from_the_ui_stops_its_steps_and_its_run_worker_exits(stack):
-    """Two independent held steps on queue "faults" and one worker with one slot: one runs, the other waits
+    """Two independent held steps on the test's queue and one worker with one slot: one runs, the other waits
     in the queue. Terminate through the webserver's GraphQL API, as the UI's Terminate button does: the run
     worker revokes both, the running one interrupted (dagster issue 23222: it used to run on), ends CANCELED
     and exits."""
-    with held_run(stack, "faults", ("t",), job="pair_job") as ([worker], run_id, markers, _):
+    q = "f10"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(stack, q, ("t",), job=f"pair_job_{q}") as ([worker], run_id, markers, _):
         run_worker = stack.run_worker_pid(run_id)
         t0 = time.monotonic()
         stack.graphql().terminate_run(run_id)
         assert stack.wait_end(run_id, timeout=60) == "CANCELED", stack.messages(run_id)
         ended = time.monotonic() - t0
-        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0)
+        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0, q)
         assert worker.popen.poll() is None  # the worker goes on
         print(f"fault 10: run CANCELED {ended:.1f} s after the terminate request; {timings}")
 
@@ -597,25 +627,29 @@ def test_run_terminated_from_the_ui_stops_its_steps_and_its_run_worker_exits(sta
 def test_run_monitoring_ends_a_run_past_its_max_runtime_and_its_celery_work(stack):
     """Run monitoring (the daemon, every poll_interval_seconds of worker_image/dagster.yaml) terminates a run
     past its ``dagster/max_runtime`` through the run launcher and marks it failed: the same end as fault 10."""
+    q = "f11"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
     monitoring = yaml.safe_load((REPO_ROOT / "worker_image" / "dagster.yaml").read_text())["run_monitoring"]
     tags = {"dagster/max_runtime": "1"}
-    with held_run(stack, "faults", ("m",), job="pair_job", tags=tags) as (_, run_id, markers, _):
+    with held_run(stack, q, ("m",), job=f"pair_job_{q}", tags=tags) as (_, run_id, markers, _):
         run_worker = stack.run_worker_pid(run_id)
         t0 = time.monotonic()
         assert stack.wait_end(run_id, timeout=monitoring["poll_interval_seconds"] + 60) == "FAILURE"
         ended = time.monotonic() - t0
         failures = [m for kind, _, m in stack.messages(run_id) if kind in ("RUN_FAILURE", "PIPELINE_FAILURE")]
         assert any("Exceeded maximum runtime of 1 seconds" in m for m in failures), failures
-        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0)
+        timings = _ends_its_celery_work(stack, run_id, markers, run_worker, t0, q)
         print(f"fault 11: run monitoring failed the run {ended:.1f} s after its step started (poll "
               f"{monitoring['poll_interval_seconds']} s); {timings}")
 
 
 # ---------------------------------------------------------------------------------------------- fault 4
-def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
+def test_postgres_restart_mid_run_the_run_succeeds(pg_stack, private_pg):
     """PostgreSQL goes down mid-step and stays down while the step ends (PG_OUTAGE s), then comes back.
-    The run must END -- SUCCESS, or FAILURE with a database error -- never stay STARTED."""
-    with held_run(stack, "faults", ("f",)) as (_, run_id, markers, _):
+    The run succeeds: the step's result and events wait out the outage (result_backend_always_retry, Dagster's
+    connection retries), its output is written once with the right value."""
+    stack = pg_stack
+    q = "f4"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(stack, q, ("f",)) as (_, run_id, markers, _):
         t0 = time.monotonic()
         private_pg.stop(mode="fast")  # every connection is cut; nothing can be stored while it is down
         release(markers)
@@ -627,16 +661,12 @@ def test_postgres_restart_mid_run_ends_the_run(stack, private_pg):
         status = stack.wait_end(run_id, timeout=RUN_DEADLINE)
         took = time.monotonic() - t0
         msgs = stack.messages(run_id)
-        if status == "FAILURE":
-            failure = [m for k, _, m in msgs if k in ("PIPELINE_FAILURE", "RUN_FAILURE", "STEP_FAILURE")]
-            assert any("Operational" in m or "connection" in m.lower() for m in failure), failure
-        else:
-            assert status == "SUCCESS", status
-            keys = stack.output_objects(run_id, "hold_faults")
-            assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
+        assert status == "SUCCESS", msgs
+        keys = stack.output_objects(run_id, f"hold_{q}")
+        assert len(keys) == 1 and stack.output_value(keys[0]) == VALUE, keys
         print(f"fault 4: PostgreSQL down {down:.1f} s; run {status} {took:.1f} s after the stop; "
-              f"{len(attempts(markers))} attempt(s); hold_faults events: "
-              f"{[k for k, step, _ in msgs if step == 'hold_faults']}")
+              f"{len(attempts(markers))} attempt(s); hold_{q} events: "
+              f"{[k for k, step, _ in msgs if step == 'hold_' + q]}")
 
 
 # ---------------------------------------------------------------------------------------------- fault 3
@@ -645,7 +675,8 @@ def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, pr
     the connection reset does not end it; the worker lets its late-acked step finish instead of cancelling
     it (worker_cancel_long_running_tasks_on_connection_loss: false). The broker requeued the unacked
     message, so the step may run a second time (idempotent output). The run succeeds."""
-    with held_run(rabbit_stack, "faults", ("g",)) as (_, run_id, markers, _):
+    q = "f3"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    with held_run(rabbit_stack, q, ("g",)) as (_, run_id, markers, _):
         t0 = time.monotonic()
         private_rabbit.stop()  # `rabbitmqctl stop`: every connection is closed
         private_rabbit.start()
@@ -656,7 +687,7 @@ def test_broker_restart_mid_run_the_run_reconnects_and_succeeds(rabbit_stack, pr
         assert status == "SUCCESS", rabbit_stack.messages(run_id)
         # The workers reconnected by themselves: both queues have a consumer again.
         wait_for("the workers to consume again",
-                 lambda: private_rabbit.consumers("faults") >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
+                 lambda: private_rabbit.consumers(q) >= 1 and private_rabbit.consumers("dagster") >= 1, 60)
         print(f"fault 3: broker down {down:.1f} s; run in flight SUCCESS {ended:.1f} s after the stop; "
               f"{len(attempts(markers))} attempt(s) of the held step")
 
@@ -666,12 +697,13 @@ def test_step_killing_its_whole_worker_on_every_delivery_fails_after_max_deliver
     each time it starts; RabbitMQ requeues the message when the connection drops, and the test starts a new
     worker each time, as ECS restarts the task. The worker after the third start fails the step without
     running it, and lives."""
-    run_id, markers = rabbit_stack.submit("crash_job", kill="worker")
+    q = "f8"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
+    run_id, markers = rabbit_stack.submit(f"crash_job_{q}", kill="worker")
     t0 = time.monotonic()
     workers = []
     try:
         for i in range(MAX_DELIVERIES + 1):
-            w = rabbit_stack.runner.start_worker("faults", f"k{i}", may_exit=True)
+            w = rabbit_stack.runner.start_worker(q, f"k{i}", may_exit=True)
             workers.append(w)
             wait_for("the worker to die or the run to end",
                      lambda w=w: w.popen.poll() is not None or rabbit_stack.status(run_id) in ENDED, 60, interval=0.2)
@@ -679,7 +711,7 @@ def test_step_killing_its_whole_worker_on_every_delivery_fails_after_max_deliver
         took = time.monotonic() - t0
         assert [w.popen.poll() is None for w in workers] == [False] * MAX_DELIVERIES + [True]
         assert len(attempts(markers)) == MAX_DELIVERIES
-        failure = _crash_failure(rabbit_stack, run_id)
+        failure = _crash_failure(rabbit_stack, run_id, q)
         print(f"fault 8: run FAILURE {took:.1f} s after submission ({MAX_DELIVERIES} workers killed and "
               f"restarted; a worker start ~{took / (MAX_DELIVERIES + 1):.0f} s): {failure}")
     finally:
@@ -696,10 +728,20 @@ def test_step_longer_than_consumer_timeout_runs_twice(rabbit_stack, private_rabb
     it: RabbitMQ closes the worker's channel (PRECONDITION_FAILED) and requeues the message, another worker
     runs the step again from the start while the first copy still runs; the first worker then stops with
     an unrecoverable error. With idempotent output the run still succeeds -- but the step ran twice."""
+    q = "f6"  # this test's own queue (tests/jobs/faults.py): no other test's messages or consumers
     private_rabbit.stop()
     private_rabbit.configure(consumer_timeout_ms=CONSUMER_TIMEOUT_MS)
     private_rabbit.start()
-    with held_run(rabbit_stack, "faults", ("h", "i")) as (workers, run_id, markers, first):
+    try:
+        _consumer_timeout_runs_twice(rabbit_stack, q)
+    finally:  # the broker as the other tests know it, whatever the order they run in
+        private_rabbit.stop()
+        private_rabbit.configure(consumer_timeout_ms=None)
+        private_rabbit.start()
+
+
+def _consumer_timeout_runs_twice(rabbit_stack, q: str) -> None:
+    with held_run(rabbit_stack, q, ("h", "i")) as (workers, run_id, markers, first):
         t0 = time.monotonic()
         victim = _worker_of(workers, first["node"])
         other = next(w for w in workers if w is not victim)
@@ -712,8 +754,8 @@ def test_step_longer_than_consumer_timeout_runs_twice(rabbit_stack, private_rabb
         assert rabbit_stack.wait_end(run_id) == "SUCCESS"
         took = time.monotonic() - t0
         msgs = rabbit_stack.messages(run_id)
-        assert [k for k, step, _ in msgs if step == "hold_faults"].count("STEP_SUCCESS") == 2  # it ran twice
-        keys = rabbit_stack.output_objects(run_id, "hold_faults")
+        assert [k for k, step, _ in msgs if step == f"hold_{q}"].count("STEP_SUCCESS") == 2  # it ran twice
+        keys = rabbit_stack.output_objects(run_id, f"hold_{q}")
         assert len(keys) == 1 and rabbit_stack.output_value(keys[0]) == VALUE, keys
         rc = wait_for("the timed-out worker to stop", lambda: victim.popen.poll(), 60)
         assert rc != 0  # "Unrecoverable error: PreconditionFailed": the worker process ends

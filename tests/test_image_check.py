@@ -3,7 +3,10 @@ what a prebuilt image must contain, each missing part named."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -135,3 +138,27 @@ def test_the_example_location_passes_on_the_example_stacks_queues(tmp_path, monk
     # Materialize's implicit job, the asset job and the op job, each naming its step on the missing queue.
     assert sorted(line.split("'")[3] for line in found) == ["__ASSET_JOB", "assets_job", "example_job"]
     assert all("-> queue 'heavy'" in line for line in found)
+
+
+def _main(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``python -m dagster_celery_aws.image_check`` as the daemon's task runs it: workspace.yaml in its working
+    directory, the stack's locations and DAGSTER_HOME in its environment."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", image_check.LOCATIONS_VAR)}
+    return subprocess.run([sys.executable, "-m", "dagster_celery_aws.image_check"], cwd=cwd, env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_main_exits_0_on_a_kept_contract_and_1_naming_each_missing_part(tmp_path):
+    workspace, home = layout(tmp_path, {"analytics": "present_module"})
+    ok = _main(workspace.parent, {"DAGSTER_HOME": home, image_check.LOCATIONS_VAR: "analytics"})
+    assert (ok.returncode, ok.stdout.strip(), ok.stderr) == (0, "image contract: OK (analytics)", "")
+    bad = _main(workspace.parent, {image_check.LOCATIONS_VAR: "analytics,ml"})  # no DAGSTER_HOME, ml lacking
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "image contract: $DAGSTER_HOME/dagster.yaml: not found (DAGSTER_HOME=None)",
+        f"image contract: {workspace}: loads ['analytics'], the stack names ['analytics', 'ml']",
+    ]
+    nowhere = tmp_path / "empty"
+    nowhere.mkdir()
+    missing = _main(nowhere, {"DAGSTER_HOME": home, image_check.LOCATIONS_VAR: "analytics"})
+    assert missing.returncode == 1 and missing.stderr.strip() == f"image contract: {nowhere / 'workspace.yaml'}: not found"

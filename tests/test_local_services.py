@@ -101,3 +101,33 @@ def test_the_runner_turns_a_bad_service_flag_into_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout.strip().splitlines()[-1].startswith("error: --s3-endpoint '127.0.0.1:9000' is not a URL")
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_watchdog_counts_no_time_while_the_broker_cannot_be_asked(monkeypatch, vhost):
+    """A queue without consumer fails its run after ``seconds``, but only on evidence: while the broker is
+    unreachable (connections cut and refused, as during a restart) its clock starts again, so a broker outage
+    longer than the bound does not fail runs whose workers are merely reconnecting."""
+    from types import SimpleNamespace
+
+    from infra.local import jobs
+    from infra.local.watchdog import QueueWatchdog
+    from tests.fault_proxy import FaultProxy
+
+    run = SimpleNamespace(run_id="r1")
+    failed: list[str] = []
+    instance = SimpleNamespace(get_runs=lambda filters: [run], report_run_failed=lambda r, text: failed.append(text))
+    monkeypatch.setattr(jobs, "step_rows", lambda inst, run_id: [SimpleNamespace(queue="nobody", status="STARTED", step="s")])
+    proxy = FaultProxy(5672)
+    try:
+        dog = QueueWatchdog(instance, f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}", seconds=10, say=print)
+        assert dog.consumers("nobody") == 0
+        assert dog.check_once(0) == [] and dog.check_once(5) == []
+        proxy.cut()
+        assert dog.consumers("nobody") is None
+        assert dog.check_once(11) == [] and dog.check_once(20) == []  # past the bound, but no evidence
+        proxy.restore()
+        assert dog.check_once(21) == [] and dog.check_once(30) == [] and not failed  # counted again from 21
+        assert dog.check_once(31) == ["r1"]
+        assert failed and 'Celery queue "nobody", which has had no consumer for 10 s' in failed[0]
+    finally:
+        proxy.close()

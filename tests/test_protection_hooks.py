@@ -54,10 +54,13 @@ def block(gate_dir, name):
 class Agent(http.server.BaseHTTPRequestHandler):
     status = 200
     seen: list
+    during_put = staticmethod(lambda: None)
 
     def do_PUT(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append((self.path, body))
+        during_put, type(self).during_put = type(self).during_put, lambda: None
+        during_put()  # once
         answer = json.dumps({"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}).encode()
         self.send_response(self.status)
         self.send_header("Content-Type", "application/json")
@@ -184,7 +187,9 @@ def test_on_while_any_step_runs_off_when_idle_and_after_a_lost_child(agent, star
 def test_agent_errors_never_fail_the_step_and_no_agent_no_requests(agent, start_worker):
     agent.status = 500
     failing = start_worker({"ECS_AGENT_URI": agent.url, "DCA_PROTECTION_MINUTES": "99999"})
-    silent = start_worker({})  # no ECS_AGENT_URI: outside ECS
+    # Outside ECS: ECS_AGENT_URI unset (the worker's environment drops the test's own) or blank. Were the hooks
+    # connected anyway, they would write the worker's protection state file and log failed agent calls.
+    silent = start_worker({"ECS_AGENT_URI": ""})
     for worker, name in ((failing, "x"), (silent, "y")):
         worker.release(name)  # the step finishes as soon as it starts
     assert failing.send("x").get(timeout=20) == "x"
@@ -197,3 +202,32 @@ def test_agent_errors_never_fail_the_step_and_no_agent_no_requests(agent, start_
     assert silent.send("z").get(timeout=20) == "z"
     assert len(agent.seen) == before
     assert "could not set ECS task protection" in (failing.gate.parent / "worker.log").read_text()
+    assert failing.state.exists() and not silent.state.exists()
+    assert "task protection" not in (silent.gate.parent / "worker.log").read_text()
+
+
+@pytest.fixture
+def hooks(agent, tmp_path, monkeypatch):
+    """The hooks in this process, against the recording agent, with a 1-minute expiry (renewal after 30 s)."""
+    monkeypatch.setattr(protection, "_cfg", {"uri": agent.url, "minutes": 1, "state": str(tmp_path / "state.json")})
+    return agent
+
+
+def test_protection_is_renewed_after_half_its_expiry_while_steps_run(hooks):
+    protection._on_prerun(task_id="a")
+    assert [body for _, body in hooks.seen] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 1}]
+    protection._on_prerun(task_id="b")  # within the half: no call
+    assert len(hooks.seen) == 1
+    protection._update(lambda s: s.__setitem__("on_at", s["on_at"] - 31))  # 31 s later
+    protection._on_postrun(task_id="a")  # b still runs: protection is renewed, not turned off
+    assert [body for _, body in hooks.seen][1:] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 1}]
+    protection._on_postrun(task_id="b")
+    assert [body for _, body in hooks.seen][2:] == [OFF]
+
+
+def test_a_change_during_the_agent_call_is_sent_after_it(hooks):
+    # The last step ends while the agent is being told ON: the state is read again and OFF follows.
+    hooks.during_put = lambda: protection._update(lambda s: s.__setitem__("tasks", []))
+    protection._on_prerun(task_id="a")
+    assert [body for _, body in hooks.seen] == [{"ProtectionEnabled": True, "ExpiresInMinutes": 1}, OFF]
+    assert json.loads(Path(protection._cfg["state"]).read_text())["tasks"] == []

@@ -312,6 +312,19 @@ def _(name, cfg, stack):
         assert b.inputs["forceDestroy"] is (name == "dev") and b.options.protect is (name == "prod"), b.urn
 
 
+@rule("AWSGuard-prod-database-key-and-load-balancer-cannot-be-deleted")
+def _(name, cfg, stack):
+    # prod: RDS deletion protection and Pulumi's protect on the database; protect on the stack's key (a deleted
+    # key makes every secret, log and step output it encrypted unreadable); ELB deletion protection on the UI's
+    # load balancer (its DNS name is the UI's address). dev: none of them, so it can be torn down.
+    prod = name == "prod"
+    database = one(stack, "aws:rds/instance:Instance")
+    assert database.inputs["deletionProtection"] is prod and database.options.protect is prod
+    assert one(stack, "aws:kms/key:Key").options.protect is prod
+    balancers = stack.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert [b.inputs["enableDeletionProtection"] for b in balancers] == ([True] if prod else [])
+
+
 # --- RDS --------------------------------------------------------------------------------------------------
 def db(stack):
     return one(stack, "aws:rds/instance:Instance").inputs
@@ -452,11 +465,22 @@ def _(name, cfg, stack):
         assert not listeners  # ssm: no load balancer; the SSM session is encrypted end to end
 
 
-@rule("FSBP-EC2.19_EC2.18-no-open-ingress-but-the-ui-listeners")  # checkov reads `protocol`, not `ip_protocol`
-def _(name, cfg, stack):
+def open_ingress_but_the_ui_listeners(stack: StackResult) -> int:
+    """Assert that every ingress rule open to the world is a UI listener's port on the load balancer's group;
+    return how many there are (the example stacks have none: test_world_open_ingress_* gives it some)."""
+    opened = 0
+    lb_groups = {g.state["id"] for g in stack.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-lb")}
     for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         if r.inputs.get("cidrIpv4") == "0.0.0.0/0" or r.inputs.get("cidrIpv6") == "::/0":
-            assert r.name.split("-lb-")[-1].split("-")[0] in ("80", "443"), r.urn
+            opened += 1
+            ports = (r.inputs["fromPort"], r.inputs["toPort"])
+            assert ports in ((80, 80), (443, 443)) and r.inputs["securityGroupId"] in lb_groups, r.urn
+    return opened
+
+
+@rule("FSBP-EC2.19_EC2.18-no-open-ingress-but-the-ui-listeners")  # checkov reads `protocol`, not `ip_protocol`
+def _(name, cfg, stack):
+    open_ingress_but_the_ui_listeners(stack)
 
 
 # --- IAM --------------------------------------------------------------------------------------------------
@@ -634,6 +658,24 @@ def test_plain_http_on_the_internet_and_no_firewall_only_when_the_config_says_so
     assert not [r for r in stack.resources if r.typ.startswith("aws:wafv2/")]
     assert len(stack.of_type("aws:s3/bucket:Bucket")) == 1 and not stack.of_type("aws:s3/bucketLogging:BucketLogging")
     assert "accessLogs" not in one(stack, "aws:lb/loadBalancer:LoadBalancer").inputs
+
+
+def test_world_open_ingress_only_on_the_ui_listeners_of_a_public_ui():
+    # A public UI opens 80 and 443 to the world: the rule's loop runs, and a world-open database port fails it.
+    stack = run_stack(config={"queues": [{"name": "dagster"}], "ui": {"access": "public", "certificateArn":
+                              "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}})  # fmt: skip
+    assert open_ingress_but_the_ui_listeners(stack) == 2
+    rules = stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    database = next(r for r in rules if r.name.endswith("-database-from-tasks"))
+    opened = dataclasses.replace(database, inputs={**database.inputs, "cidrIpv4": "0.0.0.0/0"})
+    broken = StackResult([opened if r is database else r for r in stack.resources], stack.outputs)
+    with pytest.raises(AssertionError, match="database-from-tasks"):
+        open_ingress_but_the_ui_listeners(broken)
+    listener = next(r for r in rules if "-lb-443-" in r.name)
+    on_tasks = dataclasses.replace(listener, inputs={**listener.inputs, "securityGroupId": database.inputs["securityGroupId"]})
+    broken = StackResult([on_tasks if r is listener else r for r in stack.resources], stack.outputs)
+    with pytest.raises(AssertionError, match="lb-443"):
+        open_ingress_but_the_ui_listeners(broken)
 
 
 def test_dockerfile_passes_hadolint():

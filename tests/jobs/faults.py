@@ -6,15 +6,17 @@ poll, never an endless wait -- until ``<marker_dir>/release`` exists, and return
 the S3 I/O manager to one key per run and step (so a step that runs twice writes the same object twice:
 idempotent). ``check`` (queue ``dagster``) receives it and fails on a wrong value.
 
-``crash_faults`` records its attempt the same way, then kills its Celery worker -- its own pool process, or the
+``crash_<queue>`` records its attempt the same way, then kills its Celery worker -- its own pool process, or the
 whole worker (its process group, as an out-of-memory kill takes a whole ECS task) -- on every delivery.
 
+Each fault test has a queue of its own (``f<fault number>``, ``orphan<fault number>``), so that no test sees
+another's messages, consumers or leftovers, whatever the order the tests run in:
+
 - ``faults_ready_job``: one trivial step; the runner's first job (``--job``), proving the topology works;
-- ``hold_job``: ``hold_faults`` on queue ``faults``, then ``check``;
-- ``pair_job``: ``hold_faults`` and ``hold_faults_b``, both on queue ``faults``, independent;
-- ``orphan_job``: ``hold_orphan`` on queue ``orphan`` (a queue whose worker the test removes for good);
-- ``short_job``: ``hold_dagster`` alone, on the runner's own queue ``dagster``;
-- ``crash_job``: ``crash_faults`` on queue ``faults``, then ``check``; and ``ready``, independent of them.
+- ``hold_job_<queue>``: ``hold_<queue>``, then ``check`` (on a queue nobody serves: the orphan faults);
+- ``pair_job_<queue>``: ``hold_<queue>`` and ``hold_<queue>_b``, both on the queue, independent;
+- ``crash_job_<queue>``: ``crash_<queue>``, then ``check``; and ``ready``, independent of them;
+- ``short_job``: ``hold_dagster`` alone, on the runner's own queue ``dagster``.
 """
 
 import json
@@ -86,18 +88,55 @@ class CrashConfig(Config):
     kill: Literal["pool", "worker"]  # the step's pool process, or the whole worker (its process group)
 
 
-@op(tags={QUEUE_TAG: "faults"})
-def crash_faults(config: CrashConfig) -> str:
-    _record_attempt(config.marker_dir)
-    if config.kill == "pool":
-        os.kill(os.getpid(), signal.SIGKILL)
-    os.killpg(os.getpgrp(), signal.SIGKILL)  # the test starts each worker in a process group of its own
-    raise AssertionError("unreachable: the step killed its own process")
+def _crash(queue: str):
+    @op(name=f"crash_{queue}", tags={QUEUE_TAG: queue})
+    def crash(config: CrashConfig) -> str:
+        _record_attempt(config.marker_dir)
+        if config.kill == "pool":
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.killpg(os.getpgrp(), signal.SIGKILL)  # the test starts each worker in a process group of its own
+        raise AssertionError("unreachable: the step killed its own process")
+
+    return crash
 
 
-hold_faults = _hold("faults")
-hold_faults_b = _hold("faults", "_b")
-hold_orphan = _hold("orphan")
+HOLD_QUEUES = ("f1", "f2", "f3", "f4", "f6", "f13", "f14", "f15", "orphan5", "orphan9")
+PAIR_QUEUES = ("f10", "f11")
+CRASH_QUEUES = ("f7", "f8")
+
+
+def _hold_job(queue: str):
+    hold = _hold(queue)
+
+    @job(name=f"hold_job_{queue}", executor_def=celery_executor, tags=MAX_RUNTIME)
+    def hold_job():
+        check(hold())
+
+    return hold_job
+
+
+def _pair_job(queue: str):
+    first, second = _hold(queue), _hold(queue, "_b")
+
+    @job(name=f"pair_job_{queue}", executor_def=celery_executor, tags=MAX_RUNTIME)
+    def pair_job():
+        first()
+        second()
+
+    return pair_job
+
+
+def _crash_job(queue: str):
+    crash = _crash(queue)
+
+    @job(name=f"crash_job_{queue}", executor_def=celery_executor, tags=MAX_RUNTIME)
+    def crash_job():
+        check(crash())
+        ready()
+
+    return crash_job
+
+
 hold_dagster = _hold("dagster")
 
 
@@ -107,33 +146,12 @@ def faults_ready_job():
 
 
 @job(executor_def=celery_executor, tags=MAX_RUNTIME)
-def hold_job():
-    check(hold_faults())
-
-
-@job(executor_def=celery_executor, tags=MAX_RUNTIME)
-def pair_job():
-    hold_faults()
-    hold_faults_b()
-
-
-@job(executor_def=celery_executor, tags=MAX_RUNTIME)
-def orphan_job():
-    check(hold_orphan())
-
-
-@job(executor_def=celery_executor, tags=MAX_RUNTIME)
 def short_job():
     hold_dagster()
 
 
-@job(executor_def=celery_executor, tags=MAX_RUNTIME)
-def crash_job():
-    check(crash_faults())
-    ready()
-
-
 defs = Definitions(
-    jobs=[faults_ready_job, hold_job, pair_job, orphan_job, short_job, crash_job],
+    jobs=[faults_ready_job, short_job, *map(_hold_job, HOLD_QUEUES), *map(_pair_job, PAIR_QUEUES),
+          *map(_crash_job, CRASH_QUEUES)],
     resources=deployment_resources(),
 )

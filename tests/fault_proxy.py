@@ -1,0 +1,99 @@
+"""A TCP proxy on 127.0.0.1 whose connections a test can cut: what clients see of a broker restart or a
+database failover (every connection reset, new ones refused until the service is back).
+
+``FaultProxy(upstream_port)`` listens on a free port and forwards each connection to 127.0.0.1:upstream_port,
+one thread per direction. ``cut()`` resets every open connection and refuses new ones (the listening socket
+is closed, so a connect gets ECONNREFUSED, as from a rebooting host); ``restore()`` listens again on the same
+port. Nothing leaves the loopback interface.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+
+class FaultProxy:
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1"):
+        self.upstream = (upstream_host, upstream_port)
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.port = 0
+        self.accepted = 0  # connections forwarded so far (a test can tell clients reconnected)
+        self.restore()
+
+    def restore(self) -> None:
+        """Accept and forward connections (again) on the proxy's port."""
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(128)
+            self.port = listener.getsockname()[1]
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Reset every connection and refuse new ones until ``restore()``."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, set()
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress; close alone would not
+            except OSError:
+                pass
+            listener.close()
+        for s in conns:
+            # SO_LINGER 0: the close sends RST, as a host that lost the connection's state does. The shutdown
+            # first wakes the pipe thread blocked in recv() on it, which then closes it.
+            try:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.cut()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed by cut()
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    client.close()
+                    upstream.close()
+                    return
+                self._conns |= {client, upstream}
+                self.accepted += 1
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            with self._lock:
+                self._conns -= {src, dst}
