@@ -48,7 +48,7 @@ def code_env(cfg: StackConfig, python_path: list[str], home: str) -> dict[str, s
         env.update({name: PLACEHOLDER for name in access.secrets})
     env.update({
         contract.BROKER_URL: f"amqp://{PLACEHOLDER}@127.0.0.1:5672/", contract.BACKEND_URL: f"db+sqlite:///{home}/r.db",
-        contract.S3_BUCKET: PLACEHOLDER, "DAGSTER_HOME": home, contract.METRICS_QUEUES: ",".join(q.name for q in cfg.queues),
+        contract.S3_BUCKET: PLACEHOLDER, "DAGSTER_HOME": home, contract.QUEUES: ",".join(q.name for q in cfg.queues),
         "PYTHONPATH": os.pathsep.join([*python_path, str(REPO_ROOT)]),
     })  # fmt: skip
     return env
