@@ -30,12 +30,27 @@ from tests.peer_suite import RUN_MARK, stop_left_over
 
 PEER_DIR = REPO_ROOT / ".local" / "peer"
 SUITE = "dagster_celery_tests"
-# The tests of the suite that cannot run here, with the reason: deselected, in both settings and for stock
-# ("test_x.py::test_name": "why"). None in 0.29.27: the suite's Docker needs are fixtures of its conftest.py,
-# which is not loaded -- ``rabbitmq`` (a RabbitMQ container) is the machine's broker instead, and
-# ``dagster_docker_image`` (dagster's test-project image) is used by none of its tests (tests/peer_suite.py).
-NOT_APPLICABLE: dict[str, str] = {}
-SETTINGS = ("rpc", "postgresql")  # where the steps' results go (suite_services)
+# The tests of the suite that cannot apply here, with the reason: deselected, in both settings and for stock.
+# The suite's Docker needs are fixtures of its conftest.py, which is not loaded: ``rabbitmq`` (a RabbitMQ
+# container) is the machine's broker instead, and ``dagster_docker_image`` (dagster's test-project image) is used
+# by none of its tests (tests/peer_suite.py).
+NOT_APPLICABLE = {
+    "test_launcher.py::test_crashy_run": (
+        "dagster-celery's CeleryRunLauncher runs a whole run as one Celery task, which this project does not do "
+        "(runs are ECS tasks or the daemon's processes; docs/facts.md: CeleryRunLauncher, dagster issues 29660 and "
+        "32915). The test kills that task's process and expects the launcher to read a failed task; the packaged "
+        "settings redeliver a task whose worker dies (task_reject_on_worker_lost: docs/reliability.md, fault 1), "
+        "and the second delivery finds the run started and returns, a success to the launcher (measured with "
+        "rpc:// results)"
+    ),
+}
+# Where the steps' results go (suite_services), and the pytest selection run there: the tests that send no
+# step to a worker -- eager ones run in process, the CLI's are stock's, which the runtime keeps -- read no
+# results and are the same in both settings, so each runs in one of them.
+SETTINGS = {
+    "rpc": ["-k", "not eager and not engine_error"],
+    "postgresql": [f"--ignore-glob=*/{SUITE}/{name}" for name in ("test_cli.py", "test_config.py", "test_utils.py", "test_version.py")],
+}
 SUITE_SECONDS = 1800  # the bound on one run of the suite (measured: docs/facts.md)
 
 
@@ -66,12 +81,13 @@ def suite_dir(version: str) -> Path:
 
 
 def run_suite(directory: Path, env: dict[str, str], report: Path, target: str = "runtime", args=()) -> dict[str, str]:
-    """Run the suite against ``target`` ('runtime' or 'stock'), ``args`` for pytest (default: the whole suite);
-    the outcome of each test by its node id. Its output goes to ``report`` with the suffix ``.log``."""
+    """Run the suite against ``target`` ('runtime' or 'stock'), with more pytest ``args`` (a selection); the
+    outcome of each test by its node id. Its output goes to ``report`` with the suffix ``.log``."""
     command = [
-        sys.executable, "-m", "pytest", *(args or [str(directory / SUITE)]), "-p", "tests.peer_suite", "--noconftest",
+        sys.executable, "-m", "pytest", str(directory / SUITE), *args, "-p", "tests.peer_suite", "--noconftest",
         "-p", "no:cacheprovider", f"--junitxml={report}", "-v", "--durations=0", "-o", "junit_family=xunit2",
-        *(f"--deselect={directory / SUITE / node}" for node in NOT_APPLICABLE),
+        # node ids are relative to the rootdir, this repository's (its pytest settings)
+        *(f"--deselect={(directory / SUITE).relative_to(REPO_ROOT)}/{node}" for node in NOT_APPLICABLE),
     ]  # fmt: skip
     paths = [str(directory), str(REPO_ROOT), env.get("PYTHONPATH", "")]
     mark = uuid.uuid4().hex
@@ -127,9 +143,9 @@ def suite_services(setting: str):
                 yield {**env, "DAGSTER_CELERY_BACKEND_URL": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"}
 
 
-def run_in(setting: str, directory: Path, report: Path, target: str = "runtime") -> dict[str, str]:
+def run_in(setting: str, directory: Path, report: Path, target: str = "runtime", args=()) -> dict[str, str]:
     with suite_services(setting) as env:
-        return run_suite(directory, env, report, target=target)
+        return run_suite(directory, env, report, target=target, args=args)
 
 
 def test_dagster_celery_suite_passes_with_the_runtime(tmp_path):
@@ -137,14 +153,16 @@ def test_dagster_celery_suite_passes_with_the_runtime(tmp_path):
     own, and the suite waits mostly for its workers to start and its runs to poll."""
     directory = suite_dir(pinned_version())
     with concurrent.futures.ThreadPoolExecutor(len(SETTINGS)) as pool:
-        runs = {s: pool.submit(run_in, s, directory, tmp_path / f"{s}.xml") for s in SETTINGS}
+        runs = {s: pool.submit(run_in, s, directory, tmp_path / f"{s}.xml", args=a) for s, a in SETTINGS.items()}
         outcomes = {setting: run.result() for setting, run in runs.items()}
     counts = {setting: per_file(o) for setting, o in outcomes.items()}
     print(f"dagster-celery {pinned_version()} suite with the runtime, per file (passed/ran): {counts}")
     for setting, ran in outcomes.items():
         not_passed = {node: outcome for node, outcome in ran.items() if outcome != "passed"}
         assert not not_passed, f"results {setting}: not passed: {not_passed}; per file: {counts[setting]}"
-        assert len(ran) >= 30, f"results {setting}: the suite collected only {len(ran)} tests: {sorted(ran)}"
+        assert len(ran) >= 20, f"results {setting}: the suite ran only {len(ran)} tests: {sorted(ran)}"
+    everything = set().union(*outcomes.values())
+    assert len(everything) + len(NOT_APPLICABLE) >= 39, f"the suite ran {len(everything)} tests in all: {sorted(everything)}"
 
 
 if __name__ == "__main__":
