@@ -8,7 +8,8 @@ machine's RabbitMQ -- with ``rpc://`` results (dagster-celery's default) and wit
 through the packaged celery_config.yaml, the two at once, each on a vhost (and a database) of its own.
 
 Stock dagster-celery passes every test of the suite on these services (``python -m tests.test_peer_suite stock
-rpc``: docs/facts.md has the counts), so every test must pass here but those in ``NOT_APPLICABLE``.
+rpc``, which runs all but ``NOT_APPLICABLE``: docs/facts.md has the counts), so every test must pass here but
+those in ``NOT_APPLICABLE``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ SUITE = "dagster_celery_tests"
 NOT_APPLICABLE = {
     "test_launcher.py::test_crashy_run": (
         "dagster-celery's CeleryRunLauncher runs a whole run as one Celery task, which this project does not do "
-        "(runs are ECS tasks or the daemon's processes; docs/facts.md: CeleryRunLauncher, dagster issues 29660 and "
-        "32915). The test kills that task's process and expects the launcher to read a failed task; the packaged "
+        "(runs are ECS tasks or the daemon's processes; a run it launches cannot use the Celery executor: "
+        "https://github.com/dagster-io/dagster/issues/32915). The test kills that task's process and expects the launcher to read a failed task; the packaged "
         "settings redeliver a task whose worker dies (task_reject_on_worker_lost: docs/reliability.md, fault 1), "
         "and the second delivery finds the run started and returns, a success to the launcher (measured with "
         "rpc:// results)"
