@@ -11,7 +11,7 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   naming the step, the queue and the likely cause; a step of a run that has ended is not run;
 - the S3 client is reused; the code location's executor is dagster-celery's, and tunes the run worker
   (pooled connections, the poll interval, one result query per poll); it is interrupted when its run is
-  ended elsewhere, and its revoke stops running steps and is recorded in the result backend;
+  ended elsewhere (its revoke: tests/test_executor.py);
 - a stored result is noticed by its run's run worker (PostgreSQL NOTIFY after the result is stored), which
   wakes its loop and reads the task without the batch query, and waits only briefly with nothing in flight;
 - a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
@@ -738,27 +738,6 @@ def test_run_worker_reads_database_results_with_one_query_per_poll(monkeypatch):
         assert batches[2:] == [{ids[0], ids[3], ids[4]}]  # finished tasks are not asked about again
         assert sorted(full_reads) == sorted(ids[:3])  # each finished task read once, in full
         backend.ResultSession().get_bind().dispose()
-
-
-def test_revoking_a_step_stops_it_and_is_recorded_in_the_result_backend(tmp_path, monkeypatch):
-    """dagster-celery's loop revokes its steps when the run is interrupted, then waits for each to be ready.
-    The step's handle asks the workers to stop a running step too, and records the revoke itself: no worker
-    may ever take a message that waits in a queue without one."""
-    from celery import states
-    from celery.backends.database import DatabaseBackend
-    from dagster._core.execution.retries import RetryMode
-    from dagster_celery.make_app import make_app
-
-    from dagster_celery_aws import executor as tuned
-
-    backend = f"db+sqlite:///{tmp_path / 'results.sqlite'}"
-    app = make_app(tuned.TunedCeleryExecutor(retries=RetryMode.DISABLED, broker="memory://", backend=backend).app_args())
-    sent = []
-    monkeypatch.setattr(app.control, "revoke", lambda task_id, **kw: sent.append((task_id, kw["terminate"])))
-    tuned.StepResult("step-task", backend=app.backend, app=app).revoke()
-    assert sent == [("step-task", True)]
-    assert DatabaseBackend(app=app, url=backend[len("db+"):]).get_state("step-task") == states.REVOKED
-    app.backend.ResultSession().get_bind().dispose()
 
 
 def test_run_worker_is_interrupted_when_its_run_is_ended_elsewhere(step_env, monkeypatch):

@@ -16,8 +16,9 @@ UI's Materialize and backfills use it too)::
 
 - ``celery_executor``: dagster-celery's ``celery_executor`` (same config schema, same messages to the
   workers), configured from the deployment's Celery settings (``celery_config.yaml`` in this package, the
-  file the workers read; ``$DAGSTER_CELERY_CONFIG`` names another), and tuning the run worker: pooled
-  database connections, a 0.1 s poll of the steps' results with one query per poll (``executor``).
+  file the workers read; ``$DAGSTER_CELERY_CONFIG`` names another; a run's ``execution: config:`` goes over
+  it), and tuning the run worker: pooled database connections, a 0.1 s poll of the steps' results with one
+  query per poll (``executor``).
 - ``deployment_resources()``: ``{"s3": CachedS3Resource(), "io_manager": ...}``, the S3 pickle I/O manager
   on the deployment's bucket (``$DAGSTER_S3_BUCKET``) under the key prefix ``io``. A Celery step runs in
   another process, often on another machine: its inputs must come from S3, not from local disk.

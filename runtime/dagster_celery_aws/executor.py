@@ -26,10 +26,12 @@ It also ends the run's Celery work when the run ends (docs/reliability.md):
    as Dagster's own termination does (``send_interrupt``: SIGINT, which the run worker captures);
 6. on an interrupt, dagster-celery's loop revokes its steps' tasks and waits until each is ready. Celery's
    revoke reaches only the workers alive at that moment, so a step waiting in a queue without a worker was
-   revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) therefore also
-   records the revoke in the result backend, and has the workers interrupt a running step too (dagster
-   issue 23222: terminating a run did not stop its Celery steps). A message still in a queue is not run
-   when a worker takes it later: its run has ended (``fast_task``).
+   revoked by nobody and the run worker waited forever. Each step's handle (``StepResult``) is therefore
+   ready once revoked, and reads as revoked (the loop's "was revoked." event for the step) unless its step had
+   already succeeded; it also has the workers interrupt a running step (dagster issue 23222: terminating a
+   run did not stop its Celery steps), whose interruption the worker may then store: the run worker does not
+   read it. A message still in a queue is not run when a worker takes it later: its run has ended
+   (``fast_task``).
 
 It refuses, before it sends any step (``dagster_celery_aws.queues``):
 7. a run with a step for a queue the deployment does not have (``DCA_QUEUES``): the step would wait forever;
@@ -37,7 +39,10 @@ It refuses, before it sends any step (``dagster_celery_aws.queues``):
 8. an asset whose ``tags`` name a queue its op does not go to (asset tags route nothing; ``op_tags`` do).
 
 ``celery_executor`` is that executor configured from the deployment's Celery settings (``celery_config``),
-under the stock name ``celery``: what a code location uses.
+under the stock name ``celery``: what a code location uses. A run's own ``execution: config:`` (stock's
+schema) goes over those settings, key by key within ``config_source``, as stock dagster-celery honours it
+over its defaults: e.g. ``config_source: {task_always_eager: true}`` runs a job's steps in process, as
+dagster-celery's own tests do (the handle of such a step is Celery's in-memory result, as stock's is).
 """
 
 from __future__ import annotations
@@ -49,8 +54,9 @@ import time
 
 from celery import states
 from celery.backends.database import DatabaseBackend, session_cleanup
-from celery.result import AsyncResult
-from dagster import ExecutorDefinition, multiple_process_executor_requirements
+from celery.exceptions import TaskRevokedError
+from celery.result import AsyncResult, EagerResult
+from dagster import ExecutorDefinition, Field, multiple_process_executor_requirements
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._utils import send_interrupt
 from dagster_celery import celery_executor as stock_celery_executor
@@ -138,18 +144,37 @@ class StepResult(AsyncResult):
     """The run worker's handle on a step's task, whose revoke (dagster-celery's loop revokes every step it
     waits for when the run is interrupted) stops the step everywhere and ends the wait for it (5-6 above)."""
 
+    revoked = False
+
     def revoke(self, connection=None, terminate=False, signal=None, wait=False, timeout=None):
         # terminate: a worker running the step sends SIGTERM to its pool process, which Dagster's step
         # execution turns into an interrupt of the step (a STEP_FAILURE), as a terminated run's steps are
         # interrupted in the other executors; a worker holding the message drops it.
         super().revoke(connection, terminate=True, signal=signal, wait=wait, timeout=timeout)
-        # No worker may ever hear of it (none serves the queue now): the loop must not wait for one.
-        self.backend.mark_as_revoked(self.id, reason="its run was interrupted")
+        # No worker may ever hear of it (none serves the queue now): the loop must not wait for one. Kept here,
+        # not in the result backend: a worker's result (the interruption it stores) would overwrite it there,
+        # and the rpc:// backend can record a result only for the worker that has the task's request.
+        self.revoked = True
+
+    def ready(self):
+        return self.revoked or super().ready()
+
+    def get(self, *args, **kwargs):
+        """The step's events; for a revoked step, unless it had succeeded, Celery's ``TaskRevokedError``, which
+        the loop turns into the step's "was revoked." event (the interruption of a step it stopped is the
+        worker's to report: an exception here would end the loop before it read its other steps)."""
+        if self.revoked and self.state != states.SUCCESS:
+            raise TaskRevokedError(f"step task {self.id} was revoked: its run was interrupted")
+        return super().get(*args, **kwargs)
 
 
-def submit_step(app, plan_context, step, queue, priority, known_state) -> StepResult:
-    """dagster-celery's ``_submit_task`` (the same message), returning a ``StepResult``."""
+def submit_step(app, plan_context, step, queue, priority, known_state) -> StepResult | EagerResult:
+    """dagster-celery's ``_submit_task`` (the same message), returning a ``StepResult``; with Celery's
+    ``task_always_eager`` the step has already run in this process, and its in-memory result is the handle
+    (the result backend holds nothing of it)."""
     sent = _submit_task(app, plan_context, step, queue, priority, known_state)
+    if isinstance(sent, EagerResult):
+        return sent
     return StepResult(sent.id, backend=sent.backend, app=app)
 
 
@@ -271,4 +296,21 @@ tuned_celery_executor = ExecutorDefinition(
     executor_creation_fn=_tuned_celery_executor,
     description="dagster-celery's celery_executor, tuning the run worker (dagster_celery_aws.executor)",
 )
-celery_executor = tuned_celery_executor.configured(executor_config(), name=stock_celery_executor.name)
+
+
+def configured_executor(settings: dict) -> ExecutorDefinition:
+    """``tuned_celery_executor`` with ``settings`` (an ``execution: config:`` block) under a run's own
+    ``execution: config:``: stock's keys, none of them defaulted here (a default would override the settings);
+    what a run gives replaces the setting, but ``config_source``, which is merged key by key."""
+    fields = stock_celery_executor.config_schema.config_type.fields
+    schema = {key: Field(f.config_type, is_required=False, description=f.description) for key, f in fields.items()}
+
+    def over_settings(run_config: dict) -> dict:
+        merged = {**settings, **run_config}
+        sources = {**(settings.get("config_source") or {}), **(run_config.get("config_source") or {})}
+        return {**merged, "config_source": sources} if sources else merged
+
+    return tuned_celery_executor.configured(over_settings, name=stock_celery_executor.name, config_schema=schema)
+
+
+celery_executor = configured_executor(executor_config())
