@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from infra.local import graphql
-from tests.conftest import REPO_ROOT, postgres_database, rabbit_vhost, s3_server
+from tests.conftest import REPO_ROOT, postgres_database, rabbit_vhost, s3_server, wait_for
+from tests.faults_support import Runner
 from tests.test_local_e2e import events, placement
 
 DEADLINE = 900  # seconds for the runner's start and first run, and for each launch, on a loaded 2-core machine
@@ -156,15 +151,13 @@ def _environ(pid: int) -> dict[str, str]:
 def _wait_run(db_url: str, run_id: str) -> str:
     import psycopg2
 
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+    def ended():
         with psycopg2.connect(db_url) as conn, conn.cursor() as cur:
             cur.execute("SELECT status FROM runs WHERE run_id = %s", (run_id,))
             row = cur.fetchone()
-        if row and row[0] in ("SUCCESS", "FAILURE", "CANCELED"):
-            return row[0]
-        time.sleep(1)
-    raise AssertionError(f"run {run_id} did not finish within {DEADLINE} s")
+        return row[0] if row and row[0] in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    return wait_for(f"run {run_id} to end", ended, DEADLINE, interval=1)
 
 
 def _on_their_queues(db_url: str, run_id: str) -> dict[str, str]:
@@ -206,26 +199,15 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
                 "secrets": {"ML_API_KEY": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ml-api-key-AbCdEf"}}},
         ],
     }}))  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DCA_")}
-    env["ML_API_KEY"] = SECRET  # on AWS an ECS secret; locally the runner passes it on from its shell
-    argv = [sys.executable, "-m", "infra.local", "up", "--stack-file", str(stack), "--job", "shop_job",
-            "--state-dir", str(work / "state"), "--port", "0", "--broker-url", broker, "--database-url", db_url,
-            "--s3-endpoint", endpoint, "--bucket", "shop"]  # fmt: skip
-    runner = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in runner.stdout], daemon=True).start()
-    seen: list[str] = []
+    # The secret's value: on AWS an ECS secret; locally the runner passes it on from its shell.
+    runner = Runner(work / "state", ["--stack-file", str(stack), "--job", "shop_job", "--broker-url", broker,
+                                     "--database-url", db_url, "--s3-endpoint", endpoint, "--bucket", "shop"],
+                    env={"ML_API_KEY": SECRET})  # fmt: skip
     try:
-        deadline = time.monotonic() + DEADLINE
-        while not any(line.startswith("running; Ctrl-C") for line in seen):
-            assert time.monotonic() < deadline and runner.poll() is None, "".join(seen)
-            try:
-                seen.append(lines.get(timeout=1))
-            except queue.Empty:
-                continue
-        out = "".join(seen)
+        runner.wait_running(DEADLINE)
+        out = runner.output()
         print(out)
-        port = int(re.search(r"^webserver: http://127\.0\.0\.1:(\d+)$", out, re.M)[1])
+        port = runner.port
         pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\S+)\s+pid (\d+)\s+running", out, re.M)}
         assert set(pids) == {"webserver", "daemon", "worker-dagster", "worker-ml"}, out
         # 1. The asset job, launched by the runner through GraphQL (launchPipelineExecution), as the Launchpad does.
@@ -244,14 +226,13 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
         leaky = graphql.launch_run(port, LOCATION, assets=["leaky_report"])
 
         statuses = {name: _wait_run(db_url, run_id) for name, run_id in runs.items()}
-        deadline = time.monotonic() + DEADLINE
-        while True:
+
+        def backfill_done():
             status, backfill_runs = graphql.backfill_status(port, backfill)
-            if status != "REQUESTED" and backfill_runs and all(
-                    s in ("SUCCESS", "FAILURE", "CANCELED") for s in backfill_runs.values()):  # fmt: skip
-                break
-            assert time.monotonic() < deadline, (status, backfill_runs)
-            time.sleep(2)
+            ended = backfill_runs and all(s in ("SUCCESS", "FAILURE", "CANCELED") for s in backfill_runs.values())
+            return (status, backfill_runs) if status != "REQUESTED" and ended else None
+
+        status, backfill_runs = wait_for(f"backfill {backfill} to end", backfill_done, DEADLINE, interval=2)
         print("runs:", statuses, "backfill:", backfill, status, backfill_runs)
         assert statuses == dict.fromkeys(runs, "SUCCESS")
         assert status.startswith("COMPLETED") and len(backfill_runs) == 2
@@ -295,12 +276,7 @@ def test_an_asset_project_runs_from_the_ui_on_its_queues(tmp_path_factory, servi
         assert "reads ML_API_KEY: the stack grants ML_API_KEY only to queue(s) ml" in failures[0]
         assert not any(e.dagster_event and e.dagster_event.event_type_value == "STEP_START" for e in events(db_url, leaky))
     finally:
-        if runner.poll() is None:
-            runner.send_signal(signal.SIGTERM)
-            try:
-                runner.wait(timeout=180)
-            except subprocess.TimeoutExpired:
-                runner.kill()
+        runner.stop()
 
 
 def test_the_ui_mutations_are_valid_against_the_webservers_schema():
