@@ -82,8 +82,16 @@ def test_a_step_for_a_queue_the_stack_lacks_is_an_error_naming_job_step_and_queu
     code = location(tmp_path / "code")
     proc = validate(tmp_path, stack_file(tmp_path, config(code, queues=("dagster",))))
     assert proc.returncode == 1
-    assert "error: code location 'team', job 'train_job': step 'train' -> queue 'ml', but the stack has no such " \
-           "queue (its queues: dagster)" in proc.stderr
+    assert "error: code location 'team': job 'train_job' sends step 'train' -> queue 'ml', but the stack has no " \
+           "such queue (its queues: dagster)" in proc.stderr
+
+
+def test_an_asset_routed_by_asset_tags_is_an_error_as_in_the_image_check(tmp_path):
+    code = location(tmp_path / "code", CODE.replace('@asset(op_tags=', '@asset(tags='))
+    proc = validate(tmp_path, stack_file(tmp_path, config(code)))
+    assert proc.returncode == 1
+    assert "error: code location 'team': asset 'model' has tags={'dagster-celery/queue': 'ml'}" in proc.stderr
+    assert "@asset(op_tags={'dagster-celery/queue': 'ml'})" in proc.stderr
 
 
 def test_requirements_that_would_move_the_image_pins_are_an_error(tmp_path):
@@ -119,6 +127,6 @@ def test_pulumi_preview_runs_the_checks_before_any_resource(tmp_path):
     with pytest.raises(pulumi.RunError) as err:
         run_stack(config=values, stack="team", preview=True)
     assert "the code of the stack is invalid" in str(err.value)
-    assert "job 'train_job': step 'train' -> queue 'ml'" in str(err.value)
+    assert "job 'train_job' sends step 'train' -> queue 'ml'" in str(err.value)
     # Not under the update's own run (the preview has passed by then) nor, so, in the other tests' mocks.
     assert run_stack(config=values, stack="team").of_type("aws:mq/broker:Broker")

@@ -32,24 +32,28 @@ WORKER_KEY = "Celery worker"
 
 
 def inspect(job, default_queue: str, broker_url: str, served=None) -> dict:
-    """{"queues": {step: queue}, "problem": why the stack's workers would not run it, or None}: its executor
-    (``executor_problem``), then its routing (``routing_problems``: asset tags that route nothing, queues outside
-    ``served``), as the run worker's executor and the image check judge them."""
+    """{"queues": {step: queue}, "routing": [...], "problem": why the stack's workers would not run it, or None}.
+    An executor that runs the steps itself (``executor_problem``) makes the job run, just not on the queues;
+    ``routing`` (``routing_problems``: asset tags that route nothing, queues outside ``served``) makes it fail or
+    hang: the image check stops a deployment for these, as ``make validate`` does."""
     problem = executor_problem(job, broker_url)
     if problem:
-        return {"queues": {}, "problem": problem}
+        return {"queues": {}, "routing": [], "problem": problem}
     queues = step_queues(job, default_queue)
     routing = routing_problems(job, queues, default_queue, served)
-    return {"queues": queues, "problem": "; ".join(routing) or None}
+    return {"queues": queues, "routing": routing, "problem": "; ".join(routing) or None}
 
 
-def inspect_location(loc, default_queue: str, env: dict[str, str]) -> tuple[dict | None, str | None]:
+def inspect_location(loc, default_queue: str, env: dict[str, str], served=None) -> tuple[dict | None, str | None]:
     """Every job of a code location as ``python -m infra.local.jobs`` reports it, imported from the location's
-    directory in a process of its own with ``env``: ({job: inspect(...)}, None), or (None, why it did not load)."""
+    directory in a process of its own with ``env``: ({job: inspect(...)}, None), or (None, why it did not load).
+    With ``served`` (the stack's queues), a step for any other queue is a routing problem."""
     import subprocess
 
-    proc = subprocess.run([sys.executable, "-m", "infra.local.jobs", loc.module, default_queue],
-                          cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    argv = [sys.executable, "-m", "infra.local.jobs", loc.module, default_queue]
+    if served is not None:
+        argv.append(",".join(sorted(served)))
+    proc = subprocess.run(argv, cwd=loc.directory, env=env, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         return None, f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}"
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
@@ -181,13 +185,15 @@ def report(instance, run, rows: list[StepRow]) -> list[str]:
 
 
 if __name__ == "__main__":
-    # python -m infra.local.jobs MODULE DEFAULT_QUEUE: every job of the location, as JSON {job: inspect(...)}
+    # python -m infra.local.jobs MODULE DEFAULT_QUEUE [QUEUE,...]: every job of the location, as JSON {job: inspect(...)}
     import os
 
     try:
         broker = os.environ["DAGSTER_CELERY_BROKER_URL"]  # infra/contract.py BROKER_URL
         default = sys.argv[2] if len(sys.argv) > 2 else "dagster"
-        print(json.dumps({name: inspect(job, default, broker) for name, job in location_jobs(sys.argv[1]).items()}))
+        served = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None
+        jobs = location_jobs(sys.argv[1])
+        print(json.dumps({name: inspect(job, default, broker, served) for name, job in jobs.items()}))
     except Exception as err:  # noqa: BLE001 - reported to the runner as one line
         first = (str(err).strip().splitlines() or [""])[0]
         print(f"{type(err).__name__}: {first}", file=sys.stderr)
