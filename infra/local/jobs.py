@@ -1,4 +1,4 @@
-"""The job side: which queues a job's steps use, submitting a run, and where each step ran.
+"""The job side: which queues a job's steps use, waiting for a run, and where each step ran.
 
 Where a step ran is read from the run's event log, not from the op's tags:
 - the run worker's engine event ``Submitting celery task for step "S" to queue "Q".`` (dagster_celery
@@ -57,15 +57,6 @@ def inspect_location(loc, default_queue: str, env: dict[str, str], served=None) 
     if proc.returncode != 0:
         return None, f"{loc.name} ({loc.module}): {(proc.stderr.strip().splitlines() or ['(no output)'])[-1]}"
     return json.loads(proc.stdout.strip().splitlines()[-1]), None
-
-
-def submit(port: int, job_name: str, location: str) -> str:
-    """Submit a run through the webserver's GraphQL API, exactly as the UI's Launch button does: the
-    QueuedRunCoordinator queues it and the daemon launches it (so the daemon is exercised too)."""
-    from dagster_graphql import DagsterGraphQLClient
-
-    client = DagsterGraphQLClient("127.0.0.1", port_number=port, timeout=60)
-    return client.submit_job_execution(job_name, repository_location_name=location)
 
 
 def wait_for_run(instance, run_id: str, timeout: float, on_status: Callable[[str], None], check: Callable[[], None]):
