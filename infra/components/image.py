@@ -80,6 +80,8 @@ def tag_image(props: dict, client=None) -> None:
         pass
 
 
+# Pulumi stores this provider in the state by reference to this module (unlike the guard's, components/guard.py):
+# moving or renaming the module breaks `pulumi refresh` and `pulumi destroy` of stacks deployed with it.
 class _TagProvider(ResourceProvider):
     serialize_as_secret_always = False  # a repository name and a digest
 

@@ -57,6 +57,8 @@ def remove(props: dict, client=None) -> None:
         pass
 
 
+# Pulumi stores this provider in the state by reference to this module (unlike the guard's, components/guard.py):
+# moving or renaming the module breaks `pulumi refresh` and `pulumi destroy` of stacks deployed with it.
 class _Provider(ResourceProvider):
     serialize_as_secret_always = False  # names, a key ARN and a number: nothing secret
 
