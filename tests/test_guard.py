@@ -5,6 +5,7 @@ once every other resource is deployed, and the provider the state keeps unpickle
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 
@@ -37,12 +38,16 @@ def test_the_values_are_recorded_only_after_every_other_resource(name):
 
 
 def _in_a_process_without_this_project(pickled: str, calls: str) -> subprocess.CompletedProcess:
+    """Run ``calls`` on ``p``, the provider unpickled from ``pickled`` as Pulumi does, with ``infra`` unimportable;
+    AWS calls go to a dead endpoint, once."""
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}  # fmt: skip
     code = (
         "import base64, sys, dill\n"
         "sys.modules['infra'] = None  # the project's modules renamed or moved away\n"
         f"p = dill.loads(base64.b64decode({pickled!r}))\n" + calls
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120, env=env)
 
 
 def test_the_stored_provider_serves_refresh_and_destroy_without_this_projects_modules():

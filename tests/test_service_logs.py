@@ -10,10 +10,12 @@ from functools import cache
 import boto3
 import pytest
 from botocore.stub import Stubber
+from pulumi.dynamic.dynamic import serialize_provider
 
 from infra.components import service_logs
 from infra.testing import run_stack
 from tests.conftest import REPO_ROOT
+from tests.test_guard import _in_a_process_without_this_project
 
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 NAME = "/aws/rds/instance/dagster-dev-db-postgres-a1b2c3d/postgresql"
@@ -93,3 +95,30 @@ def test_a_new_name_is_another_group_a_new_retention_an_update():
     kept = provider.diff("id", PROPS, {**PROPS, "retentionDays": 30.0})
     assert kept.changes and not kept.replaces
     assert not provider.diff("id", PROPS, dict(PROPS)).changes
+
+
+def test_the_stored_provider_settles_and_deletes_without_this_projects_modules():
+    # What `pulumi refresh` and `pulumi destroy` run: the state's copy of the provider, with this project's modules
+    # renamed or moved away. Its calls reach CloudWatch Logs through the stored SDK client (here a dead endpoint).
+    done = _in_a_process_without_this_project(serialize_provider(service_logs._Provider()), (
+        f"props = {PROPS!r}\n"
+        "assert p.read('g', props).outs == props\n"  # pulumi refresh
+        "import boto3, botocore.exceptions\n"
+        "from botocore.stub import Stubber\n"
+        "c = boto3.client('logs', region_name='eu-west-1', aws_access_key_id='x', aws_secret_access_key='x')\n"
+        "with Stubber(c) as s:\n"
+        "    s.add_response('delete_log_group', {}, {'logGroupName': props['logGroupName']})\n"
+        "    p.remove(props, c)\n"
+        "try:\n"
+        "    p.delete('g', props)\n"  # pulumi destroy
+        "except botocore.exceptions.EndpointConnectionError:\n"
+        "    print('ok')\n"))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_state_from_before_the_stored_provider_is_updated_by_the_next_up():
+    # A state written with the provider stored by reference names a module path that is gone: the next `pulumi up`
+    # diffs with the new provider and must update (not replace) the group, which stores the new provider.
+    provider = service_logs._Provider()
+    diff = provider.diff("id", {**PROPS, "__provider": "legacy"}, {**PROPS, "__provider": serialize_provider(provider)})
+    assert diff.changes and not diff.replaces

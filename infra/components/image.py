@@ -59,42 +59,51 @@ LIFECYCLE_POLICY = json.dumps(
 )
 
 
-def deployed_tag(digest: str) -> str:
-    """``deployed-<hex>`` for ``sha256:<hex>`` (ECR image tags: up to 300 characters of [A-Za-z0-9_.-])."""
-    return DEPLOYED_TAG_PREFIX + digest.split(":", 1)[1]
+def _tag_provider_class() -> type[ResourceProvider]:
+    # Defined in a function, as the guard's (components/guard.py): dill stores the class, its calls and the SDK
+    # client in the state by value, so `pulumi refresh` and `pulumi destroy` need none of this project's modules.
+    client_for, manifest_media_types, prefix = sdk.client, MANIFEST_MEDIA_TYPES, DEPLOYED_TAG_PREFIX
+
+    def tag_of(digest: str) -> str:
+        """``deployed-<hex>`` for ``sha256:<hex>`` (ECR image tags: up to 300 characters of [A-Za-z0-9_.-])."""
+        return prefix + digest.split(":", 1)[1]
+
+    class TagProvider(ResourceProvider):
+        serialize_as_secret_always = False  # a repository name and a digest
+        deployed_tag = staticmethod(tag_of)
+
+        @staticmethod
+        def tag_image(props: dict, client=None) -> None:
+            """Give the pushed image its deployed tag: ECR's retag (ECR User Guide, "Retagging an image":
+            BatchGetImage, then PutImage of the same manifest under the tag). Tagged already is done."""
+            ecr = client or client_for("ecr", props)
+            repository, digest = props["repositoryName"], props["digest"]
+            # The manifest as it was pushed (no conversion), so PutImage stores the same digest.
+            (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}],
+                                           acceptedMediaTypes=manifest_media_types)["images"]  # fmt: skip
+            try:
+                ecr.put_image(repositoryName=repository, imageManifest=image["imageManifest"],
+                              imageManifestMediaType=image["imageManifestMediaType"],
+                              imageTag=tag_of(digest), imageDigest=digest)  # fmt: skip
+            except ecr.exceptions.ImageAlreadyExistsException:
+                pass
+
+        def create(self, props):
+            self.tag_image(props)
+            return CreateResult(props["digest"], props)
+
+        def update(self, _id, _olds, news):
+            self.tag_image(news)  # the old image keeps its tag: a revision may still name it
+            return UpdateResult(news)
+
+        def delete(self, _id, _props):
+            pass  # the tag stays with its image; the repository goes with the stack (force_delete)
+
+    return TagProvider
 
 
-def tag_image(props: dict, client=None) -> None:
-    """Give the pushed image its deployed tag: ECR's retag (ECR User Guide, "Retagging an image": BatchGetImage,
-    then PutImage of the same manifest under the tag). Tagged already is done."""
-    ecr = client or sdk.client("ecr", props)
-    repository, digest = props["repositoryName"], props["digest"]
-    # The manifest as it was pushed (no conversion), so PutImage stores the same digest.
-    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}],
-                                   acceptedMediaTypes=MANIFEST_MEDIA_TYPES)["images"]  # fmt: skip
-    try:
-        ecr.put_image(repositoryName=repository, imageManifest=image["imageManifest"],
-                      imageManifestMediaType=image["imageManifestMediaType"], imageTag=deployed_tag(digest),
-                      imageDigest=digest)  # fmt: skip
-    except ecr.exceptions.ImageAlreadyExistsException:
-        pass
-
-
-# Pulumi stores this provider in the state by reference to this module (unlike the guard's, components/guard.py):
-# moving or renaming the module breaks `pulumi refresh` and `pulumi destroy` of stacks deployed with it.
-class _TagProvider(ResourceProvider):
-    serialize_as_secret_always = False  # a repository name and a digest
-
-    def create(self, props):
-        tag_image(props)
-        return CreateResult(props["digest"], props)
-
-    def update(self, _id, _olds, news):
-        tag_image(news)  # the old image keeps its tag: a revision may still name it
-        return UpdateResult(news)
-
-    def delete(self, _id, _props):
-        pass  # the tag stays with its image; the repository goes with the stack (force_delete)
+_TagProvider = _tag_provider_class()
+deployed_tag, tag_image = _TagProvider.deployed_tag, _TagProvider.tag_image
 
 
 class DeployedTag(pulumi.dynamic.Resource):

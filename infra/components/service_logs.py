@@ -37,47 +37,58 @@ def container_insights_log_group(cluster_name: str) -> str:
     return f"/aws/ecs/containerinsights/{cluster_name}/performance"
 
 
-def settle(props: dict, client=None) -> None:
-    """The group exists, encrypted with the key and kept ``retentionDays``, whoever created it."""
-    logs = client or sdk.client("logs", props)
-    name, key = props["logGroupName"], props["kmsKeyId"]
-    try:
-        logs.create_log_group(logGroupName=name, kmsKeyId=key)
-    except logs.exceptions.ResourceAlreadyExistsException:
-        # The service was first: what it wrote stays under its own encryption, what follows uses the key.
-        logs.associate_kms_key(logGroupName=name, kmsKeyId=key)
-    logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["retentionDays"]))
+def _provider_class() -> type[ResourceProvider]:
+    # Defined in a function, as the guard's (components/guard.py): dill stores the class, its calls and the SDK
+    # client in the state by value, so `pulumi refresh` and `pulumi destroy` need none of this project's modules.
+    client_for = sdk.client
+
+    class ServiceLogsProvider(ResourceProvider):
+        serialize_as_secret_always = False  # names, a key ARN and a number: nothing secret
+
+        @staticmethod
+        def settle(props: dict, client=None) -> None:
+            """The group exists, encrypted with the key and kept ``retentionDays``, whoever created it."""
+            logs = client or client_for("logs", props)
+            name, key = props["logGroupName"], props["kmsKeyId"]
+            try:
+                logs.create_log_group(logGroupName=name, kmsKeyId=key)
+            except logs.exceptions.ResourceAlreadyExistsException:
+                # The service was first: what it wrote stays under its own encryption, what follows uses the key.
+                logs.associate_kms_key(logGroupName=name, kmsKeyId=key)
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["retentionDays"]))
+
+        @staticmethod
+        def remove(props: dict, client=None) -> None:
+            logs = client or client_for("logs", props)
+            try:
+                logs.delete_log_group(logGroupName=props["logGroupName"])
+            except logs.exceptions.ResourceNotFoundException:
+                pass
+
+        def create(self, props):
+            self.settle(props)
+            return CreateResult(props["logGroupName"], props)
+
+        def diff(self, _id, olds, news):
+            # "__provider": a new provider is stored by an update (a state from before the by-value one has a
+            # reference to a module path that is gone, which refresh and destroy would need).
+            keys = ("logGroupName", "kmsKeyId", "retentionDays", "region", "profile", "__provider")
+            changes = [k for k in keys if olds.get(k) != news.get(k)]
+            # A new name is another group (its owner was replaced): the old one goes once the new one is settled.
+            return DiffResult(changes=bool(changes), replaces=[k for k in changes if k in ("logGroupName", "region")])
+
+        def update(self, _id, _olds, news):
+            self.settle(news)
+            return UpdateResult(news)
+
+        def delete(self, _id, props):
+            self.remove(props)
+
+    return ServiceLogsProvider
 
 
-def remove(props: dict, client=None) -> None:
-    logs = client or sdk.client("logs", props)
-    try:
-        logs.delete_log_group(logGroupName=props["logGroupName"])
-    except logs.exceptions.ResourceNotFoundException:
-        pass
-
-
-# Pulumi stores this provider in the state by reference to this module (unlike the guard's, components/guard.py):
-# moving or renaming the module breaks `pulumi refresh` and `pulumi destroy` of stacks deployed with it.
-class _Provider(ResourceProvider):
-    serialize_as_secret_always = False  # names, a key ARN and a number: nothing secret
-
-    def create(self, props):
-        settle(props)
-        return CreateResult(props["logGroupName"], props)
-
-    def diff(self, _id, olds, news):
-        keys = ("logGroupName", "kmsKeyId", "retentionDays", "region", "profile")
-        changes = [k for k in keys if olds.get(k) != news.get(k)]
-        # A new name is another group (its owner was replaced): the old one goes once the new one is settled.
-        return DiffResult(changes=bool(changes), replaces=[k for k in changes if k in ("logGroupName", "region")])
-
-    def update(self, _id, _olds, news):
-        settle(news)
-        return UpdateResult(news)
-
-    def delete(self, _id, props):
-        remove(props)
+_Provider = _provider_class()
+settle, remove = _Provider.settle, _Provider.remove
 
 
 class ServiceLogGroup(pulumi.dynamic.Resource):
