@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.testing import run_stack
+from infra.tools.testing import run_stack
 
 IMAGE = "docker-build:index:Image"
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from infra import contract
-from infra.components.cluster import FARGATE_SPOT
-from infra.testing import REGION, Resource, StackResult, reveal, run_stack
+from infra.specs import contract
+from infra.aws.components.cluster import FARGATE_SPOT
+from infra.tools.testing import REGION, Resource, StackResult, reveal, run_stack
 from tests.conftest import REPO_ROOT
 from tests.test_aws_models import STACKS as MODEL_STACKS
 from tests.test_aws_models import declared

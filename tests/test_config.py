@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import fargate, limits
-from infra.config import ConfigError, load_stack_file, parse
-from infra.topology import process_specs
+from infra.stackfile import fargate, limits
+from infra.stackfile.config import ConfigError, load_stack_file, parse
+from infra.specs.topology import process_specs
 
 Q = {"name": "dagster"}
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"

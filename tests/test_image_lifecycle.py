@@ -1,4 +1,4 @@
-"""The image repository's lifecycle never expires an image a task definition names (infra/components/image.py):
+"""The image repository's lifecycle never expires an image a task definition names (infra/aws/components/image.py):
 every such image is tagged ``deployed-<its digest>`` before the first task definition names it, and the lifecycle
 selects untagged images only. The retag is checked call by call against ECR's API model (botocore's Stubber)."""
 
@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from pulumi.dynamic.dynamic import serialize_provider
 
-from infra.components import image
-from infra.testing import run_stack
+from infra.aws.components import image
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 from tests.test_guard import _in_a_process_without_this_project
 

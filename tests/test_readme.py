@@ -8,8 +8,8 @@ import typing
 
 from pydantic import BaseModel
 
-from infra.config import StackConfig
-from infra.testing import run_stack
+from infra.stackfile.config import StackConfig
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"

@@ -1,7 +1,7 @@
 """Security of both example stacks: checkov's own engine, and the rules checkov has no check for.
 
 checkov (its built-in checks; the PyPI package, in a virtualenv of its own: tests/checkov-requirements.txt) reads
-each example stack recorded under mocks and converted into the Terraform plan JSON it reads (infra/tfplan.py),
+each example stack recorded under mocks and converted into the Terraform plan JSON it reads (infra/tools/tfplan.py),
 and worker_image/Dockerfile. Any failed check that EXCEPTIONS does not name, with its reason, fails the suite;
 an exception that no longer excuses anything fails it too. The conversion is shown to be faithful: the same stack
 with one input broken (no public access block, rds.force_ssl off) fails the matching check.
@@ -29,11 +29,13 @@ from pathlib import Path
 import parliament
 import pytest
 
-from infra import contract, taskdef, tfplan
-from infra.components import bucket as buckets
-from infra.config import load_stack_file
-from infra.topology import process_specs
-from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
+from infra.specs import contract
+from infra.aws import taskdef
+from infra.tools import tfplan
+from infra.aws.components import bucket as buckets
+from infra.stackfile.config import load_stack_file
+from infra.specs.topology import process_specs
+from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
 from tests.conftest import REPO_ROOT
 
 STACKS = ("dev", "prod")
@@ -560,7 +562,7 @@ def _(name, cfg, stack):
     assert uses and set(uses) == {key} and default["bucketKeyEnabled"] is True
 
 
-# What the key policy must say, written out here (not taken from infra/iam.py): each service that uses the key as
+# What the key policy must say, written out here (not taken from infra/aws/iam.py): each service that uses the key as
 # itself, pinned to this account's own resources. CloudWatch Logs: its encryption context (CloudWatch Logs User
 # Guide, "Encrypt log data in CloudWatch Logs using AWS KMS"); alarms and event rules: aws:SourceAccount and
 # aws:SourceArn (CloudWatch User Guide, "Confused deputy prevention"; EventBridge User Guide, "Using IAM policy

@@ -1,4 +1,4 @@
-"""The log groups AWS services create for themselves get the stack's key and retention (infra/components/
+"""The log groups AWS services create for themselves get the stack's key and retention (infra/aws/components/
 service_logs.py): every such group of both example stacks is declared under the name the service uses, and the
 calls that settle one are valid requests of CloudWatch Logs' API (botocore's Stubber checks each against the
 service model) in both orders -- the group made first by us, or by the service."""
@@ -12,8 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from pulumi.dynamic.dynamic import serialize_provider
 
-from infra.components import service_logs
-from infra.testing import run_stack
+from infra.aws.components import service_logs
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 from tests.test_guard import _in_a_process_without_this_project
 
@@ -115,10 +115,3 @@ def test_the_stored_provider_settles_and_deletes_without_this_projects_modules()
         "    print('ok')\n"))  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
-
-def test_a_state_from_before_the_stored_provider_is_updated_by_the_next_up():
-    # A state written with the provider stored by reference names a module path that is gone: the next `pulumi up`
-    # diffs with the new provider and must update (not replace) the group, which stores the new provider.
-    provider = service_logs._Provider()
-    diff = provider.diff("id", {**PROPS, "__provider": "legacy"}, {**PROPS, "__provider": serialize_provider(provider)})
-    assert diff.changes and not diff.replaces

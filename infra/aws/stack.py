@@ -1,0 +1,232 @@
+"""The whole stack from a validated config: components wired together, the outputs users rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.specs import code_locations, contract, topology
+from infra.aws import monitoring, naming
+from infra.stackfile import transitions
+from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs
+from infra.aws.components.broker import Broker, BrokerArgs
+from infra.aws.components.bucket import Bucket, BucketArgs, LogBucket, LogBucketArgs
+from infra.aws.components.cluster import Cluster, ClusterArgs
+from infra.aws.components.database import DB_NAME, Database, DatabaseArgs
+from infra.aws.components.encryption import EncryptionKey
+from infra.aws.components.firewall import Firewall, FirewallArgs
+from infra.aws.components.flower import Flower
+from infra.aws.components.guard import Guard
+from infra.aws.components.image import Image, ImageArgs
+from infra.aws.components.loadbalancer import LoadBalancer, LoadBalancerArgs
+from infra.aws.components.monitoring import Monitoring, MonitoringArgs
+from infra.aws.components.network import POSTGRES_PORT, Network, NetworkArgs
+from infra.aws.components.service import Service, ServiceArgs
+from infra.stackfile.config import RunsMode, StackConfig
+from infra.specs.topology import process_specs
+
+
+# ui.access 'ssm': where the UI is once an SSM port-forwarding session to the webserver's task runs (README).
+SSM_UI_URL = f"http://127.0.0.1:{contract.WEBSERVER_PORT} (through an SSM port-forwarding session to the webserver_service task)"
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # where Pulumi.yaml is: codeLocations paths start here
+
+
+def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
+    """Declare every resource of the stack; returns the stack outputs."""
+    # Before any resource: a code location that is not where the config says is a config error.
+    locations = code_locations.resolve(cfg, PROJECT_DIR)
+    prefix = f"dagster-{pulumi.get_stack()}"
+    # Runs mode "task": one Fargate task per run, from this task definition family. Mode "daemon": none.
+    task_runs = cfg.runs.mode == RunsMode.TASK
+    run_family = naming.fit(aws.ecs.TaskDefinition, f"{prefix}-run") if task_runs else None
+    protect = cfg.protection.deletion_protection
+
+    specs = {s.name: s for s in process_specs(cfg)}
+    served = tuple(spec.port for name, spec in specs.items() if name in ("webserver", "flower"))
+    # One customer-managed key for secrets, logs, the alarm topic, the image repository and the bucket.
+    encryption = EncryptionKey(f"{prefix}-kms", cfg.security.kms_key_arn, protect)
+    key = encryption.arn
+    retention = cfg.logs.retention_days
+    network = Network(
+        prefix, NetworkArgs(config=cfg.network, ui=cfg.ui, served_ports=served, kms_key_arn=key, log_retention_days=retention)
+    )
+    broker = Broker(
+        f"{prefix}-mq",
+        BrokerArgs(config=cfg.broker, subnet_ids=network.private_subnet_ids, security_group_id=network.broker_sg.id, kms_key_arn=key,
+                   log_retention_days=retention),
+    )
+    database = Database(
+        f"{prefix}-db",
+        DatabaseArgs(
+            config=cfg.database, subnet_ids=network.private_subnet_ids,
+            security_group_id=network.database_sg.id, deletion_protection=protect, kms_key_arn=key,
+            log_retention_days=retention,
+        ),
+    )  # fmt: skip
+    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=protect, kms_key_arn=key))
+    # Access logs of the load balancer and of the bucket (security.accessLogs).
+    access_logs = (
+        LogBucket(f"{prefix}-access", LogBucketArgs(deletion_protection=protect, retention_days=retention, source=bucket,
+                                                load_balancer=cfg.ui.access.load_balanced))
+        if cfg.security.access_logs else None
+    )  # fmt: skip
+    image = Image(
+        f"{prefix}-code",
+        ImageArgs(config=cfg.image, locations=locations if cfg.code_locations is not None else None, build_dir=PROJECT_DIR / ".build" / prefix, kms_key_arn=key),
+    )
+    # ui.access 'ssm': no load balancer; the webserver runs in the daemon's task, reached by SSM port forwarding.
+    lb = (
+        LoadBalancer(
+            f"{prefix}-ui",
+            LoadBalancerArgs(
+                ui=cfg.ui, vpc_id=network.vpc_id, security_group_id=network.lb_sg.id, deletion_protection=protect,
+                subnet_ids=network.public_subnet_ids if cfg.ui.access.internet_facing else network.private_subnet_ids,
+                oidc_client_secret=cfg.oidc_client_secret, access_logs=access_logs,
+            ),
+        )
+        if cfg.ui.access.load_balanced else None
+    )  # fmt: skip
+    firewall = None
+    if cfg.waf:
+        # AWS managed rule groups in front of an internet-facing UI (security.waf).
+        firewall = Firewall(f"{prefix}-waf", FirewallArgs(load_balancer_arn=lb.lb.arn, kms_key_arn=key, log_retention_days=retention))
+
+    # Flower: its own basic-auth secret and a route on the UI's load balancer (operations.flower).
+    flower = Flower(f"{prefix}-flower", lb, key) if "flower" in specs else None
+    cluster = Cluster(
+        f"{prefix}-ecs",
+        ClusterArgs(
+            log_retention_days=retention, secret_arns=[broker.url_secret.arn, database.secret.arn, *([flower.secret.arn] if flower else [])],
+            bucket_arn=bucket.arn, run_family=run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
+            user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
+            user_secret_keys=tuple(k for a in (cfg.access, *(q.access for q in cfg.queues)) for k in a.secret_kms_keys),
+            kms_key_arn=key,
+        ),
+    )  # fmt: skip
+    region = aws.get_region_output().region
+    # The environment contract: the same names and values in every task (dagster issue #2163).
+    environment = {
+        contract.PG_HOST: database.address,
+        contract.PG_PORT: str(POSTGRES_PORT),
+        contract.PG_DB: DB_NAME,
+        contract.S3_BUCKET: bucket.name,
+        contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
+        # Every task: the run launcher of the runs mode (dagster_celery_aws.run_launcher).
+        contract.RUNS_MODE: cfg.runs.mode.value,
+        # The family here (the run task definition cannot hold its own ARN); the daemon, which launches the
+        # runs, gets the exact revision below.
+        **({contract.RUN_TASK_DEFINITION: run_family} if task_runs else {}),
+        contract.REGION: region,
+        **cfg.access.environment,  # what user code needs in every task
+    }
+    secrets = {
+        **cfg.access.secrets,
+        contract.BROKER_URL: broker.url_secret.ref(),
+        contract.PG_USERNAME: database.secret.ref("username"),
+        contract.PG_PASSWORD: database.secret.ref("password"),
+        contract.BACKEND_URL: database.secret.ref("celery_backend_url"),
+    }
+
+    def service(spec, task_role, depends_on=(), target_group_arn=None, env=None, **extra) -> Service:
+        return Service(
+            f"{prefix}-{spec.name}",
+            ServiceArgs(
+                spec=spec, family=f"{prefix}-{spec.name}", image=image.ref,
+                environment={**environment, **topology.scoped_placeholders(cfg, spec.queue), **(env or {})},
+                secrets=secrets, cluster_arn=cluster.cluster.arn, cluster_name=cluster.cluster.name,
+                log_group=cluster.log_group.name, region=region, execution_role_arn=cluster.execution_role.arn,
+                task_role_arn=task_role.arn, subnet_ids=network.task_subnet_ids,
+                security_group_ids=[network.tasks_sg.id], assign_public_ip=network.assign_public_ip,
+                cpu_architecture=cfg.image.cpu_architecture,
+                target_group_arn=target_group_arn, ecs_exec=cfg.operations.ecs_exec,
+                # Tasks start only once their roles may do what they need (IAM is eventually consistent).
+                depends_on=[*depends_on, *cluster.grants],
+                **extra,
+            ),
+        )  # fmt: skip
+
+    metrics_environment = {
+        contract.METRICS_STACK: prefix,
+        contract.BROKER_MANAGEMENT_URL: broker.console_url,
+    }
+    # The run task definition registers first and keeps its old revisions (skip_destroy, components/service.py);
+    # the daemon launches exactly the revision deployed with it. Until the new daemon is up -- after the
+    # schema migration in its task -- nothing launches the new revision, and a daemon rolled back by the
+    # circuit breaker still launches the revision it was deployed with.
+    # Runs mode "daemon": no run task definition; the run workers start in the daemon's task, under its role.
+    queues = {contract.QUEUES: topology.queues_value(cfg)}  # the processes that send steps (contract.QUEUES)
+    run = service(specs.pop("run"), cluster.worker_role, env=queues) if task_runs else None
+    launch_env = {
+        contract.RUN_TASK_DEFINITION: run.task_definition.arn,
+        contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),
+    } if run else {}  # fmt: skip
+    web_spec = specs.pop("webserver")
+    daemon = service(
+        specs.pop("daemon"), cluster.control_role,
+        env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations)},
+        sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
+    )  # fmt: skip
+    after_daemon = [daemon.service]
+    webserver = service(
+        web_spec, cluster.control_role, [*after_daemon, *lb.listeners],
+        target_group_arn=lb.target_group.arn,
+    ) if lb else daemon  # fmt: skip
+    flower_service = None
+    if flower:
+        flower_service = service(
+            specs.pop("flower"), cluster.worker_role, [*after_daemon, flower.rule],
+            target_group_arn=flower.target_group.arn, own_secrets={contract.FLOWER_BASIC_AUTH: flower.secret.ref()},
+        )  # fmt: skip
+    worker_env = topology.worker_environment(cfg)
+    workers = {}
+    for spec in specs.values():
+        access = cfg.queue(spec.queue).access
+        # A queue with grants of its own runs under a role of its own: only its code gets them.
+        role = cluster.queue_role(spec.queue, access) if access.grants else cluster.worker_role
+        workers[spec.queue] = service(
+            spec, role, after_daemon, env={**worker_env, **access.environment}, own_secrets=dict(access.secrets),
+        )
+    scalings = []
+    for spec in specs.values():
+        scalings.append(QueueScaling(
+            f"{prefix}-{spec.name}-autoscaling",
+            QueueScalingArgs(queue=cfg.queue(spec.queue), stack_id=prefix, target=workers[spec.queue].scaling_target),
+        ))
+
+    worker_names = pulumi.Output.all(**{q: w.service.name for q, w in workers.items()})
+    targets = pulumi.Output.all(
+        region=region, cluster=cluster.cluster.name, worker_services=worker_names,
+        webserver_service=webserver.service.name, load_balancer=lb.lb.arn_suffix if lb else None,
+        target_group=lb.target_group.arn_suffix if lb else None, database=database.instance.identifier,
+        broker=broker.broker.broker_name,
+    ).apply(lambda v: monitoring.Targets(stack_id=prefix, broker_nodes=broker.nodes, **v))  # fmt: skip
+    watch = Monitoring(
+        f"{prefix}-ops", MonitoringArgs(config=cfg, targets=targets, cluster_arn=cluster.cluster.arn, kms_key_arn=key)
+    )
+
+    # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load balancer
+    # replaced) fail the preview. The values it compares against are recorded only once every other resource is
+    # deployed (components/guard.py): it depends on all of them.
+    everything = [encryption, network, broker, database, bucket, access_logs, image, lb, firewall, flower, cluster,
+                  run, daemon, webserver, flower_service, *workers.values(), *scalings, watch]
+    Guard(f"{prefix}-transitions", transitions.deployed_values(cfg),
+          pulumi.ResourceOptions(depends_on=[r for r in everything if r is not None]))
+
+    outputs = {
+        "ui_url": lb.url if lb else SSM_UI_URL,
+        "alarm_topic": watch.topic.arn,
+        "dashboard": watch.dashboard.dashboard_name,
+        "broker_endpoint": broker.endpoint,
+        "bucket_name": bucket.name,
+        "database_endpoint": database.instance.endpoint,
+        "cluster_name": cluster.cluster.name,
+        "log_group": cluster.log_group.name,
+        "webserver_service": webserver.service.name,
+        "daemon_service": daemon.service.name,
+        "worker_services": worker_names,
+    }
+    if run:  # runs mode "task" only: mode "daemon" has no run task definition
+        outputs["run_task_definition"] = run.task_definition.arn
+    return outputs
