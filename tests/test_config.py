@@ -204,6 +204,6 @@ def test_missing_stack_file_is_a_config_error(tmp_path):
 
 def test_runs_mode_daemon_fits_when_the_daemon_is_sized_for_its_runs():
     cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 5}))  # 285 + 5 x 135 = 960 <= 1024
-    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg) == 960
+    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 960
     assert "run" not in {s.name for s in process_specs(cfg)}  # no run task to define
     assert "run" in {s.name for s in process_specs(parse(config()))}  # the default, task: one per run

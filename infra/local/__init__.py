@@ -1,4 +1,5 @@
 """The local runner: the stack's topology as processes on this machine (``python -m infra.local up``).
+Imports infra.stackfile and infra.specs; never infra.aws or infra.tools.
 
 It reads a stack file with :mod:`infra.stackfile.config`, takes every command from :func:`infra.specs.topology.process_specs`
 and runs the webserver, the daemon and one Celery worker per queue, with the image's runtime files

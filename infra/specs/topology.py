@@ -8,12 +8,8 @@ spec). A command is written here and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from infra.specs import contract
-
-if TYPE_CHECKING:
-    from infra.stackfile.config import Capacity, StackConfig
+from infra.stackfile.config import Capacity, StackConfig, worker_name
 
 WORKSPACE = "workspace.yaml"  # relative to contract.APP_DIR, the working directory of every process
 
@@ -72,11 +68,6 @@ def scoped_placeholders(cfg: StackConfig, queue: str | None = None) -> dict[str,
         for name in (*q.access.environment, *q.access.secrets):
             granted.setdefault(name, []).append(q.name)
     return placeholders(granted, queue)
-
-
-def worker_name(queue: str) -> str:
-    # ECS service and container names allow letters, digits, '-' and '_' only; config keeps these unique.
-    return f"worker-{queue.replace('.', '-')}"
 
 
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")

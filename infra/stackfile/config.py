@@ -19,7 +19,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic.alias_generators import to_camel
 
 from infra.stackfile import fargate, limits
-from infra.specs import topology
 
 NAMESPACE = "dagster-celery-aws"
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (docs/facts.md)
@@ -31,6 +30,11 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str], source: str = "stack config"):
         self.problems = problems
         super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def worker_name(queue: str) -> str:
+    """The ECS service (and container) of a queue's workers: letters, digits, '-' and '_' only; unique per queue."""
+    return f"worker-{queue.replace('.', '-')}"
 
 
 def _whole_number(value: Any) -> Any:
@@ -631,7 +635,7 @@ class StackConfig(_Model):
     def _runs_in_daemon(self) -> StackConfig:
         if self.runs.mode != RunsMode.DAEMON:
             return self
-        floor = limits.daemon_memory_floor(self)
+        floor = limits.daemon_memory_floor(self.runs.max_concurrent_runs, not self.ui.access.load_balanced)
         if self.daemon.memory < floor:
             web = "" if self.ui.access.load_balanced else f" + the webserver and its code server {limits.WEBSERVER_PROCESSES_MIB}"
             raise ValueError(
@@ -655,7 +659,7 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _queues(self) -> StackConfig:
         names = [q.name for q in self.queues]
-        service_names = [topology.worker_name(n) for n in names]
+        service_names = [worker_name(n) for n in names]
         for i, name in enumerate(names):
             if service_names[i] in service_names[:i]:
                 raise ValueError(
@@ -667,7 +671,9 @@ class StackConfig(_Model):
                 f"queues has no queue named {DEFAULT_QUEUE!r} ({', '.join(names)}); every step without a "
                 f"dagster-celery/queue tag goes there and would wait forever: add {{name: {DEFAULT_QUEUE}}}"
             )
-        problem = limits.connection_problem(self)
+        slots = sum(q.max_workers * q.concurrency for q in self.queues)
+        peaks = limits.peak_connections(slots, self.runs.max_concurrent_runs, self.webserver.desired_count)
+        problem = limits.connection_problem(peaks, self.database.instance_class, self.database.max_connections)
         if problem:
             raise ValueError(problem)
         return self

@@ -7,11 +7,6 @@ keep; measured values (db.t2.small 2 GiB -> 198) put it near 88 % of the nominal
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from infra.stackfile.config import StackConfig
-
 _GIB = 1024**3
 
 # Nominal memory (GiB) of the PostgreSQL instance classes we know (AWS RDS instance class tables).
@@ -47,21 +42,22 @@ def max_connections(instance_class: str) -> int:
     return min(int(RDS_MEMORY_GIB[instance_class] * 0.88 * _GIB / 9531392), 5000)
 
 
-def peak_connections(cfg: StackConfig) -> dict[str, int]:
-    """The connection peak of each part of the stack at maximum scale."""
+def peak_connections(worker_slots: int, max_concurrent_runs: int, webservers: int) -> dict[str, int]:
+    """The connection peak of each part of the stack at maximum scale (worker slots: sum of maxWorkers x
+    concurrency over the queues)."""
     return {
-        "workers": sum(q.max_workers * q.concurrency for q in cfg.queues) * PER_WORKER_SLOT,
-        "runs": cfg.runs.max_concurrent_runs * PER_RUN,
-        "webserver": cfg.webserver.desired_count * WEBSERVER,
+        "workers": worker_slots * PER_WORKER_SLOT,
+        "runs": max_concurrent_runs * PER_RUN,
+        "webserver": webservers * WEBSERVER,
         "daemon": DAEMON,
         "reserved": RESERVED,
     }
 
 
-def connection_problem(cfg: StackConfig) -> str | None:
-    """Why the stack at maximum scale would exceed the database's connections, or None if it fits."""
-    limit = cfg.database.max_connections or max_connections(cfg.database.instance_class)
-    peaks = peak_connections(cfg)
+def connection_problem(peaks: dict[str, int], instance_class: str, limit: int | None) -> str | None:
+    """Why the stack at maximum scale (``peaks``) would exceed the database's connections (``limit``, or the
+    instance class's default), or None if it fits."""
+    limit = limit or max_connections(instance_class)
     total = sum(peaks.values())
     if total <= limit:
         return None
@@ -69,7 +65,7 @@ def connection_problem(cfg: StackConfig) -> str | None:
     return (
         f"at maximum scale the stack may open {total} database connections ({parts}; "
         f"{PER_WORKER_SLOT} per worker slot = sum of maxWorkers x concurrency, {PER_RUN} per concurrent run) "
-        f"but database.instanceClass {cfg.database.instance_class!r} allows {limit}: lower queues[].maxWorkers, "
+        f"but database.instanceClass {instance_class!r} allows {limit}: lower queues[].maxWorkers, "
         f"concurrency or runs.maxConcurrentRuns, or choose a larger database.instanceClass"
     )
 
@@ -82,7 +78,8 @@ WEBSERVER_PROCESSES_MIB = 310  # dagster-webserver (160) and its code server (15
 RUN_WORKER_MIB = 135  # one run worker of example_job at its peak (VmHWM)
 
 
-def daemon_memory_floor(cfg: StackConfig) -> int:
-    """MiB the daemon's task needs at least with runs.mode 'daemon': its processes and every run worker."""
-    webserver = 0 if cfg.ui.access.load_balanced else WEBSERVER_PROCESSES_MIB
-    return DAEMON_PROCESSES_MIB + webserver + cfg.runs.max_concurrent_runs * RUN_WORKER_MIB
+def daemon_memory_floor(max_concurrent_runs: int, with_webserver: bool) -> int:
+    """MiB the daemon's task needs at least with runs.mode 'daemon': its processes (the webserver's too when it
+    runs there) and every run worker."""
+    webserver = WEBSERVER_PROCESSES_MIB if with_webserver else 0
+    return DAEMON_PROCESSES_MIB + webserver + max_concurrent_runs * RUN_WORKER_MIB

@@ -21,8 +21,8 @@ import yaml
 from infra.specs import code_locations
 from infra.aws import monitoring, scaling
 from infra.aws.components.firewall import MANAGED_RULE_GROUPS
-from infra.stackfile.config import Capacity, ConfigError, DeploymentMode, StackConfig, load_stack_file
-from infra.specs.topology import process_specs, worker_name
+from infra.stackfile.config import Capacity, ConfigError, DeploymentMode, StackConfig, load_stack_file, worker_name
+from infra.specs.topology import process_specs
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
 AZ_COUNT = 2  # components/network.py: the load balancer spans two subnets (one per AZ)

@@ -1,1 +1,1 @@
-"""One ComponentResource per concern; ``infra/__main__.py`` wires them together."""
+"""One ComponentResource per concern; infra/aws/stack.py wires them together."""
