@@ -6,7 +6,7 @@ CHECKOV_VENV ?= .venv-checkov
 STACK ?= prod
 ARGS ?=
 
-.PHONY: venv checkov-venv test local plan validate checkov bench clean
+.PHONY: venv checkov-venv test local plan validate checkov bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -49,11 +49,15 @@ plan: venv
 validate: venv
 	$(PY) -m infra.tools.validate --stack-file Pulumi.$(STACK).yaml $(ARGS)
 
-# checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (README, "Security").
+# checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (docs/security.md).
 checkov: venv checkov-venv
 	mkdir -p .local
 	$(PY) -m infra.tools.tfplan --stack-file Pulumi.$(STACK).yaml --stack $(STACK) > .local/$(STACK).tfplan.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform_plan -f .local/$(STACK).tfplan.json $(ARGS)
+
+# docs/config.md from the config models (infra/tools/config_reference.py); tests/test_readme.py fails when it is stale.
+docs: venv
+	$(PY) -m infra.tools.config_reference docs/config.md
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache

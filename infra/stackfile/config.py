@@ -51,7 +51,8 @@ Int = Annotated[int, BeforeValidator(_whole_number)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=False
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True, strict=False,
+        use_attribute_docstrings=True,  # a field's docstring is its description: docs/config.md is made of them
     )
 
 
@@ -64,20 +65,25 @@ def _check_size(model: BaseModel) -> BaseModel:
 
 class _Sized(_Model):
     cpu: Int = 512
+    """a valid Fargate pair (e.g. 256/512–2048, 1024/2048–8192, 4096/8192–30720)"""
     memory: Int = 1024
+    """a valid Fargate pair (e.g. 256/512–2048, 1024/2048–8192, 4096/8192–30720)"""
 
     _size = model_validator(mode="after")(_check_size)
 
 
 class Scaling(_Model):
-    """How a queue's worker service follows its backlog (README, "Autoscaling")."""
+    """How a queue's worker service follows its backlog (docs/autoscaling.md)."""
 
     # Messages (waiting + running) per worker slot to hold: 1.0 = every slot busy and nothing waiting.
     target_messages_per_slot: float = Field(1.0, gt=0, le=100)
+    """> 0, ≤ 100 (Autoscaling)"""
     # Fargate tasks take 1-2 minutes to start: scaling out again sooner would count tasks still booting.
     scale_out_cooldown_seconds: Int = Field(120, ge=0, le=3600)
+    """0–3600"""
     # The queue must be empty (nothing waiting, nothing running) this long before workers drop to minWorkers.
     idle_minutes: Int = Field(15, ge=1, le=24 * 60)
+    """1–1440"""
 
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -164,12 +170,17 @@ class Access(_Model):
     the task role of the code's tasks."""
 
     environment: dict[EnvName, str] = {}
+    """variables for every task that runs your code (webserver, daemon, runs, workers); names starting `DAGSTER_`, `DCA_`, `AWS_`, `ECS_` are the stack's. Under `queues[]`: for that queue's workers only"""
     secrets: dict[EnvName, Annotated[str, BeforeValidator(_secret_arn)]] = {}
+    """variable → the full ARN of a Secrets Manager secret (`arn:aws:secretsmanager:…:secret:NAME-AbCdEf`, with the 6 characters AWS appends; optionally `:json-key::`) or an SSM parameter ARN, as ECS secrets in every such task. A partial ARN is refused: Secrets Manager reads one whose name ends in `-` and 6 characters (`…:secret:team/registry-secret`) as the full ARN of another secret Under `queues[]`: for that queue's workers only"""
     iam_statements: tuple[Statement, ...] = ()
+    """IAM statements added to the task roles of every such task; no `*` action, no whole service on `*`. Under `queues[]`: for that queue's workers only, on a task role of their own"""
     managed_policy_arns: tuple[Annotated[str, BeforeValidator(_managed_policy)], ...] = ()
+    """managed policies attached to those task roles (not `AdministratorAccess`, `PowerUserAccess`, `IAMFullAccess`). Under `queues[]`: for that queue's workers only"""
     # Customer-managed KMS keys (key ARNs) other than the stack's that encrypt Secrets Manager secrets in
     # ``secrets``: the execution role may decrypt with them, only through Secrets Manager (kms:ViaService).
     secret_kms_keys: tuple[Annotated[str, BeforeValidator(_kms_key)], ...] = ()
+    """KMS key ARNs (not aliases) other than the stack's that encrypt secrets in `access.secrets`, in their Region: the execution role may decrypt with them, only through Secrets Manager (`kms:ViaService`); without them such a secret fails the task's start. Under `queues[]`: for that queue's workers only"""
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Access:
@@ -204,9 +215,13 @@ class CodeLocation(_Model):
     ``requirements`` (relative to ``path``; default requirements.txt when it exists) is pip-installed."""
 
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    """the location name in Dagster; letters, digits, `-`, `_`; unique"""
     path: str = Field(min_length=1)
+    """the location's directory, relative to the project directory (where `Pulumi.yaml` is) or absolute"""
     module: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+    """Unset: `name` with `-` as `_`. The Python module Dagster loads, importable from `path`"""
     requirements: str | None = None
+    """Unset: `requirements.txt` if present. A requirements file in `path`, pip-installed from `path` (so `./wheels/x.whl` or `.` work)"""
 
     @property
     def module_name(self) -> str:
@@ -214,13 +229,15 @@ class CodeLocation(_Model):
 
 
 class Capacity(_Model):
-    """Where a service's Fargate tasks run (README, "Fargate Spot"). Spot costs less and may be taken back with
+    """Where a service's Fargate tasks run (docs/deployment.md, "Fargate Spot"). Spot costs less and may be taken back with
     two minutes' notice (SIGTERM, then SIGKILL after the stop timeout); it never falls back to on-demand."""
 
     # The first tasks of the service, always on on-demand Fargate (only with spotPercent above 0).
     on_demand_base: Int = Field(0, ge=0, le=100_000)
+    """the first tasks of the service, always on on-demand Fargate; only with `spotPercent` above 0"""
     # Of the tasks above onDemandBase, the percentage on Fargate Spot; 0: every task on on-demand Fargate.
     spot_percent: Int = Field(0, ge=0, le=100)
+    """0–100: of the tasks above `onDemandBase`, the share on Fargate Spot (Fargate Spot)"""
 
     @model_validator(mode="after")
     def _base(self) -> Capacity:
@@ -244,9 +261,13 @@ class Capacity(_Model):
 
 class Queue(_Sized):
     name: str
+    """unique; 1–64 letters, digits, `-`, `_`, `.` (`.` becomes `-` in ECS names, so `a.b` and `a-b` clash)"""
     min_workers: Int = Field(1, ge=0)
+    """integer ≥ 0 (0: the queue scales from zero)"""
     max_workers: Int = Field(2, ge=1)
+    """integer ≥ max(1, minWorkers)"""
     concurrency: Int = Field(1, ge=1)
+    """Celery worker slots per task, ≥ 1"""
     scaling: Scaling = Scaling()
     # This queue's workers only; with IAM grants, the queue's workers get a task role of their own.
     access: Access = Access()
@@ -266,6 +287,7 @@ class Queue(_Sized):
 
 class Webserver(_Sized):
     desired_count: Int = Field(1, ge=1, le=10)
+    """1–10 tasks"""
     capacity: Capacity = Capacity()
 
 
@@ -274,7 +296,7 @@ class Daemon(_Sized):
 
 
 class RunsMode(StrEnum):
-    # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (README, "Runs").
+    # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (docs/deployment.md, "Runs").
     TASK = "task"
     # The run worker starts in the daemon's task, from its code server (Dagster's DefaultRunLauncher): no task
     # to start, but the runs share the daemon task's memory, CPU and task role.
@@ -283,7 +305,9 @@ class RunsMode(StrEnum):
 
 class Runs(_Sized):
     mode: RunsMode = RunsMode.TASK
+    """`task`: each run is its own Fargate task (about a minute to start); `daemon`: each run worker starts in the daemon's task, in seconds, sharing its size and role (Runs)"""
     max_concurrent_runs: Int = Field(5, ge=1, le=1000)
+    """1–1000; runs in progress at once (the queued run coordinator holds the rest); with `runs.mode: daemon` also how many run workers the daemon's task must hold"""
 
     @model_validator(mode="after")
     def _mode(self) -> Runs:
@@ -317,14 +341,19 @@ BROKER_INSTANCE_TYPES = (
 
 class Broker(_Model):
     engine_version: BrokerEngine = BrokerEngine.V3_13
+    """`3.13` or `4.2` (4.2 needs an `mq.m7g.*` host)"""
     instance_type: str = "mq.t3.micro"
+    """an Amazon MQ for RabbitMQ host type (`mq.t3.micro`, `mq.m5.*`, `mq.m7g.*`)"""
     deployment_mode: DeploymentMode = DeploymentMode.SINGLE_INSTANCE
+    """or `CLUSTER_MULTI_AZ` (three nodes; not on `mq.t3.micro`)"""
     # Must exceed the longest step: a late-acked step past it is redelivered (docs/facts.md, consumer_timeout).
     consumer_timeout_minutes: Int = Field(120, ge=1, le=7 * 24 * 60)
+    """1–10080; must exceed your longest step"""
     # How many times a step's message may start a step: a step whose worker dies on every delivery (an OOM
     # kill, a crash in native code) is failed at the next one instead of being redelivered without end
     # (dagster_celery_aws.fast_task; docs/reliability.md).
     max_deliveries: Int = Field(3, ge=1, le=100)
+    """1–100: how many deliveries of a step's message may start the step; a step whose worker dies each time (out of memory, a crash in native code) fails at the next delivery, naming the step and queue (Reliability)"""
 
     @model_validator(mode="after")
     def _engine_fits_host(self) -> Broker:
@@ -351,20 +380,30 @@ MONITORING_INTERVALS = (0, 1, 5, 10, 15, 30, 60)
 
 class Database(_Model):
     instance_class: str = "db.t4g.micro"
+    """an RDS class this tool knows the memory of, or set `database.maxConnections`"""
     engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$")
+    """PostgreSQL major version (`16`) or major.minor (`16.4`)"""
     allocated_storage_gb: Int = Field(20, ge=20, le=65536)
+    """20–65536"""
     max_allocated_storage_gb: Int = Field(100, ge=20, le=65536)
+    """storage autoscaling ceiling, at least 10 % above `allocatedStorageGb`"""
     multi_az: bool = False
+    """a standby in a second AZ"""
     backup_retention_days: Int = Field(7, ge=1, le=35)
+    """1–35"""
     # The server's max_connections when it is not the RDS default for the class (custom parameter group).
     max_connections: Int | None = Field(None, ge=10)
+    """Unset: the RDS default for the class. ≥ 10: the server's `max_connections`, for the connection check, when it is not the RDS default"""
     # Class, storage, Multi-AZ and version changes take effect during `pulumi up` (a short outage for a
     # class or version change); false leaves them pending until the weekly maintenance window.
     apply_immediately: bool = True
+    """false: class, storage, Multi-AZ and version changes wait for the maintenance window (Day 2)"""
     # Enhanced Monitoring: OS metrics every N seconds (0: off); billed as CloudWatch Logs ingestion.
     monitoring_interval_seconds: Int = 60
+    """Enhanced Monitoring every 1, 5, 10, 15, 30 or 60 s; 0: off"""
     # Performance Insights (Database Insights standard mode), 7 days of history, free of charge.
     performance_insights: bool = True
+    """Performance Insights, 7 days (free), encrypted with the stack's key"""
 
     @model_validator(mode="after")
     def _storage(self) -> Database:
@@ -401,14 +440,20 @@ Cidr = Annotated[str, BeforeValidator(lambda v: _cidr(v) if isinstance(v, str) e
 
 class Network(_Model):
     vpc_id: str | None = None
+    """an existing VPC instead of a new one, with two subnets of each kind in different AZs"""
     public_subnet_ids: tuple[str, ...] = ()
+    """an existing VPC instead of a new one, with two subnets of each kind in different AZs"""
     private_subnet_ids: tuple[str, ...] = ()
+    """an existing VPC instead of a new one, with two subnets of each kind in different AZs"""
     vpc_cidr: Cidr = "10.0.0.0/16"
+    """the new VPC's CIDR block"""
     # 0: tasks run in public subnets with a public IP (no inbound rule admits the internet; cheapest);
     # 1: one NAT gateway; 2: one per AZ (production: an AZ outage does not cut the other AZ off).
     nat_gateways: Int = Field(0, ge=0, le=2)
+    """0: tasks in public subnets with public IPs and no inbound rule from the internet; 1; 2 = one per AZ"""
     # VPC flow logs to CloudWatch Logs (who talked to whom; paid per GB ingested).
     flow_logs: bool = False
+    """VPC flow logs to CloudWatch Logs, kept `logs.retentionDays` (new VPC only)"""
 
     @model_validator(mode="after")
     def _existing_vpc(self) -> Network:
@@ -449,25 +494,37 @@ Url = Annotated[str, Field(pattern=r"^https://[^\s]+$")]
 
 class Cognito(_Model):
     user_pool_arn: str = Field(pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/.+$")
+    """with `cognito` only, all three"""
     user_pool_client_id: str = Field(min_length=1)
+    """with `cognito` only, all three"""
     user_pool_domain: str = Field(min_length=1)
+    """with `cognito` only, all three"""
 
 
 class Oidc(_Model):
     # The client secret is the separate secret config key `oidcClientSecret` (`pulumi config set --secret`).
     issuer: Url
+    """with `oidc` only, all four; `https://` URLs"""
     authorization_endpoint: Url
+    """with `oidc` only, all four; `https://` URLs"""
     token_endpoint: Url
+    """with `oidc` only, all four; `https://` URLs"""
     user_info_endpoint: Url
+    """with `oidc` only, all four; `https://` URLs"""
     client_id: str = Field(min_length=1)
+    """with `oidc` only"""
 
 
 class Ui(_Model):
     access: UiAccess = UiAccess.PRIVATE
+    """`private`, `ssm`, `cidr`, `public`, `cognito` or `oidc` (Reach the UI); `ssm` needs `operations.ecsExec: true` and excludes `operations.flower`"""
     allowed_cidrs: tuple[Cidr, ...] = ()
+    """with `cidr` only, at least one"""
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
+    """an ACM certificate ARN: HTTPS listener, HTTP redirects; required by every mode but `private` and `ssm` unless `allowPlainHttp`; not with `ssm`"""
     # An internet-facing UI is HTTPS only; plain HTTP on the internet only when the config says so.
     allow_plain_http: bool = False
+    """true: an internet-facing UI without `certificateArn`, over plain HTTP (not with `cognito`, `oidc`)"""
     cognito: Cognito | None = None
     oidc: Oidc | None = None
 
@@ -480,7 +537,7 @@ class Ui(_Model):
         for mode in (UiAccess.COGNITO, UiAccess.OIDC):
             block = getattr(self, mode.value)
             if self.access == mode and block is None:
-                raise ValueError(f"access {mode.value!r} needs a ui.{mode.value} block (see README, 'Reach the UI')")
+                raise ValueError(f"access {mode.value!r} needs a ui.{mode.value} block (see docs/deployment.md, 'Reach the UI')")
             if self.access != mode and block is not None:
                 raise ValueError(f"ui.{mode.value} is only used with access {mode.value!r}, not {self.access.value!r}")
         if self.access.authenticated and not self.certificate_arn:
@@ -509,7 +566,9 @@ class Ui(_Model):
 class Image(_Model):
     # A prebuilt image instead of building worker_image/ on `pulumi up`.
     uri: str | None = None
+    """Unset: build `worker_image/`. A prebuilt image pinned by `:tag` or `@sha256:`"""
     platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
+    """or `linux/arm64`: every task on Graviton (Graviton)"""
 
     @property
     def cpu_architecture(self) -> str:
@@ -535,6 +594,7 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 class Logs(_Model):
     retention_days: Int = 14
+    """a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, …, 3653); for container, flow and WAF logs and the access logs"""
 
     @model_validator(mode="after")
     def _retention(self) -> Logs:
@@ -549,36 +609,46 @@ class Logs(_Model):
 class Operations(_Model):
     # Alarms go to an SNS topic; with an address, also by e-mail (confirm the subscription mail once).
     alarm_email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    """an address subscribed to the alarm topic (confirm the mail once)"""
     # How long messages may wait on a queue with no worker before the "stuck" alarm (dagster #2336).
     no_consumer_minutes: Int = Field(5, ge=1, le=60)
+    """1–60"""
     # `aws ecs execute-command` into tasks (and SSM port forwarding to the webserver); off by default.
     ecs_exec: bool = False
+    """`aws ecs execute-command` into tasks and SSM port forwarding to the webserver (Reach the UI: the operator's prerequisites); turning it on or off rolls every service (ECS Exec reaches new tasks only), and the containers it reaches lose their read-only root (Security)"""
     # Celery's Flower at <ui>/flower, behind the same access control as the UI plus its own basic auth.
     flower: bool = False
+    """Celery's Flower at `<ui_url>/flower` (Operate it)"""
 
 
 class Security(_Model):
-    """Encryption, the web application firewall and access logs (README, "Security")."""
+    """Encryption, the web application firewall and access logs (docs/security.md)."""
 
     # An existing customer-managed KMS key for secrets, logs, the alarm topic, the image repository and the
-    # bucket; its key policy must admit them (README). None: the stack creates one, with rotation.
+    # bucket; its key policy must admit them (docs/security.md). None: the stack creates one, with rotation.
     kms_key_arn: str | None = Field(None, pattern=KMS_KEY_ARN)
+    """Unset: the stack creates a key. An existing customer-managed KMS key (`arn:aws:kms:REGION:ACCOUNT:key/ID`) for secrets, logs, alarm topic, image repository, bucket; fixed once deployed (Security)"""
     # AWS WAF with AWS managed rule groups in front of the load balancer. None: on for an internet-facing UI.
     waf: bool | None = None
+    """Unset: on when the UI is internet-facing. AWS WAF with AWS managed rule groups in front of the load balancer; not with `ui.access: private` or `ssm`"""
     # Load balancer and bucket access logs, to a log bucket of the stack (kept logs.retentionDays).
     access_logs: bool = True
+    """load balancer and bucket access logs to a log bucket of the stack"""
 
 
 class Protection(_Model):
     # Production: the database cannot be deleted by accident and leaves a final snapshot; the bucket is
     # not emptied on destroy; Pulumi refuses to delete either.
     deletion_protection: bool = False
+    """RDS deletion protection and final snapshot, load balancer deletion protection, buckets kept, key and Pulumi `protect`"""
 
 
 class StackConfig(_Model):
     queues: tuple[Queue, ...]
+    """a list; the queue `dagster` must be present — untagged steps go there"""
     # None: the example code location of this repository (dagster_project), already in the image.
     code_locations: tuple[CodeLocation, ...] | None = None
+    """Unset: the example (`dagster_project`). A list of your code locations, built into the image and loaded by every process (Bring your own code)"""
     # Every task that runs user code (webserver, daemon, runs, workers).
     access: Access = Access()
     webserver: Webserver = Webserver()
@@ -595,6 +665,7 @@ class StackConfig(_Model):
     protection: Protection = Protection()
     # Set with `pulumi config set --secret oidcClientSecret ...`; a stack file holds it encrypted.
     oidc_client_secret: str | dict | None = Field(None, repr=False)
+    """with `oidc` only, and then required: `pulumi config set --secret oidcClientSecret …`"""
 
     @property
     def waf(self) -> bool:
