@@ -57,7 +57,7 @@ PRODUCTION = {
                            "ActiveMQ's); AWS encrypts the broker at rest", "aws_mq_broker.*"),
     "CKV2_AWS_57": Excused("the broker URL cannot rotate alone (a new RabbitMQ user recreates the broker) and the "
                            "database secret also holds the Celery backend URL: rotate by replacing the generated "
-                           "password (README)", "aws_secretsmanager_secret.*"),
+                           "password (docs/security.md)", "aws_secretsmanager_secret.*"),
     "CKV_AWS_144": Excused("a replica in another Region is disaster recovery beyond this stack: step outputs are "
                            "made again by re-running, access logs expire", "aws_s3_bucket.*"),
     "CKV_AWS_145": Excused("load balancer access logs can be delivered only to an SSE-S3 bucket (docs/facts.md); "
@@ -216,15 +216,14 @@ def test_the_plan_holds_every_aws_resource_of_the_stack(name):
     assert {r.typ.split(":")[0] for r in tfplan.unmapped(recorded(name))} <= {"random", "docker-build", "pulumi-python"}
 
 
-def test_readme_gives_the_checkov_result_of_each_stack(checkov):
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("\n### Security\n"): readme.index("\n## Day 2\n")]
+def test_the_security_page_gives_the_checkov_result_of_each_stack(checkov):
+    section = (REPO_ROOT / "docs" / "security.md").read_text()
     for name in STACKS:
         result = checkov[name]
         row = f"| `Pulumi.{name}.yaml` | {len(result['passed'])} | {len(result['failed'])} | {len(EXCEPTIONS[name])} |"
-        assert row in section, f"README, Security: expected the row {row}"
+        assert row in section, f"docs/security.md: expected the row {row}"
     for check in {*EXCEPTIONS["dev"], *DOCKERFILE_EXCEPTIONS}:
-        assert check in section, f"README, Security: {check} is excepted but not listed"
+        assert check in section, f"docs/security.md: {check} is excepted but not listed"
 
 
 # --- our own rules: what checkov does not check ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from infra.stackfile.config import RunsMode, StackConfig
 from infra.specs.topology import ProcessSpec, process_specs
 
 
-# ui.access 'ssm': where the UI is once an SSM port-forwarding session to the webserver's task runs (README).
+# ui.access 'ssm': where the UI is once an SSM port-forwarding session to the webserver's task runs (docs/deployment.md, "Reach the UI").
 SSM_UI_URL = f"http://127.0.0.1:{contract.WEBSERVER_PORT} (through an SSM port-forwarding session to the webserver_service task)"
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # where Pulumi.yaml is: codeLocations paths start here
 

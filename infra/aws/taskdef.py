@@ -22,8 +22,8 @@ WEBSERVER_HEALTH_CHECK = {
                 f"urllib.request.urlopen('http://127.0.0.1:{contract.WEBSERVER_PORT}{contract.WEBSERVER_HEALTH_PATH}', timeout=4)"],
     "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 180,
 }  # fmt: skip
-# The containers an operator reaches with ECS Exec (operations.ecsExec): the main process of every service (README,
-# "Operate": `dagster-celery-aws worker list` in a worker) and the webserver (the UI's port forwarding, also beside
+# The containers an operator reaches with ECS Exec (operations.ecsExec): the main process of every service (docs/operations.md:
+# `dagster-celery-aws worker list` in a worker) and the webserver (the UI's port forwarding, also beside
 # the daemon). AWS's ECS Exec considerations: the SSM agent ECS starts in each container must write to its root
 # filesystem, so a read-only root "isn't supported" there; and they recommend initProcessEnabled, an init process
 # that reaps the zombie processes a session leaves. The one-shot steps before serving and the queue-metrics

@@ -86,8 +86,7 @@ def write(state: Path, locations, storage: dict | None, celery_overrides: dict) 
 
 def write_cli_config(layout: Layout) -> Path:
     """``celery_config.yaml`` with its ``env:`` sources resolved from this process's environment, as
-    ``dagster-celery-aws config`` prints it, for ``dagster-celery worker list|terminate -y`` (README,
-    "Operations"). Readable by its owner only: it holds the broker URL the runner was given."""
+    ``dagster-celery-aws config`` prints it, for ``dagster-celery worker list|terminate -y`` (docs/operations.md). Readable by its owner only: it holds the broker URL the runner was given."""
     from dagster_celery_aws.cli import resolved_yaml
 
     path = layout.app_dir / CLI_CONFIG

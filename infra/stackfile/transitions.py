@@ -53,11 +53,11 @@ def problems(old: dict, new: dict) -> list[tuple[str, str]]:
         found.append(("ui.access", "switching between a private and an internet-facing UI replaces the load "
                       "balancer, whose deletion protection forbids removing the old one: first `pulumi up` with "
                       "protection.deletionProtection false, then change ui.access and `pulumi up`, then turn "
-                      "protection back on (README, 'Day 2')"))
+                      "protection back on (docs/deployment.md, 'Day 2')"))
     if had_lb and not new["loadBalancedUi"] and old["deletionProtection"]:
         found.append(("ui.access", "ui.access 'ssm' deletes the UI's load balancer, whose deletion protection forbids "
                       "it: first `pulumi up` with protection.deletionProtection false, then change ui.access and "
-                      "`pulumi up`, then turn protection back on (README, 'Day 2')"))
+                      "`pulumi up`, then turn protection back on (docs/deployment.md, 'Day 2')"))
     # Absent from a deployment made before the guard held it: unknown, so not refused (a key kept would be).
     if "kmsKeyArn" in old and new["kmsKeyArn"] != old["kmsKeyArn"]:
         # RDS refuses a new Performance Insights key ("You can't change your Performance Insights KMS key"; RDS API,
@@ -69,5 +69,5 @@ def problems(old: dict, new: dict) -> list[tuple[str, str]]:
                       "cannot change the Performance Insights key, and logs, bucket objects and secrets stay encrypted "
                       f"under the old key. Keep {before}. To move to another key: `pulumi up` a new stack with "
                       "security.kmsKeyArn set, restore the database there from a snapshot and copy the bucket, then "
-                      "destroy this stack (README, 'Security')"))
+                      "destroy this stack (docs/security.md)"))
     return found

@@ -7,7 +7,7 @@ grants its use; CloudWatch Logs, CloudWatch alarms and EventBridge use it as the
 database's Performance Insights are encrypted with it; the roles of the stack may decrypt (and generate data
 keys) with it and with no other key.
 
-An existing key is used as it is: its key policy must admit the same services (README, "Security").
+An existing key is used as it is: its key policy must admit the same services (docs/security.md).
 """
 
 from __future__ import annotations
