@@ -30,7 +30,8 @@ def imports(path: Path, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names}
+            named = {f"{node.module}.{a.name}" for a in node.names}
+            found |= (named & modules) | ({node.module} if named - modules else set())
     return {name for name in found if name.split(".")[0] == "infra"}
 
 

@@ -77,7 +77,7 @@ class Scaling(_Model):
 
     # Messages (waiting + running) per worker slot to hold: 1.0 = every slot busy and nothing waiting.
     target_messages_per_slot: float = Field(1.0, gt=0, le=100)
-    """> 0, ≤ 100 (Autoscaling)"""
+    """> 0, ≤ 100 ([autoscaling](autoscaling.md))"""
     # Fargate tasks take 1-2 minutes to start: scaling out again sooner would count tasks still booting.
     scale_out_cooldown_seconds: Int = Field(120, ge=0, le=3600)
     """0–3600"""
@@ -170,17 +170,26 @@ class Access(_Model):
     the task role of the code's tasks."""
 
     environment: dict[EnvName, str] = {}
-    """variables for every task that runs your code (webserver, daemon, runs, workers); names starting `DAGSTER_`, `DCA_`, `AWS_`, `ECS_` are the stack's. Under `queues[]`: for that queue's workers only"""
+    """variables for every task that runs your code (webserver, daemon, runs, workers); names starting `DAGSTER_`,
+    `DCA_`, `AWS_`, `ECS_` are the stack's. Under `queues[]`: for that queue's workers only"""
     secrets: dict[EnvName, Annotated[str, BeforeValidator(_secret_arn)]] = {}
-    """variable → the full ARN of a Secrets Manager secret (`arn:aws:secretsmanager:…:secret:NAME-AbCdEf`, with the 6 characters AWS appends; optionally `:json-key::`) or an SSM parameter ARN, as ECS secrets in every such task. A partial ARN is refused: Secrets Manager reads one whose name ends in `-` and 6 characters (`…:secret:team/registry-secret`) as the full ARN of another secret Under `queues[]`: for that queue's workers only"""
+    """variable → the full ARN of a Secrets Manager secret (`arn:aws:secretsmanager:…:secret:NAME-AbCdEf`, with the 6
+    characters AWS appends; optionally `:json-key::`) or an SSM parameter ARN, as ECS secrets in every such task. A
+    partial ARN is refused: Secrets Manager reads one whose name ends in `-` and 6 characters
+    (`…:secret:team/registry-secret`) as the full ARN of another secret. Under `queues[]`: for that queue's workers
+    only"""
     iam_statements: tuple[Statement, ...] = ()
-    """IAM statements added to the task roles of every such task; no `*` action, no whole service on `*`. Under `queues[]`: for that queue's workers only, on a task role of their own"""
+    """IAM statements added to the task roles of every such task; no `*` action, no whole service on `*`. Under
+    `queues[]`: for that queue's workers only, on a task role of their own"""
     managed_policy_arns: tuple[Annotated[str, BeforeValidator(_managed_policy)], ...] = ()
-    """managed policies attached to those task roles (not `AdministratorAccess`, `PowerUserAccess`, `IAMFullAccess`). Under `queues[]`: for that queue's workers only"""
+    """managed policies attached to those task roles (not `AdministratorAccess`, `PowerUserAccess`, `IAMFullAccess`).
+    Under `queues[]`: for that queue's workers only"""
     # Customer-managed KMS keys (key ARNs) other than the stack's that encrypt Secrets Manager secrets in
     # ``secrets``: the execution role may decrypt with them, only through Secrets Manager (kms:ViaService).
     secret_kms_keys: tuple[Annotated[str, BeforeValidator(_kms_key)], ...] = ()
-    """KMS key ARNs (not aliases) other than the stack's that encrypt secrets in `access.secrets`, in their Region: the execution role may decrypt with them, only through Secrets Manager (`kms:ViaService`); without them such a secret fails the task's start. Under `queues[]`: for that queue's workers only"""
+    """KMS key ARNs (not aliases) other than the stack's that encrypt secrets in `access.secrets`, in their Region: the
+    execution role may decrypt with them, only through Secrets Manager (`kms:ViaService`); without them such a secret
+    fails the task's start. Under `queues[]`: for that queue's workers only"""
 
     @model_validator(mode="after")
     def _no_overlap(self) -> Access:
@@ -221,7 +230,8 @@ class CodeLocation(_Model):
     module: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
     """Unset: `name` with `-` as `_`. The Python module Dagster loads, importable from `path`"""
     requirements: str | None = None
-    """Unset: `requirements.txt` if present. A requirements file in `path`, pip-installed from `path` (so `./wheels/x.whl` or `.` work)"""
+    """Unset: `requirements.txt` if present. A requirements file in `path`, pip-installed from `path` (so
+    `./wheels/x.whl` or `.` work)"""
 
     @property
     def module_name(self) -> str:
@@ -229,15 +239,16 @@ class CodeLocation(_Model):
 
 
 class Capacity(_Model):
-    """Where a service's Fargate tasks run (docs/deployment.md, "Fargate Spot"). Spot costs less and may be taken back with
-    two minutes' notice (SIGTERM, then SIGKILL after the stop timeout); it never falls back to on-demand."""
+    """Where a service's Fargate tasks run (docs/deployment.md, "Fargate Spot"). Spot costs less and may be taken
+    back with two minutes' notice (SIGTERM, then SIGKILL after the stop timeout); it never falls back to on-demand."""
 
     # The first tasks of the service, always on on-demand Fargate (only with spotPercent above 0).
     on_demand_base: Int = Field(0, ge=0, le=100_000)
     """the first tasks of the service, always on on-demand Fargate; only with `spotPercent` above 0"""
     # Of the tasks above onDemandBase, the percentage on Fargate Spot; 0: every task on on-demand Fargate.
     spot_percent: Int = Field(0, ge=0, le=100)
-    """0–100: of the tasks above `onDemandBase`, the share on Fargate Spot (Fargate Spot)"""
+    """0–100: of the tasks above `onDemandBase`, the share on Fargate Spot ([Fargate Spot](deployment.md#fargate-spot))
+    """
 
     @model_validator(mode="after")
     def _base(self) -> Capacity:
@@ -296,7 +307,8 @@ class Daemon(_Sized):
 
 
 class RunsMode(StrEnum):
-    # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (docs/deployment.md, "Runs").
+    # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (docs/deployment.md,
+    # "Runs").
     TASK = "task"
     # The run worker starts in the daemon's task, from its code server (Dagster's DefaultRunLauncher): no task
     # to start, but the runs share the daemon task's memory, CPU and task role.
@@ -305,9 +317,12 @@ class RunsMode(StrEnum):
 
 class Runs(_Sized):
     mode: RunsMode = RunsMode.TASK
-    """`task`: each run is its own Fargate task (about a minute to start); `daemon`: each run worker starts in the daemon's task, in seconds, sharing its size and role (Runs)"""
+    """`task`: each run is its own Fargate task (about a minute to start); `daemon`: each run worker starts in the
+    daemon's task, in seconds, sharing its size and role
+    ([Runs](deployment.md#runs-a-task-each-or-in-the-daemons-task))"""
     max_concurrent_runs: Int = Field(5, ge=1, le=1000)
-    """1–1000; runs in progress at once (the queued run coordinator holds the rest); with `runs.mode: daemon` also how many run workers the daemon's task must hold"""
+    """1–1000; runs in progress at once (the queued run coordinator holds the rest); with `runs.mode: daemon` also how
+    many run workers the daemon's task must hold"""
 
     @model_validator(mode="after")
     def _mode(self) -> Runs:
@@ -353,7 +368,9 @@ class Broker(_Model):
     # kill, a crash in native code) is failed at the next one instead of being redelivered without end
     # (dagster_celery_aws.fast_task; docs/reliability.md).
     max_deliveries: Int = Field(3, ge=1, le=100)
-    """1–100: how many deliveries of a step's message may start the step; a step whose worker dies each time (out of memory, a crash in native code) fails at the next delivery, naming the step and queue (Reliability)"""
+    """1–100: how many deliveries of a step's message may start the step; a step whose worker dies each time (out of
+    memory, a crash in native code) fails at the next delivery, naming the step and queue
+    ([reliability](reliability.md))"""
 
     @model_validator(mode="after")
     def _engine_fits_host(self) -> Broker:
@@ -393,11 +410,13 @@ class Database(_Model):
     """1–35"""
     # The server's max_connections when it is not the RDS default for the class (custom parameter group).
     max_connections: Int | None = Field(None, ge=10)
-    """Unset: the RDS default for the class. ≥ 10: the server's `max_connections`, for the connection check, when it is not the RDS default"""
+    """Unset: the RDS default for the class. ≥ 10: the server's `max_connections`, for the connection check, when it is
+    not the RDS default"""
     # Class, storage, Multi-AZ and version changes take effect during `pulumi up` (a short outage for a
     # class or version change); false leaves them pending until the weekly maintenance window.
     apply_immediately: bool = True
-    """false: class, storage, Multi-AZ and version changes wait for the maintenance window (Day 2)"""
+    """false: class, storage, Multi-AZ and version changes wait for the maintenance window ([Day
+    2](deployment.md#apply-database-changes-now-or-in-the-maintenance-window))"""
     # Enhanced Monitoring: OS metrics every N seconds (0: off); billed as CloudWatch Logs ingestion.
     monitoring_interval_seconds: Int = 60
     """Enhanced Monitoring every 1, 5, 10, 15, 30 or 60 s; 0: off"""
@@ -517,11 +536,13 @@ class Oidc(_Model):
 
 class Ui(_Model):
     access: UiAccess = UiAccess.PRIVATE
-    """`private`, `ssm`, `cidr`, `public`, `cognito` or `oidc` (Reach the UI); `ssm` needs `operations.ecsExec: true` and excludes `operations.flower`"""
+    """`private`, `ssm`, `cidr`, `public`, `cognito` or `oidc` ([Reach the UI](deployment.md#reach-the-ui)); `ssm` needs
+    `operations.ecsExec: true` and excludes `operations.flower`"""
     allowed_cidrs: tuple[Cidr, ...] = ()
     """with `cidr` only, at least one"""
     certificate_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/.+$")
-    """an ACM certificate ARN: HTTPS listener, HTTP redirects; required by every mode but `private` and `ssm` unless `allowPlainHttp`; not with `ssm`"""
+    """an ACM certificate ARN: HTTPS listener, HTTP redirects; required by every mode but `private` and `ssm` unless
+    `allowPlainHttp`; not with `ssm`"""
     # An internet-facing UI is HTTPS only; plain HTTP on the internet only when the config says so.
     allow_plain_http: bool = False
     """true: an internet-facing UI without `certificateArn`, over plain HTTP (not with `cognito`, `oidc`)"""
@@ -537,7 +558,9 @@ class Ui(_Model):
         for mode in (UiAccess.COGNITO, UiAccess.OIDC):
             block = getattr(self, mode.value)
             if self.access == mode and block is None:
-                raise ValueError(f"access {mode.value!r} needs a ui.{mode.value} block (see docs/deployment.md, 'Reach the UI')")
+                raise ValueError(
+                    f"access {mode.value!r} needs a ui.{mode.value} block (see docs/deployment.md, 'Reach the UI')"
+                )
             if self.access != mode and block is not None:
                 raise ValueError(f"ui.{mode.value} is only used with access {mode.value!r}, not {self.access.value!r}")
         if self.access.authenticated and not self.certificate_arn:
@@ -568,7 +591,7 @@ class Image(_Model):
     uri: str | None = None
     """Unset: build `worker_image/`. A prebuilt image pinned by `:tag` or `@sha256:`"""
     platform: str = Field("linux/amd64", pattern=r"^linux/(amd64|arm64)$")
-    """or `linux/arm64`: every task on Graviton (Graviton)"""
+    """or `linux/arm64`: every task on Graviton ([Graviton](deployment.md#graviton-arm64))"""
 
     @property
     def cpu_architecture(self) -> str:
@@ -594,7 +617,8 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 
 class Logs(_Model):
     retention_days: Int = 14
-    """a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, …, 3653); for container, flow and WAF logs and the access logs"""
+    """a CloudWatch Logs retention value (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, …, 3653); for container, flow
+    and WAF logs and the access logs"""
 
     @model_validator(mode="after")
     def _retention(self) -> Logs:
@@ -615,10 +639,12 @@ class Operations(_Model):
     """1–60"""
     # `aws ecs execute-command` into tasks (and SSM port forwarding to the webserver); off by default.
     ecs_exec: bool = False
-    """`aws ecs execute-command` into tasks and SSM port forwarding to the webserver (Reach the UI: the operator's prerequisites); turning it on or off rolls every service (ECS Exec reaches new tasks only), and the containers it reaches lose their read-only root (Security)"""
+    """`aws ecs execute-command` into tasks and SSM port forwarding to the webserver ([Reach the
+    UI](deployment.md#reach-the-ui): the operator's prerequisites); turning it on or off rolls every service (ECS
+    Exec reaches new tasks only), and the containers it reaches lose their read-only root ([security](security.md))"""
     # Celery's Flower at <ui>/flower, behind the same access control as the UI plus its own basic auth.
     flower: bool = False
-    """Celery's Flower at `<ui_url>/flower` (Operate it)"""
+    """Celery's Flower at `<ui_url>/flower` ([operations](operations.md))"""
 
 
 class Security(_Model):
@@ -627,10 +653,12 @@ class Security(_Model):
     # An existing customer-managed KMS key for secrets, logs, the alarm topic, the image repository and the
     # bucket; its key policy must admit them (docs/security.md). None: the stack creates one, with rotation.
     kms_key_arn: str | None = Field(None, pattern=KMS_KEY_ARN)
-    """Unset: the stack creates a key. An existing customer-managed KMS key (`arn:aws:kms:REGION:ACCOUNT:key/ID`) for secrets, logs, alarm topic, image repository, bucket; fixed once deployed (Security)"""
+    """Unset: the stack creates a key. An existing customer-managed KMS key (`arn:aws:kms:REGION:ACCOUNT:key/ID`) for
+    secrets, logs, alarm topic, image repository, bucket; fixed once deployed ([security](security.md))"""
     # AWS WAF with AWS managed rule groups in front of the load balancer. None: on for an internet-facing UI.
     waf: bool | None = None
-    """Unset: on when the UI is internet-facing. AWS WAF with AWS managed rule groups in front of the load balancer; not with `ui.access: private` or `ssm`"""
+    """Unset: on when the UI is internet-facing. AWS WAF with AWS managed rule groups in front of the load balancer; not
+    with `ui.access: private` or `ssm`"""
     # Load balancer and bucket access logs, to a log bucket of the stack (kept logs.retentionDays).
     access_logs: bool = True
     """load balancer and bucket access logs to a log bucket of the stack"""
@@ -640,7 +668,8 @@ class Protection(_Model):
     # Production: the database cannot be deleted by accident and leaves a final snapshot; the bucket is
     # not emptied on destroy; Pulumi refuses to delete either.
     deletion_protection: bool = False
-    """RDS deletion protection and final snapshot, load balancer deletion protection, buckets kept, key and Pulumi `protect`"""
+    """RDS deletion protection and final snapshot, load balancer deletion protection, buckets kept, key and Pulumi
+    `protect`"""
 
 
 class StackConfig(_Model):
@@ -648,7 +677,8 @@ class StackConfig(_Model):
     """a list; the queue `dagster` must be present — untagged steps go there"""
     # None: the example code location of this repository (dagster_project), already in the image.
     code_locations: tuple[CodeLocation, ...] | None = None
-    """Unset: the example (`dagster_project`). A list of your code locations, built into the image and loaded by every process (Bring your own code)"""
+    """Unset: the example (`dagster_project`). A list of your code locations, built into the image and loaded by every
+    process ([Bring your own code](../README.md#bring-your-own-code))"""
     # Every task that runs user code (webserver, daemon, runs, workers).
     access: Access = Access()
     webserver: Webserver = Webserver()

@@ -91,7 +91,8 @@ def rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[tuple[s
                 raise ValueError(f"{key} ({model.__name__}.{name}) has no docstring to document it")
             kind = "list" if is_list else _type(field.annotation)
             bounds = _bounds(field)
-            found.append((key, f"{kind}, {bounds}" if bounds else kind, _default(field), field.description))
+            rule = " ".join(field.description.split())  # a docstring over several lines is one table cell
+            found.append((key, f"{kind}, {bounds}" if bounds else kind, _default(field), rule))
         for sub in nested:
             found += rows(sub, key + ("[]." if is_list else "."))
     return found
@@ -99,7 +100,8 @@ def rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[tuple[s
 
 def page() -> str:
     table = ["| key | type | default | rule |", "|---|---|---|---|"]
-    table += [f"| `{key}` | {kind} | {default} | {rule.replace('|', '&#124;')} |" for key, kind, default, rule in rows()]
+    for key, kind, default, rule in rows():
+        table.append(f"| `{key}` | {kind} | {default} | {rule.replace('|', '&#124;')} |")
     return HEADER + "\n".join(table) + "\n"
 
 
