@@ -6,7 +6,7 @@ CHECKOV_VENV ?= .venv-checkov
 STACK ?= prod
 ARGS ?=
 
-.PHONY: venv checkov-venv test local plan validate checkov bench clean
+.PHONY: venv checkov-venv test local plan validate checkov bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -41,19 +41,23 @@ bench: venv
 
 # What `pulumi up` would create from a stack file, and its monthly cost at minimum and maximum scale.
 plan: venv
-	$(PY) -m infra.plan $(ARGS)
+	$(PY) -m infra.tools.plan $(ARGS)
 
 # A stack file and its code checked before anything is created: config, code locations, their requirements with
-# the image's pins as constraints, every job's steps on the stack's queues (infra/validate.py). Pulumi's preview
+# the image's pins as constraints, every job's steps on the stack's queues (infra/tools/validate.py). Pulumi's preview
 # runs the same checks.
 validate: venv
-	$(PY) -m infra.validate --stack-file Pulumi.$(STACK).yaml $(ARGS)
+	$(PY) -m infra.tools.validate --stack-file Pulumi.$(STACK).yaml $(ARGS)
 
-# checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (README, "Security").
+# checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (docs/security.md).
 checkov: venv checkov-venv
 	mkdir -p .local
-	$(PY) -m infra.tfplan --stack-file Pulumi.$(STACK).yaml --stack $(STACK) > .local/$(STACK).tfplan.json
+	$(PY) -m infra.tools.tfplan --stack-file Pulumi.$(STACK).yaml --stack $(STACK) > .local/$(STACK).tfplan.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework terraform_plan -f .local/$(STACK).tfplan.json $(ARGS)
+
+# docs/config.md from the config models (infra/tools/config_reference.py); tests/test_readme.py fails when it is stale.
+docs: venv
+	$(PY) -m infra.tools.config_reference docs/config.md
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache

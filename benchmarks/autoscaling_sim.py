@@ -2,7 +2,7 @@
 ``maxWorkers``: worker-hours paid and how long steps wait.
 
 Deterministic (seeded trace, 10-second ticks), with the stack file's own parameters and the rules of
-``infra/scaling.py``:
+``infra/aws/scaling.py``:
 - metrics are published every 60 s: depth = waiting + running steps, consumers = running worker tasks;
 - backlog (target tracking, scale out only): after 3 consecutive minutes with messages per slot above the
   target (the AWS-managed alarm's default), desired = ceil(tasks x metric / target), then the cooldown;
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from infra.config import Queue, load_stack_file  # noqa: E402
+from infra.stackfile.config import Queue, load_stack_file  # noqa: E402
 
 TICK = 10
 START_DELAY = 90

@@ -88,8 +88,8 @@ class ColdProcessRunLauncher(RunLauncher, ConfigurableClass):
 def environment(state: Path):
     """The local runner's environment on a private vhost, database and moto S3, with a warm Celery worker per
     queue: yields (env, layout, port, Supervisor, specs by role, code location name)."""
-    from infra import code_locations, topology
-    from infra.config import parse
+    from infra.specs import code_locations, topology
+    from infra.stackfile.config import parse
     from infra.local import code, runtime_files, services
     from infra.local.processes import Supervisor
     from infra.local.runner import _environment, worker_env
@@ -126,7 +126,7 @@ def set_mode(layout, env: dict[str, str], mode: str, image_launcher: dict) -> No
     image's launcher, which DCA_RUNS_MODE=daemon turns into DaemonRunLauncher)."""
     import yaml
 
-    from infra import contract
+    from infra.specs import contract
 
     path = layout.dagster_home / "dagster.yaml"
     doc = yaml.safe_load(path.read_text())

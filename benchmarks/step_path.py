@@ -84,7 +84,7 @@ class Environment:
         return value
 
     def __enter__(self):
-        from infra.config import load_stack_file
+        from infra.stackfile.config import load_stack_file
         from infra.local import code, runtime_files, services
         from infra.local.processes import Supervisor
         from infra.local.runner import _environment, worker_env
@@ -128,7 +128,7 @@ class Environment:
         return self
 
     def worker_argv(self, queue: str, concurrency: int, index: int) -> list[str]:
-        from infra import topology
+        from infra.specs import topology
 
         argv = list(topology.worker_command(queue, concurrency))
         argv[argv.index("-n") + 1] = f"{queue}{index or ''}@%h"

@@ -2,7 +2,9 @@
 
 import pulumi
 
-from infra import config, stack, validate
+from infra.stackfile import config
+from infra.aws import stack
+from infra.tools import validate
 
 try:
     cfg = config.from_pulumi()

@@ -20,14 +20,14 @@ from functools import cache
 import botocore.session
 from botocore.validate import ParamValidator, ValidationErrors
 
-from infra import naming
-from infra.testing import PROJECT, REGION, Resource, StackResult, reveal
+from infra.aws import naming
+from infra.tools.testing import PROJECT, REGION, Resource, StackResult, reveal
 
 
 
 def autoname(typ: str, logical: str) -> str:
     """The name Pulumi sends for a resource without one: ``<logical>-<7 random chars>`` (a sample suffix),
-    lower-cased where pulumi-aws or AWS lower-cases it (infra/naming.py)."""
+    lower-cased where pulumi-aws or AWS lower-cases it (infra/aws/naming.py)."""
     rule = naming.RULES.get(typ)
     name = f"{logical}{naming.SAMPLE_SUFFIX}"
     return name.lower() if rule and rule.folded else name

@@ -3,7 +3,7 @@ results as JSON: ``{path: {"passed": [[check_id, resource]], "failed": [...], "p
 
     .venv-checkov/bin/python tests/checkov_driver.py plan.json ... worker_image/Dockerfile
 
-A ``*.json`` file is a Terraform plan (``infra/tfplan.py``), read by checkov's ``terraform_plan`` runner; a file
+A ``*.json`` file is a Terraform plan (``infra/tools/tfplan.py``), read by checkov's ``terraform_plan`` runner; a file
 named ``Dockerfile`` is read by its ``dockerfile`` runner. Each file is its own run (its own graph). Every
 built-in check of those frameworks runs; nothing is downloaded (no platform checks, no external modules).
 This file imports checkov only: it runs outside the project's environment.

@@ -1,7 +1,7 @@
 """Day-2 changes: what `pulumi up` would create, update, replace or delete, and which ECS services would roll
 out a new deployment, when a stack's config changes. ``python -m tests.day2`` prints the table.
 
-The program runs under the recording mocks (infra/testing.py) before and after the change, and resources are
+The program runs under the recording mocks (infra/tools/testing.py) before and after the change, and resources are
 matched by URN. A changed input replaces its resource when the Terraform provider that Pulumi bridges marks
 it ForceNew (FORCE_NEW). A replaced resource comes back with new outputs (id, ARN, address; a task
 definition with a new revision), so the inputs that carry them change too, in every resource that depends on
@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from infra.testing import PROJECT, Resource, StackResult, reveal, run_stack, stack_file_config
+from infra.tools.testing import PROJECT, Resource, StackResult, reveal, run_stack, stack_file_config
 from tests.provider_checks import OPTIONAL_COMPUTED, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,8 +158,8 @@ FORCE_NEW: dict[str, frozenset[str]] = {
     "random:index/randomPassword:RandomPassword": frozenset({"length", "special", "minSpecial", "overrideSpecial"}),
     # terraform-provider-random internal/provider/resource_string.go: likewise, every argument RequiresReplace.
     "random:index/randomString:RandomString": frozenset({"length", "special", "upper"}),
-    # Our own dynamic resources: the guard (infra/components/guard.py) updates in place; a service log group
-    # (infra/components/service_logs.py, _Provider.diff) is another group under a new name or Region.
+    # Our own dynamic resources: the guard (infra/aws/components/guard.py) updates in place; a service log group
+    # (infra/aws/components/service_logs.py, _Provider.diff) is another group under a new name or Region.
     "pulumi-python:dynamic:Resource": frozenset({"logGroupName", "region"}),
 }
 

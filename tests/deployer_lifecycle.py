@@ -1,7 +1,7 @@
 """What the deployer calls over a resource's whole life, per Pulumi type and operation -- written from the Terraform
 AWS provider that pulumi-aws bridges (hashicorp/terraform-provider-aws, the file named in each row: its Create,
 Read, Update and Delete functions and the waiters they call), and from what AWS authorises on the caller besides
-the call itself. It is kept apart from infra/deployer_policy.py on purpose: the policy is generated from a table
+the call itself. It is kept apart from infra/tools/deployer_policy.py on purpose: the policy is generated from a table
 of its own, and this one checks it (tests/test_deployer_lifecycle.py).
 
 Each operation is a space-separated list of IAM actions (the action that authorises each API call; S3's
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from infra.testing import ACCOUNT, REGION, Resource
+from infra.tools.testing import ACCOUNT, REGION, Resource
 
 TF = "hashicorp/terraform-provider-aws internal/service/"
 Arn = Callable[[Resource], list[str]]
@@ -308,22 +308,22 @@ LIFECYCLE: dict[str, Calls] = {
     # No AWS call: generated values run in the program.
     "random:index/randomPassword:RandomPassword": Calls("pulumi/pulumi-random (local)"),
     "random:index/randomString:RandomString": Calls("pulumi/pulumi-random (local)"),
-    # The config-transition guard calls nothing (infra/components/guard.py): the row of every dynamic resource
+    # The config-transition guard calls nothing (infra/aws/components/guard.py): the row of every dynamic resource
     # is the guard's; those that call AWS have rows of their own in DYNAMIC.
-    "pulumi-python:dynamic:Resource": Calls("infra/components/guard.py (local)"),
+    "pulumi-python:dynamic:Resource": Calls("infra/aws/components/guard.py (local)"),
 }  # fmt: skip
 # Our dynamic resources that call AWS (boto3), by the input only each has.
 DYNAMIC: dict[str, Calls] = {
-    # infra/components/service_logs.py: settle (create the group with the key, or associate the key with the
+    # infra/aws/components/service_logs.py: settle (create the group with the key, or associate the key with the
     # service's; set the retention), remove.
     "logGroupName": Calls(
-        "infra/components/service_logs.py", "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "",
+        "infra/aws/components/service_logs.py", "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "",
         "logs:CreateLogGroup logs:AssociateKmsKey logs:PutRetentionPolicy", "logs:DeleteLogGroup",
         (("create", "logs:CreateLogGroup", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]),
          ("create", "logs:AssociateKmsKey", lambda r: [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{r.inputs['logGroupName']}"]))),
-    # infra/components/image.py: tag_image (ECR's retag: BatchGetImage, PutImage); delete leaves the tag.
+    # infra/aws/components/image.py: tag_image (ECR's retag: BatchGetImage, PutImage); delete leaves the tag.
     "repositoryName": Calls(
-        "infra/components/image.py", "ecr:BatchGetImage ecr:PutImage", "", "ecr:BatchGetImage ecr:PutImage", "",
+        "infra/aws/components/image.py", "ecr:BatchGetImage ecr:PutImage", "", "ecr:BatchGetImage ecr:PutImage", "",
         (("create", "ecr:PutImage", lambda r: [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{r.inputs['repositoryName']}-a1b2c3d"]),)),
 }
 # force_destroy empties the bucket before deleting it (provider's resourceBucketDelete: emptyBucket).

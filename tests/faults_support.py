@@ -300,7 +300,7 @@ class Runner:
         name ``<queue>@<suffix>.%h`` (two workers on one host need distinct names), in the runner's app dir with
         the environment of the runner's own worker (read from /proc). Returned once it is ready; ``may_exit``:
         it may already have died by then (a step that kills its worker)."""
-        from infra import topology
+        from infra.specs import topology
 
         template = self.worker_pid("dagster")
         env = dict(

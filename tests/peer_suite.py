@@ -12,7 +12,7 @@ dagster-celery's:
 - ``dagster_celery.celery_executor`` is ``dagster_celery_aws.celery_executor`` (the suite's repo.py imports it
   from there), configured from ``$DAGSTER_CELERY_CONFIG`` or the packaged celery_config.yaml, with the run
   config's ``execution: config:`` over it;
-- the suite's ``start_celery_worker`` starts the worker the topology runs (``infra.topology.worker_command``:
+- the suite's ``start_celery_worker`` starts the worker the topology runs (``infra.specs.topology.worker_command``:
   ``celery -A dagster_celery.app worker`` with the runtime's ``dagster_celery_config``, i.e. the runtime's
   ``execute_plan`` task and settings), and stops it as ECS does (SIGTERM: warm shutdown).
 With ``DCA_PEER_TARGET=stock`` nothing is swapped: the measurement of stock dagster-celery on the same services.
@@ -79,7 +79,7 @@ def start_runtime_worker(queue: str | None = None):
     """The suite's ``start_celery_worker`` (same arguments, ready when it returns), for the runtime's worker."""
     from dagster_celery_tests.utils import _wait_for_worker_ready
 
-    from infra.topology import worker_command
+    from infra.specs.topology import worker_command
 
     process = subprocess.Popen(worker_command(queue or "dagster", 1))
     try:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.testing import reveal
+from infra.tools.testing import reveal
 
 PROVIDER = "hashicorp/terraform-provider-aws"
 

@@ -1,12 +1,12 @@
 """Graviton: `image.platform` decides both the platform the image is built for and the CPU architecture of every
 ECS task definition, so an arm64 image never lands on x86_64 tasks (or the other way round). Offline: the
-Pulumi program under recording mocks; the wheel coverage for linux/arm64 is in the README, "Graviton (ARM64)"."""
+Pulumi program under recording mocks; the wheel coverage for linux/arm64 is in docs/deployment.md, "Graviton (ARM64)"."""
 
 from __future__ import annotations
 
 import pytest
 
-from infra.testing import run_stack
+from infra.tools.testing import run_stack
 
 IMAGE = "docker-build:index:Image"
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"

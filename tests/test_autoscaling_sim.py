@@ -2,7 +2,7 @@
 waits for the publisher's data point, the wake alarm and the task's start -- no longer."""
 
 from benchmarks.autoscaling_sim import START_DELAY, simulate
-from infra.config import Queue
+from infra.stackfile.config import Queue
 
 
 def test_a_step_on_an_empty_queue_wakes_one_worker_and_waits_only_for_its_start():

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from infra import contract
-from infra.components.cluster import FARGATE_SPOT
-from infra.testing import REGION, Resource, StackResult, reveal, run_stack
+from infra.specs import contract
+from infra.aws.components.cluster import FARGATE_SPOT
+from infra.tools.testing import REGION, Resource, StackResult, reveal, run_stack
 from tests.conftest import REPO_ROOT
 from tests.test_aws_models import STACKS as MODEL_STACKS
 from tests.test_aws_models import declared
@@ -31,7 +31,7 @@ SERVICE, TASKDEF = "aws:ecs/service:Service", "aws:ecs/taskDefinition:TaskDefini
 ECS_EXEC = "ECS guide, Monitor Amazon ECS containers with ECS Exec, Considerations: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-exec.html"  # fmt: skip
 FARGATE_PROVIDERS = "ECS guide, Amazon ECS clusters for Fargate (AWS Fargate capacity providers): https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-capacity-providers.html"  # fmt: skip
 # The containers the README sends operators into with ECS Exec: the webserver (the UI's port forwarding, the
-# broker console) and a queue's worker (`dagster-celery-aws worker list`). README, "Reach the UI", "Operate it".
+# broker console) and a queue's worker (`dagster-celery-aws worker list`). docs/deployment.md, "Reach the UI"; docs/operations.md.
 DOCUMENTED_EXEC_TARGETS = re.compile(r"webserver|worker-.+")
 
 
@@ -303,9 +303,9 @@ def test_the_stacks_are_the_example_and_maximal_ones():
     assert {"dev", "prod", "maximal-oidc", "maximal-cognito-existing-vpc"} <= set(MODEL_STACKS) & set(STACKS)
 
 
-def test_the_readme_sends_operators_only_into_documented_exec_targets():
-    # The containers the README's commands name (`--container X`, the port forwarding's `name==`X``).
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_docs_send_operators_only_into_documented_exec_targets():
+    # The containers the README's and docs' commands name (`--container X`, the port forwarding's `name==`X``).
+    readme = "".join(p.read_text() for p in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))])
     named = set(re.findall(r"--container (\S+)", readme)) | set(re.findall(r"name==`([^`]+)`", readme))
     assert named and all(DOCUMENTED_EXEC_TARGETS.fullmatch(n) for n in named), named
 

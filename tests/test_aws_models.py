@@ -14,7 +14,7 @@ from functools import cache
 
 import pytest
 
-from infra.testing import reveal, run_stack
+from infra.tools.testing import reveal, run_stack
 from tests import aws_models
 from tests.aws_models import CONVERTERS, check, is_component, is_skipped, requests, validated_counts
 from tests.conftest import REPO_ROOT

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra import naming
-from infra.testing import run_stack
+from infra.aws import naming
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 
 FLOWER_AND_FLOW_LOGS = {"operations": {"flower": True}, "network": {"natGateways": 1, "flowLogs": True}}

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra.config import ConfigError, parse
+from infra.stackfile.config import ConfigError, parse
 from infra.local.__main__ import main as local_main
-from infra.testing import run_stack
+from infra.tools.testing import run_stack
 from tests.test_config import INVALID
 
 FILE_ONLY = [  # (stack file text, words): broken before any key is read

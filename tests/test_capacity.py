@@ -2,10 +2,10 @@
 
 import pytest
 
-from infra.components.service import capacity_strategy
-from infra.config import Capacity, ConfigError, parse
-from infra.plan import load_prices, plan
-from infra.testing import run_stack
+from infra.aws.components.service import capacity_strategy
+from infra.stackfile.config import Capacity, ConfigError, parse
+from infra.tools.plan import load_prices, plan
+from infra.tools.testing import run_stack
 
 SERVICE = "aws:ecs/service:Service"
 PRICES = load_prices()

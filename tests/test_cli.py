@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import contract, topology
+from infra.specs import contract, topology
 from tests.conftest import wait_for
 
 BIN = Path(sys.executable).parent  # the console scripts of this environment (celery, dagster-celery-aws)

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import code_locations
-from infra.components.image import WORKSPACE_CONTEXT
-from infra.config import ConfigError, load_stack_file, parse
-from infra.testing import reveal, run_stack
+from infra.specs import code_locations
+from infra.aws.components.image import WORKSPACE_CONTEXT
+from infra.stackfile.config import ConfigError, load_stack_file, parse
+from infra.tools.testing import reveal, run_stack
 from tests.test_local_e2e import RUN_LINE, pg_url, rabbit_url, run_local, s3  # noqa: F401 (fixtures)
 
 ML_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ml-token-AbCdEf"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra import fargate, limits
-from infra.config import ConfigError, load_stack_file, parse
-from infra.topology import process_specs
+from infra.stackfile import fargate, limits
+from infra.stackfile.config import ConfigError, load_stack_file, parse
+from infra.specs.topology import process_specs
 
 Q = {"name": "dagster"}
 CERT = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
@@ -204,6 +204,6 @@ def test_missing_stack_file_is_a_config_error(tmp_path):
 
 def test_runs_mode_daemon_fits_when_the_daemon_is_sized_for_its_runs():
     cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 5}))  # 285 + 5 x 135 = 960 <= 1024
-    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg) == 960
+    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 960
     assert "run" not in {s.name for s in process_specs(cfg)}  # no run task to define
     assert "run" in {s.name for s in process_specs(parse(config()))}  # the default, task: one per run

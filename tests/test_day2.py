@@ -9,8 +9,8 @@ from functools import cache
 
 import pytest
 
-from infra import contract
-from infra.testing import reveal
+from infra.specs import contract
+from infra.tools.testing import reveal
 from tests.day2 import CHANGES, FORCE_NEW, Diff, describe, run
 
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"

@@ -2,7 +2,7 @@
 action its create, refresh, update, replace and delete call -- and what AWS authorises on the caller's behalf
 (final snapshots, their tags, key grants, passed roles) on the resource it acts on -- is allowed by the generated
 policy. The table (tests/deployer_lifecycle.py) is written from the Terraform provider, not from
-infra/deployer_policy.py, so the policy is checked against something it was not generated from."""
+infra/tools/deployer_policy.py, so the policy is checked against something it was not generated from."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from functools import cache
 
 import pytest
 
-from infra import deployer_policy as dp
-from infra.testing import ACCOUNT, REGION, Resource, StackResult
+from infra.tools import deployer_policy as dp
+from infra.tools.testing import ACCOUNT, REGION, Resource, StackResult
 from tests.conftest import REPO_ROOT
 from tests.deployer_lifecycle import DYNAMIC, FORCE_DESTROY, LIFECYCLE, OPERATIONS, Calls
 from tests.test_aws_models import MAXIMAL_COGNITO, MAXIMAL_OIDC
@@ -119,8 +119,8 @@ def test_the_check_refuses_a_policy_without_the_final_snapshot():
 
 def test_every_dynamic_resource_is_the_guard_or_has_a_row_of_its_own(stack):
     """A dynamic resource runs our own code: the guard calls nothing; any other must say what it calls (DYNAMIC)."""
-    from infra import transitions
-    from infra.config import load_stack_file
+    from infra.stackfile import transitions
+    from infra.stackfile.config import load_stack_file
 
     result, _ = stack
     guard_keys = set(transitions.deployed_values(load_stack_file(REPO_ROOT / "Pulumi.dev.yaml")))

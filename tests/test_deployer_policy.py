@@ -1,4 +1,4 @@
-"""The deployer's IAM policy (infra/deployer_policy.py) for both example stacks and the config variants that
+"""The deployer's IAM policy (infra/tools/deployer_policy.py) for both example stacks and the config variants that
 add resource types: it covers every type and invoke the program records, passes parliament, names only
 actions AWS defines, uses Resource "*" only where AWS allows nothing narrower, and fits IAM's quota."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import parliament
 import pytest
 
-from infra import deployer_policy as dp
-from infra.testing import Resource, StackResult, stack_file_config
+from infra.tools import deployer_policy as dp
+from infra.tools.testing import Resource, StackResult, stack_file_config
 from tests.conftest import REPO_ROOT
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"
@@ -161,7 +161,7 @@ def test_resource_star_only_for_actions_without_resource_level_permissions(examp
             assert not scoped, f"{statement['Sid']}: {scoped} support resource-level permissions"
 
 
-# Scopes that are not the stack's names, each for a reason given in infra/deployer_policy.py.
+# Scopes that are not the stack's names, each for a reason given in infra/tools/deployer_policy.py.
 NOT_BY_NAME = (
     f"arn:aws:ec2:{REGION}:{ACCOUNT}:*",  # EC2 IDs are AWS-assigned
     f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*",  # Amazon MQ's ENIs, conditioned on the service
@@ -197,7 +197,7 @@ def test_passed_roles_only_to_their_service(example):
 
 @pytest.mark.parametrize("stack", ["p", "production-eu-west-1-analytics-team"])
 def test_name_prefixes_hold_every_recorded_name(stack):
-    """A long stack name shortens some names (infra/naming.py); each group's prefix still starts them all."""
+    """A long stack name shortens some names (infra/aws/naming.py); each group's prefix still starts them all."""
     result, _ = dp.record(REPO_ROOT / "Pulumi.prod.yaml", stack)
     prefixes = dp.name_prefixes(result, stack)
     for group, (types, lower) in dp.NAME_GROUPS.items():

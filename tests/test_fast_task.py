@@ -59,7 +59,7 @@ def test_worker_app_runs_the_fast_task_with_the_same_delivery_settings(tmp_path)
         "app.conf.worker_prefetch_multiplier, sorted(n for n in app.tasks if not n.startswith('celery.')))\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_CELERY_CONFIG")}
-    from infra import contract
+    from infra.specs import contract
 
     env.update({
         contract.BROKER_URL: "amqp://guest:guest@127.0.0.1:5672//",
@@ -110,7 +110,7 @@ def pg_url():
 def step_env(pg_url, tmp_path, monkeypatch):
     """DAGSTER_HOME with the image's dagster.yaml (Postgres, S3 compute logs), a moto S3 server, the contract
     environment; yields (instance, a function that builds the executor's message for a step)."""
-    from infra import contract
+    from infra.specs import contract
     from infra.local import runtime_files
 
     stack = contextlib.ExitStack()

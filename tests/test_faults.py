@@ -210,7 +210,7 @@ class Stack:
         return out
 
     def output_objects(self, run_id: str, step: str) -> list[str]:
-        from infra import contract
+        from infra.specs import contract
 
         listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"{contract.IO_PREFIX}/").get("Contents", [])
         return [o["Key"] for o in listed if f"/{run_id}/{step}/" in o["Key"]]
@@ -768,9 +768,9 @@ def test_stack_consumer_timeout_is_rendered_from_config():
     """The other half of fault 6: the stack's broker configuration sets consumer_timeout from
     broker.consumerTimeoutMinutes (default 120 min, above RabbitMQ's 30 min), so a step shorter than that
     keeps its delivery; a longer step needs a larger value (the failure mode above)."""
-    from infra.components.broker import rabbitmq_conf
-    from infra.config import Broker
-    from infra.testing import run_stack
+    from infra.aws.components.broker import rabbitmq_conf
+    from infra.stackfile.config import Broker
+    from infra.tools.testing import run_stack
 
     assert rabbitmq_conf(Broker()) == "consumer_timeout = 7200000\n"  # 120 min in ms
     for minutes in (45, 24 * 60):

@@ -9,8 +9,8 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from infra import iam
-from infra.testing import run_stack
+from infra.aws import iam
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 
 REGISTER = botocore.session.get_session().get_service_model("ecs").operation_model("RegisterTaskDefinition")

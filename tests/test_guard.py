@@ -1,10 +1,11 @@
-"""The transition guard's own life in Pulumi's state (infra/components/guard.py): its values are recorded only
+"""The transition guard's own life in Pulumi's state (infra/aws/components/guard.py): its values are recorded only
 once every other resource is deployed, and the provider the state keeps unpickles without this project's modules
 (what `pulumi refresh` and `pulumi destroy` do with it after a module is renamed)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 
@@ -12,17 +13,21 @@ import dill
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from infra import transitions
-from infra.components.guard import _Provider
-from infra.config import parse
-from infra.testing import run_stack
+from infra.stackfile import transitions
+from infra.aws.components import image, service_logs
+from infra.aws.components.guard import _Provider
+from infra.stackfile.config import parse
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 from tests.test_aws_models import STACKS, declared
 
 GUARD = "pulumi-python:dynamic:Resource"
-# What a stack deployed before the provider was stored by value holds in its state: dill's pickle of the provider
-# as a reference to ``infra.components.guard._Provider`` (recorded from that version's serialize_provider).
-LEGACY_PROVIDER = b"\x80\x04\x95+\x00\x00\x00\x00\x00\x00\x00\x8c\x16infra.components.guard\x94\x8c\t_Provider\x94\x93\x94)\x81\x94."
+# A state written before the providers were stored by value: dill's pickle of a reference to a module that is gone
+# (recorded from that version's serialize_provider of the guard).
+LEGACY_PROVIDER = base64.b64encode(
+    b"\x80\x04\x95+\x00\x00\x00\x00\x00\x00\x00\x8c\x16infra.components.guard\x94\x8c\t_Provider\x94\x93\x94)\x81\x94."
+).decode()
+DYNAMIC = {"-transitions": _Provider, "-code-deployed-tag": image._TagProvider, "-logs": service_logs._Provider}
 
 
 @pytest.mark.parametrize("name", ["dev", "prod", "maximal-oidc"])
@@ -37,12 +42,16 @@ def test_the_values_are_recorded_only_after_every_other_resource(name):
 
 
 def _in_a_process_without_this_project(pickled: str, calls: str) -> subprocess.CompletedProcess:
+    """Run ``calls`` on ``p``, the provider unpickled from ``pickled`` as Pulumi does, with ``infra`` unimportable;
+    AWS calls go to a dead endpoint, once."""
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}  # fmt: skip
     code = (
         "import base64, sys, dill\n"
         "sys.modules['infra'] = None  # the project's modules renamed or moved away\n"
         f"p = dill.loads(base64.b64decode({pickled!r}))\n" + calls
     )
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=120, env=env)
 
 
 def test_the_stored_provider_serves_refresh_and_destroy_without_this_projects_modules():
@@ -64,7 +73,17 @@ def test_the_stored_provider_checks_with_the_current_rules():
     assert not provider.check(old, old).failures
 
 
-def test_a_provider_stored_by_an_earlier_version_still_loads():
-    # Until their next `pulumi up`, older stacks hold a reference to the provider's old name: it must resolve.
-    provider = dill.loads(LEGACY_PROVIDER)
-    assert isinstance(provider, _Provider) and provider.create({"a": 1}).outs == {"a": 1}
+def test_a_state_from_before_the_stored_providers_is_rewritten_by_the_next_up():
+    # `pulumi up` checks, diffs and updates with the new inputs' provider; each dynamic resource must then update
+    # (not replace, which would delete with the old provider): its state stores the by-value provider from then on.
+    stack = run_stack(REPO_ROOT / "Pulumi.prod.yaml", stack="prod")
+    seen = set()
+    for resource in stack.of_type(GUARD):
+        suffix, provider_class = next((k, v) for k, v in DYNAMIC.items() if k in resource.name)
+        seen.add(suffix)
+        news = {**resource.inputs, "__provider": serialize_provider(provider_class())}
+        diff = provider_class().diff("id", {**resource.inputs, "__provider": LEGACY_PROVIDER}, news)
+        # None: the engine compares the inputs, "__provider" among them
+        assert diff.changes in (True, None) and not diff.replaces, resource.name
+        assert diff.changes or news["__provider"] != LEGACY_PROVIDER
+    assert seen == set(DYNAMIC)

@@ -58,7 +58,7 @@ def test_a_missing_or_broken_instance_config_is_named(tmp_path):
 
 
 def test_the_variable_is_the_contracts():
-    from infra import contract
+    from infra.specs import contract
 
     assert image_check.LOCATIONS_VAR == contract.CODE_LOCATIONS
 
@@ -120,7 +120,7 @@ def test_jobs_sending_steps_to_a_queue_the_stack_lacks_stop_the_deployment(tmp_p
 
 
 def test_the_example_location_passes_on_the_example_stacks_queues(tmp_path, monkeypatch):
-    from infra.config import load_stack_file
+    from infra.stackfile.config import load_stack_file
 
     monkeypatch.setenv("DAGSTER_CELERY_BROKER_URL", "amqp://broker//")
     monkeypatch.setenv("DAGSTER_CELERY_BACKEND_URL", "db+postgresql+psycopg2://u@db/d")

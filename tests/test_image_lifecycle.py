@@ -1,4 +1,4 @@
-"""The image repository's lifecycle never expires an image a task definition names (infra/components/image.py):
+"""The image repository's lifecycle never expires an image a task definition names (infra/aws/components/image.py):
 every such image is tagged ``deployed-<its digest>`` before the first task definition names it, and the lifecycle
 selects untagged images only. The retag is checked call by call against ECR's API model (botocore's Stubber)."""
 
@@ -10,10 +10,12 @@ from functools import cache
 import boto3
 import pytest
 from botocore.stub import Stubber
+from pulumi.dynamic.dynamic import serialize_provider
 
-from infra.components import image
-from infra.testing import run_stack
+from infra.aws.components import image
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
+from tests.test_guard import _in_a_process_without_this_project
 
 DIGEST = "sha256:" + "ab" * 32
 PROPS = {"repositoryName": "dagster-prod-code-repo-a1b2c3d", "digest": DIGEST, "region": "eu-west-1", "profile": ""}
@@ -80,3 +82,19 @@ def test_the_tag_fits_ecr_and_never_moves():
     tag = image.deployed_tag(DIGEST)
     assert tag == "deployed-" + "ab" * 32 and len(tag) <= 300  # ECR PutImage imageTag: 1-300 characters
     assert image.deployed_tag("sha256:" + "cd" * 32) != tag  # another image, another tag
+
+
+def test_the_stored_provider_tags_without_this_projects_modules():
+    # What `pulumi refresh`, `pulumi destroy` and an update run: the state's copy of the provider, with this project's
+    # modules renamed or moved away. Its calls reach ECR through the stored SDK client (here a dead endpoint).
+    done = _in_a_process_without_this_project(serialize_provider(image._TagProvider()), (
+        f"props = {PROPS!r}\n"
+        "assert p.read(props['digest'], props).outs == props\n"  # pulumi refresh
+        "p.delete(props['digest'], props)\n"  # pulumi destroy: the tag stays
+        "assert p.deployed_tag(props['digest']) == 'deployed-' + props['digest'][7:]\n"
+        "import botocore.exceptions\n"
+        "try:\n"
+        "    p.update(props['digest'], props, props)\n"
+        "except botocore.exceptions.EndpointConnectionError:\n"
+        "    print('ok')\n"))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

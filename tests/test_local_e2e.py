@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra import contract
+from infra.specs import contract
 from tests.conftest import postgres_database, rabbit_vhost, s3_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -216,7 +216,7 @@ def test_the_embedded_s3_keeps_its_objects_across_a_restart(tmp_path):
 
 
 def test_unset_secrets_are_named_with_where_they_go():
-    from infra.config import parse
+    from infra.stackfile.config import parse
     from infra.local.runner import warn_unset_secrets
 
     token = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:ml-token-AbCdEf"

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from infra.config import Operations, load_stack_file
+from infra.stackfile.config import Operations, load_stack_file
 from infra.local import runtime_files
 from infra.local.processes import local_argv
-from infra.testing import run_stack
-from infra.topology import process_specs
+from infra.tools.testing import run_stack
+from infra.specs.topology import process_specs
 from tests.conftest import REPO_ROOT, wait_for
 
 

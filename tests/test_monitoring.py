@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from infra.testing import run_stack
+from infra.tools.testing import run_stack
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 QUEUES = [{"name": "dagster"}, {"name": "etl", "minWorkers": 0, "maxWorkers": 4, "concurrency": 2}]

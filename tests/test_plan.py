@@ -1,4 +1,4 @@
-"""`python -m infra.plan`: the bill of a stack file, offline; and the price refresher's parsing."""
+"""`python -m infra.tools.plan`: the bill of a stack file, offline; and the price refresher's parsing."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from botocore.stub import ANY, Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from infra import plan as planmod
-from infra import refresh_prices
-from infra.config import BROKER_INSTANCE_TYPES, load_stack_file, parse
-from infra.plan import Line, PriceError, alarm_counts, load_prices, main, plan, render_json, totals
-from infra.testing import run_stack
+from infra.tools import plan as planmod
+from infra.tools import refresh_prices
+from infra.stackfile.config import BROKER_INSTANCE_TYPES, load_stack_file, parse
+from infra.tools.plan import Line, PriceError, alarm_counts, load_prices, main, plan, render_json, totals
+from infra.tools.testing import run_stack
 
 STACKS = ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
@@ -206,7 +206,7 @@ def test_a_stack_in_another_region_is_refused(tmp_path, capsys):
     assert "us-east-1" in capsys.readouterr().err
 
 
-# --- infra/refresh_prices.py on a canned get_products answer (the shape of the real Price List API) ---
+# --- infra/tools/refresh_prices.py on a canned get_products answer (the shape of the real Price List API) ---
 
 
 def _item(attributes: dict, usd: str, family: str = "Compute", tiers: tuple = ()) -> str:

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from infra import contract
-from infra.config import load_stack_file
-from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, is_secret, run_stack
+from infra.specs import contract
+from infra.stackfile.config import load_stack_file
+from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, is_secret, run_stack
 
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"

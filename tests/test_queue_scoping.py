@@ -1,7 +1,7 @@
 """Steps and their queues, checked where it matters: the run worker's executor refuses a step for a queue the
 deployment lacks and an asset routed by asset tags before it sends anything; a queue-scoped variable is a
 placeholder where it is not granted, which config resolution accepts and a step that uses it is refused for,
-naming the variable and the queues that hold it (dagster_celery_aws.queues, scoped_env; infra/topology.py)."""
+naming the variable and the queues that hold it (dagster_celery_aws.queues, scoped_env; infra/specs/topology.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dagster._core.system_config.objects import ResolvedRunConfig
 from dagster_celery_aws import celery_executor, scoped_env
 from dagster_celery_aws.executor import QueueRoutingError, check_routing
 
-from infra import topology
-from infra.config import StackConfig
+from infra.specs import topology
+from infra.stackfile.config import StackConfig
 
 QUEUE = "dagster-celery/queue"
 

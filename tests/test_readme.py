@@ -1,18 +1,20 @@
-"""The README against the code: its example test runs as written, its config reference lists every key the
-config models accept (and no other), and it lists every stack output (and no other)."""
+"""The README and docs/ against the code: the README's example test runs as written and it lists every stack
+output (and no other); docs/config.md is what infra/tools/config_reference.py makes of the config models (`make
+docs`) and lists every key they accept (and no other)."""
 
 from __future__ import annotations
 
 import re
-import typing
 
 from pydantic import BaseModel
 
-from infra.config import StackConfig
-from infra.testing import run_stack
+from infra.stackfile.config import StackConfig
+from infra.tools import config_reference
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
+CONFIG_REFERENCE = REPO_ROOT / "docs" / "config.md"
 
 
 def test_readme_user_stack_example_passes(monkeypatch):
@@ -27,9 +29,11 @@ def test_readme_user_stack_example_passes(monkeypatch):
         test()
 
 
-def _section(heading: str) -> str:
-    """A ``## heading`` section of the README, up to the next ``## `` heading."""
-    text = README.read_text()
+def _section(heading: str, page=README) -> str:
+    """A ``## heading`` section of a page, up to the next ``## `` heading (the whole page for its ``# `` title)."""
+    text = "\n" + page.read_text()
+    if text.startswith(f"\n# {heading}\n"):
+        return text
     start = text.index(f"\n## {heading}\n")
     end = text.find("\n## ", start + 1)
     return text[start : end if end != -1 else None]
@@ -42,24 +46,13 @@ def _first_column_names(section: str, header: str) -> set[str]:
     return {name for row in rows for name in re.findall(r"`([^`]+)`", row.split("|")[1])}
 
 
-def _models(annotation) -> tuple[list[type[BaseModel]], bool]:
-    """The config models inside a field's type, and whether the field is a list of them."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation], False
-    found = [_models(arg) for arg in typing.get_args(annotation)]
-    # A list of models, also inside an optional (`tuple[X, ...] | None`).
-    return [m for models, _ in found for m in models], typing.get_origin(annotation) in (tuple, list) or any(
-        is_list for _, is_list in found
-    )
-
-
 def config_key_paths(model: type[BaseModel] = StackConfig, prefix: str = "") -> set[str]:
     """Every key path the config accepts, as `pulumi config set --path` spells it: ``webserver.cpu``,
     ``queues[].scaling.idleMinutes``, ``ui.cognito.userPoolArn`` (aliases are camelCase)."""
     paths = set()
     for name, field in model.model_fields.items():
         key = prefix + (field.alias or name)
-        nested, is_list = _models(field.annotation)
+        nested, is_list = config_reference.models_in(field.annotation)
         if is_list or not nested:
             paths.add(key)  # a value, or a list users write as a whole (`queues`)
         for sub in nested:
@@ -70,9 +63,15 @@ def config_key_paths(model: type[BaseModel] = StackConfig, prefix: str = "") -> 
 def test_config_reference_lists_every_key_and_no_other():
     keys = config_key_paths()
     assert {"queues", "queues[].scaling.idleMinutes", "ui.oidc.clientId", "oidcClientSecret"} <= keys  # the walk works
-    listed = _first_column_names(_section("Stack config reference"), "| key | default | rule |")
-    assert not keys - listed, f"config keys missing from the README's Stack config reference: {sorted(keys - listed)}"
-    assert not listed - keys, f"README lists keys the config does not accept: {sorted(listed - keys)}"
+    listed = _first_column_names(_section("Stack config reference", CONFIG_REFERENCE), "| key | type | default | rule |")
+    assert not keys - listed, f"config keys missing from docs/config.md: {sorted(keys - listed)}"
+    assert not listed - keys, f"docs/config.md lists keys the config does not accept: {sorted(listed - keys)}"
+
+
+def test_the_config_reference_is_generated_from_the_models():
+    assert CONFIG_REFERENCE.read_text() == config_reference.page(), "docs/config.md is stale: run `make docs`"
+    # Every key has its rule from its field's docstring; a field without one stops the generator.
+    assert all(rule for *_, rule in config_reference.rows())
 
 
 def test_readme_lists_every_stack_output_and_no_other():

@@ -1,6 +1,6 @@
 """The runtime files of the image (worker_image/, the runtime package's celery_config.yaml) and the example
 code location (dagster_project/), checked with the schemas and classes of the tools that read them (Dagster, dagster-aws, dagster-celery,
-Celery), under the environment that the task definitions set (infra/contract.py)."""
+Celery), under the environment that the task definitions set (infra/specs/contract.py)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 
 from dagster_celery_aws.celery_config import PACKAGED as CELERY_YAML  # noqa: E402
 
-from infra import contract  # noqa: E402
+from infra.specs import contract  # noqa: E402
 
 IMAGE_DIR = ROOT / "worker_image"
 DAGSTER_YAML = IMAGE_DIR / "dagster.yaml"
@@ -281,7 +281,7 @@ def test_an_unknown_runs_mode_is_named(contract_env, monkeypatch):
 def test_the_runtime_knows_the_stacks_runs_modes():
     from dagster_celery_aws import run_launcher
 
-    from infra.config import RunsMode
+    from infra.stackfile.config import RunsMode
 
     assert run_launcher.RUNS_MODE == contract.RUNS_MODE
     assert run_launcher.MODES == tuple(m.value for m in RunsMode)

@@ -1,7 +1,7 @@
 """Security of both example stacks: checkov's own engine, and the rules checkov has no check for.
 
 checkov (its built-in checks; the PyPI package, in a virtualenv of its own: tests/checkov-requirements.txt) reads
-each example stack recorded under mocks and converted into the Terraform plan JSON it reads (infra/tfplan.py),
+each example stack recorded under mocks and converted into the Terraform plan JSON it reads (infra/tools/tfplan.py),
 and worker_image/Dockerfile. Any failed check that EXCEPTIONS does not name, with its reason, fails the suite;
 an exception that no longer excuses anything fails it too. The conversion is shown to be faithful: the same stack
 with one input broken (no public access block, rds.force_ssl off) fails the matching check.
@@ -29,11 +29,13 @@ from pathlib import Path
 import parliament
 import pytest
 
-from infra import contract, taskdef, tfplan
-from infra.components import bucket as buckets
-from infra.config import load_stack_file
-from infra.topology import process_specs
-from infra.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
+from infra.specs import contract
+from infra.aws import taskdef
+from infra.tools import tfplan
+from infra.aws.components import bucket as buckets
+from infra.stackfile.config import load_stack_file
+from infra.specs.topology import process_specs
+from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
 from tests.conftest import REPO_ROOT
 
 STACKS = ("dev", "prod")
@@ -55,7 +57,7 @@ PRODUCTION = {
                            "ActiveMQ's); AWS encrypts the broker at rest", "aws_mq_broker.*"),
     "CKV2_AWS_57": Excused("the broker URL cannot rotate alone (a new RabbitMQ user recreates the broker) and the "
                            "database secret also holds the Celery backend URL: rotate by replacing the generated "
-                           "password (README)", "aws_secretsmanager_secret.*"),
+                           "password (docs/security.md)", "aws_secretsmanager_secret.*"),
     "CKV_AWS_144": Excused("a replica in another Region is disaster recovery beyond this stack: step outputs are "
                            "made again by re-running, access logs expire", "aws_s3_bucket.*"),
     "CKV_AWS_145": Excused("load balancer access logs can be delivered only to an SSE-S3 bucket (docs/facts.md); "
@@ -214,15 +216,14 @@ def test_the_plan_holds_every_aws_resource_of_the_stack(name):
     assert {r.typ.split(":")[0] for r in tfplan.unmapped(recorded(name))} <= {"random", "docker-build", "pulumi-python"}
 
 
-def test_readme_gives_the_checkov_result_of_each_stack(checkov):
-    readme = (REPO_ROOT / "README.md").read_text()
-    section = readme[readme.index("\n### Security\n"): readme.index("\n## Day 2\n")]
+def test_the_security_page_gives_the_checkov_result_of_each_stack(checkov):
+    section = (REPO_ROOT / "docs" / "security.md").read_text()
     for name in STACKS:
         result = checkov[name]
         row = f"| `Pulumi.{name}.yaml` | {len(result['passed'])} | {len(result['failed'])} | {len(EXCEPTIONS[name])} |"
-        assert row in section, f"README, Security: expected the row {row}"
+        assert row in section, f"docs/security.md: expected the row {row}"
     for check in {*EXCEPTIONS["dev"], *DOCKERFILE_EXCEPTIONS}:
-        assert check in section, f"README, Security: {check} is excepted but not listed"
+        assert check in section, f"docs/security.md: {check} is excepted but not listed"
 
 
 # --- our own rules: what checkov does not check ---------------------------------------------------------------
@@ -560,7 +561,7 @@ def _(name, cfg, stack):
     assert uses and set(uses) == {key} and default["bucketKeyEnabled"] is True
 
 
-# What the key policy must say, written out here (not taken from infra/iam.py): each service that uses the key as
+# What the key policy must say, written out here (not taken from infra/aws/iam.py): each service that uses the key as
 # itself, pinned to this account's own resources. CloudWatch Logs: its encryption context (CloudWatch Logs User
 # Guide, "Encrypt log data in CloudWatch Logs using AWS KMS"); alarms and event rules: aws:SourceAccount and
 # aws:SourceArn (CloudWatch User Guide, "Confused deputy prevention"; EventBridge User Guide, "Using IAM policy

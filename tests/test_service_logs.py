@@ -1,4 +1,4 @@
-"""The log groups AWS services create for themselves get the stack's key and retention (infra/components/
+"""The log groups AWS services create for themselves get the stack's key and retention (infra/aws/components/
 service_logs.py): every such group of both example stacks is declared under the name the service uses, and the
 calls that settle one are valid requests of CloudWatch Logs' API (botocore's Stubber checks each against the
 service model) in both orders -- the group made first by us, or by the service."""
@@ -10,10 +10,12 @@ from functools import cache
 import boto3
 import pytest
 from botocore.stub import Stubber
+from pulumi.dynamic.dynamic import serialize_provider
 
-from infra.components import service_logs
-from infra.testing import run_stack
+from infra.aws.components import service_logs
+from infra.tools.testing import run_stack
 from tests.conftest import REPO_ROOT
+from tests.test_guard import _in_a_process_without_this_project
 
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 NAME = "/aws/rds/instance/dagster-dev-db-postgres-a1b2c3d/postgresql"
@@ -93,3 +95,23 @@ def test_a_new_name_is_another_group_a_new_retention_an_update():
     kept = provider.diff("id", PROPS, {**PROPS, "retentionDays": 30.0})
     assert kept.changes and not kept.replaces
     assert not provider.diff("id", PROPS, dict(PROPS)).changes
+
+
+def test_the_stored_provider_settles_and_deletes_without_this_projects_modules():
+    # What `pulumi refresh` and `pulumi destroy` run: the state's copy of the provider, with this project's modules
+    # renamed or moved away. Its calls reach CloudWatch Logs through the stored SDK client (here a dead endpoint).
+    done = _in_a_process_without_this_project(serialize_provider(service_logs._Provider()), (
+        f"props = {PROPS!r}\n"
+        "assert p.read('g', props).outs == props\n"  # pulumi refresh
+        "import boto3, botocore.exceptions\n"
+        "from botocore.stub import Stubber\n"
+        "c = boto3.client('logs', region_name='eu-west-1', aws_access_key_id='x', aws_secret_access_key='x')\n"
+        "with Stubber(c) as s:\n"
+        "    s.add_response('delete_log_group', {}, {'logGroupName': props['logGroupName']})\n"
+        "    p.remove(props, c)\n"
+        "try:\n"
+        "    p.delete('g', props)\n"  # pulumi destroy
+        "except botocore.exceptions.EndpointConnectionError:\n"
+        "    print('ok')\n"))  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+

@@ -5,9 +5,9 @@ import re
 
 import pytest
 
-from infra.config import ConfigError, parse
-from infra.stack import SSM_UI_URL
-from infra.testing import run_stack
+from infra.stackfile.config import ConfigError, parse
+from infra.aws.stack import SSM_UI_URL
+from infra.tools.testing import run_stack
 
 SSM = {"queues": [{"name": "dagster"}], "ui": {"access": "ssm"}, "operations": {"ecsExec": True}}
 

@@ -1,5 +1,5 @@
 """What AWS requires of a deploy or an update that mocks alone accept: ordering, update settings, values AWS
-refuses, and changes it refuses from what is deployed (infra/transitions.py). Each test stands for a finding
+refuses, and changes it refuses from what is deployed (infra/stackfile/transitions.py). Each test stands for a finding
 that made a real `pulumi up` fail or break what runs."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from infra import transitions
-from infra.config import ConfigError, load_stack_file, parse
-from infra.testing import reveal, run_stack
+from infra.stackfile import transitions
+from infra.stackfile.config import ConfigError, load_stack_file, parse
+from infra.tools.testing import reveal, run_stack
 from tests.conftest import REPO_ROOT
 
 PROD = REPO_ROOT / "Pulumi.prod.yaml"
@@ -222,7 +222,7 @@ def test_the_guard_holds_the_values_the_next_update_is_checked_against(prod):
 
 
 def test_the_guard_fails_the_check_with_the_key_and_the_fix():
-    from infra.components.guard import _Provider
+    from infra.aws.components.guard import _Provider
 
     result = _Provider().check(values(brokerInstanceType="mq.m5.large"), values(brokerInstanceType="mq.t3.micro"))
     (failure,) = result.failures
@@ -233,7 +233,7 @@ def test_the_guard_fails_the_check_with_the_key_and_the_fix():
 def test_a_key_change_is_refused_before_anything_changes_with_the_steps():
     """The guard's check fails the preview, before the image repository or the database is touched; the message
     says what stays under the old key and how to move to another."""
-    from infra.components.guard import _Provider
+    from infra.aws.components.guard import _Provider
 
     (failure,) = _Provider().check(values(kmsKeyArn=""), values(kmsKeyArn=KEY)).failures
     assert failure.property == "security.kmsKeyArn" and KEY in failure.reason
@@ -259,7 +259,7 @@ def test_runs_start_in_any_of_the_stack_subnets_not_only_the_daemons(monkeypatch
 
 
 def test_the_launcher_reads_the_contracts_variable():
-    from infra import contract
+    from infra.specs import contract
     from dagster_celery_aws import run_launcher
 
     assert run_launcher.RUN_SUBNETS == contract.RUN_SUBNETS

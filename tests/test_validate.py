@@ -1,4 +1,4 @@
-"""Code checked before anything is created: ``make validate`` (``python -m infra.validate``), ``make plan`` and
+"""Code checked before anything is created: ``make validate`` (``python -m infra.tools.validate``), ``make plan`` and
 ``pulumi up``'s preview (the program under mocks with preview on) refuse a stack file whose code locations are
 missing, do not import, need requirements that would move the image's pins, or send a step to a queue the stack
 lacks; each error names the location, the job, the step and the queue."""
@@ -14,8 +14,8 @@ import pulumi
 import pytest
 import yaml
 
-from infra import code_locations
-from infra.testing import run_stack
+from infra.specs import code_locations
+from infra.tools.testing import run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def stack_file(tmp_path: Path, values: dict) -> Path:
 
 
 def validate(tmp_path: Path, stack: Path) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "infra.validate", "--stack-file", str(stack), "--state-dir", str(tmp_path / "state")]
+    argv = [sys.executable, "-m", "infra.tools.validate", "--stack-file", str(stack), "--state-dir", str(tmp_path / "state")]
     proc = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     print(proc.stdout, proc.stderr)
     return proc
@@ -116,7 +116,7 @@ def test_validate_and_plan_refuse_a_code_location_that_does_not_exist(tmp_path):
     stack = stack_file(tmp_path, config(tmp_path / "nowhere"))
     proc = validate(tmp_path, stack)
     assert proc.returncode == 2 and "codeLocations[0].path" in proc.stderr and "no such directory" in proc.stderr
-    plan = subprocess.run([sys.executable, "-m", "infra.plan", "--stack-file", str(stack)], cwd=REPO_ROOT,
+    plan = subprocess.run([sys.executable, "-m", "infra.tools.plan", "--stack-file", str(stack)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert plan.returncode == 2 and "codeLocations[0].path" in plan.stderr and "no such directory" in plan.stderr
 

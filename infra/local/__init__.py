@@ -1,6 +1,7 @@
 """The local runner: the stack's topology as processes on this machine (``python -m infra.local up``).
+Imports infra.stackfile and infra.specs; never infra.aws or infra.tools.
 
-It reads a stack file with :mod:`infra.config`, takes every command from :func:`infra.topology.process_specs`
+It reads a stack file with :mod:`infra.stackfile.config`, takes every command from :func:`infra.specs.topology.process_specs`
 and runs the webserver, the daemon and one Celery worker per queue, with the image's runtime files
 (``worker_image/``, and the runtime package's ``celery_config.yaml``) changed only where there is no AWS here:
 

@@ -18,8 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra import code_locations
-from infra.config import Access, StackConfig
+from infra.specs import code_locations
+from infra.stackfile.config import Access, StackConfig
 from infra.local.options import REPO_ROOT, Options
 
 

@@ -180,7 +180,7 @@ if __name__ == "__main__":
     import os
 
     try:
-        broker = os.environ["DAGSTER_CELERY_BROKER_URL"]  # infra/contract.py BROKER_URL
+        broker = os.environ["DAGSTER_CELERY_BROKER_URL"]  # infra/specs/contract.py BROKER_URL
         default = sys.argv[2] if len(sys.argv) > 2 else "dagster"
         served = set(sys.argv[3].split(",")) if len(sys.argv) > 3 else None
         jobs = location_jobs(sys.argv[1])

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.topology import ProcessSpec
+from infra.specs.topology import ProcessSpec
 
 STOP_GRACE = 20.0  # seconds between SIGTERM and SIGKILL (a Celery worker finishes its step: warm shutdown)
 

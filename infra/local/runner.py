@@ -1,6 +1,6 @@
 """``up``: validate, start the backing services, lay out the runtime files, start the topology, run the job.
 
-Processes come from ``infra.topology.process_specs``: the webserver, the daemon and, per queue, ONE worker
+Processes come from ``infra.specs.topology.process_specs``: the webserver, the daemon and, per queue, ONE worker
 process with the queue's ``concurrency`` slots. Locally there is no autoscaling: a queue whose
 ``minWorkers`` is 0 still gets its worker (a step sent to a queue nobody consumes waits forever, dagster
 issue #2336), and ``maxWorkers`` > 1 would only add processes competing for the same cores. Runs start as on
@@ -21,8 +21,8 @@ from pathlib import Path
 from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
 from dagster_celery_aws.queues import unserved
 
-from infra import code_locations, contract, topology
-from infra.config import ConfigError, RunsMode, load_stack_file
+from infra.specs import code_locations, contract, topology
+from infra.stackfile.config import ConfigError, RunsMode, load_stack_file
 from infra.local import code, jobs, launch, runtime_files, services, watchdog
 from infra.local.options import REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv

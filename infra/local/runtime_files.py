@@ -10,7 +10,7 @@ and dumped:
   coordinator, S3 compute logs, run monitoring, ...) is kept: the runner gives every process runs mode
   ``daemon`` (``DCA_RUNS_MODE``; no ECS here), so the image's launcher starts each run from the daemon's code
   server, as on AWS with ``runs.mode: daemon``.
-- ``workspace.yaml``: generated from the stack file's code locations (infra/code_locations.py), each loaded
+- ``workspace.yaml``: generated from the stack file's code locations (infra/specs/code_locations.py), each loaded
   from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
   ``config_source.broker_transport_options`` are set (the broker URL itself stays ``{env: ...}``).
@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 from dagster_celery_aws.celery_config import PACKAGED as PACKAGED_CELERY_CONFIG
 
-from infra import code_locations, topology
+from infra.specs import code_locations, topology
 from infra.local.options import IMAGE_DIR
 
 STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
@@ -78,7 +78,7 @@ def write(state: Path, locations, storage: dict | None, celery_overrides: dict) 
     note = "written by infra.local from {} (changes: see infra/local/runtime_files.py)"
     _dump(instance_config(storage), home / "dagster.yaml", note.format("worker_image/dagster.yaml"))
     ws = code_locations.workspace(locations, in_image=False)
-    _dump(ws, app_dir / topology.WORKSPACE, "written by infra.local from the stack file's code locations (infra/code_locations.py)")
+    _dump(ws, app_dir / topology.WORKSPACE, "written by infra.local from the stack file's code locations (infra/specs/code_locations.py)")
     cc = celery_config(celery_overrides)
     _dump(cc, app_dir / CELERY_CONFIG, note.format(f"dagster_celery_aws/{CELERY_CONFIG}"))
     return Layout(state, app_dir, home, logs, cc["execution"]["config"])
@@ -86,8 +86,7 @@ def write(state: Path, locations, storage: dict | None, celery_overrides: dict) 
 
 def write_cli_config(layout: Layout) -> Path:
     """``celery_config.yaml`` with its ``env:`` sources resolved from this process's environment, as
-    ``dagster-celery-aws config`` prints it, for ``dagster-celery worker list|terminate -y`` (README,
-    "Operations"). Readable by its owner only: it holds the broker URL the runner was given."""
+    ``dagster-celery-aws config`` prints it, for ``dagster-celery worker list|terminate -y`` (docs/operations.md). Readable by its owner only: it holds the broker URL the runner was given."""
     from dagster_celery_aws.cli import resolved_yaml
 
     path = layout.app_dir / CLI_CONFIG

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from infra import contract
+from infra.specs import contract
 
 CHECK_TIMEOUT = 3  # seconds, per service
 

@@ -26,7 +26,7 @@ UI's Materialize and backfills use it too)::
   ``s3_bucket``, ``s3_prefix``); ``CachedS3Resource``: dagster-aws's ``S3Resource`` with one boto3 client
   per process (``s3``).
 
-For the image (named in worker_image/dagster.yaml, infra/topology.py, and the ``dagster_celery_config``
+For the image (named in worker_image/dagster.yaml, infra/specs/topology.py, and the ``dagster_celery_config``
 settings module next to this package, which ``celery -A dagster_celery.app worker`` loads):
 
 - ``fast_task``: the workers' ``execute_plan`` task, one Dagster instance per pool process;

@@ -83,12 +83,12 @@ log = logging.getLogger(__name__)
 
 # Connection pool of each PostgreSQL storage in a pool process: one connection kept; more opened while
 # needed and closed after (dagster-postgres nests connections in a few places): at most 2 per storage,
-# within the connection budget of infra/limits.py. Recycled hourly.
+# within the connection budget of infra/stackfile/limits.py. Recycled hourly.
 POOL_RECYCLE_SECONDS = 3600
 POOL_MAX_OVERFLOW = 1
 NO_STATEMENT_TIMEOUT = 0  # as with dagster-postgres' own NullPool engines
 RUNS_KEPT = 16  # run records kept per pool process (run_for)
-MAX_DELIVERIES = 3  # broker.maxDeliveries' default (infra/config.py)
+MAX_DELIVERIES = 3  # broker.maxDeliveries' default (infra/stackfile/config.py)
 # A step of a run in one of these is not run: the run is over, or its termination was asked for.
 RUN_ENDED = (*FINISHED_STATUSES, DagsterRunStatus.CANCELING)
 TASK_ID = "Celery task id"  # metadata key of the "Executing steps" engine event

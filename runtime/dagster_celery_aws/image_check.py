@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-LOCATIONS_VAR = "DCA_CODE_LOCATIONS"  # infra/contract.py CODE_LOCATIONS
-BROKER_VAR = "DAGSTER_CELERY_BROKER_URL"  # infra/contract.py BROKER_URL
+LOCATIONS_VAR = "DCA_CODE_LOCATIONS"  # infra/specs/contract.py CODE_LOCATIONS
+BROKER_VAR = "DAGSTER_CELERY_BROKER_URL"  # infra/specs/contract.py BROKER_URL
 
 
 def job_findings(module: str, directory: str, location: str, served, broker_url: str | None):

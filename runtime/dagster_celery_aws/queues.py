@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 
 QUEUE_TAG = "dagster-celery/queue"  # dagster_celery.tags.DAGSTER_CELERY_QUEUE_TAG
-QUEUES_VAR = "DCA_QUEUES"  # infra/contract.py QUEUES
+QUEUES_VAR = "DCA_QUEUES"  # infra/specs/contract.py QUEUES
 DEFAULT_QUEUE = "dagster"  # celery_config.yaml task_default_queue
 
 

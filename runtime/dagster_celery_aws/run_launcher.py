@@ -34,9 +34,9 @@ from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionRes
 from dagster._serdes import ConfigurableClass, deserialize_value
 from dagster_aws.ecs import EcsRunLauncher as StockEcsRunLauncher
 
-RUN_SUBNETS = "DCA_RUN_SUBNETS"  # infra/contract.py RUN_SUBNETS (the image ships without infra/)
-RUNS_MODE = "DCA_RUNS_MODE"  # infra/contract.py RUNS_MODE
-MODES = ("task", "daemon")  # infra/config.py RunsMode
+RUN_SUBNETS = "DCA_RUN_SUBNETS"  # infra/specs/contract.py RUN_SUBNETS (the image ships without infra/)
+RUNS_MODE = "DCA_RUNS_MODE"  # infra/specs/contract.py RUNS_MODE
+MODES = ("task", "daemon")  # infra/stackfile/config.py RunsMode
 
 
 class EcsRunLauncher(StockEcsRunLauncher):

@@ -26,8 +26,8 @@ from dagster import Field, StringSource, io_manager
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 
-S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/contract.py S3_BUCKET
-IO_PREFIX = "io"  # infra/contract.py IO_PREFIX
+S3_BUCKET_VAR = "DAGSTER_S3_BUCKET"  # infra/specs/contract.py S3_BUCKET
+IO_PREFIX = "io"  # infra/specs/contract.py IO_PREFIX
 
 _kept: dict[tuple[int, str], Any] = {}  # (pid, what and its configuration) -> object
 _lock = threading.RLock()  # a factory may itself use per_process

@@ -1,0 +1,1 @@
+"""One ComponentResource per concern; infra/aws/stack.py wires them together."""

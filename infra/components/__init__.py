@@ -1,1 +1,0 @@
-"""One ComponentResource per concern; ``infra/__main__.py`` wires them together."""
