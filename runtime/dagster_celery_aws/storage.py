@@ -13,9 +13,10 @@ named in the deployment's one ``dagster.yaml`` as ``storage: custom:``, so every
 instance -- webserver, daemon, code servers, run workers, Celery workers (which get it through the instance ref
 in each message) -- uses it. Its run, event log and schedule storages differ from dagster-postgres's in two
 things:
-- a connection that cannot be opened is retried, every ``RETRY_SECONDS`` at most, until ``outage_seconds``
-  (config; default ``OUTAGE_SECONDS``, 5 minutes) have passed since the first failure, then the call raises as
-  before. Dagster's own retry is kept for its first attempts (the same function, with a bounded delay);
+- a connection that cannot be opened is retried (after 0.1, 0.2, 0.4, 0.8 s, then every ``RETRY_SECONDS``)
+  until ``outage_seconds`` (config; default ``OUTAGE_SECONDS``, 5 minutes) have passed since the first failure,
+  then the call raises the last error. The wait between attempts is capped so that a database back is used
+  within a second (dagster-postgres's backoff doubles: its sixth attempt would come 12 s after the fifth);
 - a pooled engine checks each connection as it is taken from the pool (``check_on_checkout``), and replaces one
   the database closed.
 A statement that was running when the connection was cut still fails (it may have been committed: running it
