@@ -22,7 +22,7 @@ sys.path[:0] = [str(REPO_ROOT)]
 
 from tests.chaos import chaos  # noqa: E402
 
-CUTS = {"broker": ("broker",), "database": ("database",), "both": ("broker", "database")}
+CUTS = {"none": (), "broker": ("broker",), "database": ("database",), "both": ("broker", "database")}  # none: the baseline
 
 
 def main(argv=None) -> None:
@@ -41,7 +41,8 @@ def main(argv=None) -> None:
             out = chaos(Path(root), args.runs, CUTS[name], args.cut_seconds, args.cut_at, repo=args.repo, env=env)
         rows.append((name, out))
         print(f"{name}: {out.succeeded}/{args.runs} SUCCESS, last run ended {out.seconds} s after the launch "
-              f"(cut at {out.cut_at}); UI after the database cut: {out.ui_after_database}", flush=True)
+              f"(cut at {out.cut_at}); UI after the database cut: {(out.ui_after_database or '-').splitlines()[0]}",
+              flush=True)  # fmt: skip
         for run_id, messages in out.failures.items():
             first = messages[0].strip().splitlines() if messages else ["(no failure event)"]
             shown = first if args.full else first[:1] + first[-2:]
@@ -50,7 +51,7 @@ def main(argv=None) -> None:
     print("| cut | runs SUCCESS | time to finish | UI request after the database cut |\n|---|---|---|---|")
     for name, out in rows:
         ui = out.ui_after_database or "-"
-        print(f"| {name}, {', '.join(f'{k} {v:g} s in' for k, v in out.cut_at.items())} | {out.succeeded} / "
+        print(f"| {name}{', ' if out.cut_at else ''}{', '.join(f'{k} {v:g} s in' for k, v in out.cut_at.items())} | {out.succeeded} / "
               f"{args.runs} | {out.seconds:g} s | {ui[:80]} |")
 
 
