@@ -7,6 +7,8 @@ beyond the deadline that makes a stalled run a failure."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.chaos import chaos
@@ -18,7 +20,7 @@ CUT_SECONDS = 10
 FINISH_BOUND = 120
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/proc").is_dir(), reason="the runner's processes")
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="the runner and its helpers find processes in /proc")
 def test_runs_in_flight_ride_through_a_broker_then_a_database_outage(tmp_path):
     outcome = chaos(tmp_path, runs=RUNS, cuts=("broker", "database"), cut_seconds=CUT_SECONDS, cut_at=0,
                     deadline=2 * CUT_SECONDS + FINISH_BOUND + 300)  # fmt: skip
