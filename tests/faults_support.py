@@ -257,13 +257,13 @@ class Runner:
     """``python -m infra.local up`` (not ``--once``) as a subprocess: it starts the webserver, the daemon and
     the stack file's workers, runs ``--job`` once, then keeps the topology running until SIGTERM."""
 
-    def __init__(self, state: Path, args: list[str], env: dict[str, str] | None = None):
+    def __init__(self, state: Path, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO_ROOT):
         self.state = state
         self.lines: list[str] = []
         self._q: queue.Queue = queue.Queue()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DCA_")} | (env or {})
         argv = [sys.executable, "-m", "infra.local", "up", "--state-dir", str(state), "--port", "0", *args]
-        self.popen = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        self.popen = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, start_new_session=True)  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
         self.port: int | None = None

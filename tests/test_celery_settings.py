@@ -15,6 +15,9 @@ from tests.conftest import postgres_database
 from tests.fault_proxy import FaultProxy
 
 CUT_SECONDS = 3.0
+# Longer than kombu's connect timeout (4 s) and its reconnect attempt after it (0, 0, 1, 3, 6 s into the cut),
+# past which it stopped reconnecting for a new channel.
+PUBLISH_CUT_SECONDS = 8.0
 NLB_IDLE_TIMEOUT_SECONDS = 350
 
 
@@ -55,23 +58,41 @@ def test_result_writes_wait_out_a_database_outage(monkeypatch, vhost, database):
 def test_a_step_sent_while_the_broker_restarts_is_sent_once_it_is_back(monkeypatch, vhost, database):
     """task_publish_retry_policy and broker_transport_options: the run worker's publish of a step waits out a
     broker restart (every connection cut, new ones refused) and the step reaches its queue once, instead of
-    the run failing after about a second of retries (dagster-celery's defaults)."""
+    the run failing after about a second of retries (dagster-celery's defaults) -- on the connection it had
+    (``pooled``) and on a new one (``fresh``: a run worker whose first step is sent during the outage, or one
+    whose pooled connection was dropped), for which kombu stopped reconnecting after its 4 s connect timeout."""
     from kombu import Connection
 
     proxy = FaultProxy(5672)
     try:
-        app = app_for(monkeypatch, vhost, 5432, database)
-        app.conf.broker_url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
+        apps = {}
+        for name in ("pooled", "fresh"):
+            apps[name] = app_for(monkeypatch, vhost, 5432, database)
+            apps[name].conf.broker_url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/{vhost}"
         queue = f"steps-{uuid.uuid4().hex[:8]}"
-        app.send_task("warm_up", queue=queue)  # a pooled connection open, the queue declared
+        apps["pooled"].send_task("warm_up", queue=queue)  # a pooled connection open, the queue declared
         proxy.cut()
-        back = threading.Timer(CUT_SECONDS, proxy.restore)  # the outage's length, not a synchronisation
+        back = threading.Timer(PUBLISH_CUT_SECONDS, proxy.restore)  # the outage's length, not a synchronisation
         back.start()
-        app.send_task("during_the_cut", queue=queue)
+        errors = []
+
+        def send(name, app):
+            try:
+                app.send_task(f"during_the_cut_{name}", queue=queue)
+            except Exception as err:  # noqa: BLE001 - reported below
+                errors.append(f"{name}: {err!r}")
+
+        sending = [threading.Thread(target=send, args=item) for item in apps.items()]
+        for thread in sending:
+            thread.start()
+        for thread in sending:
+            thread.join()
         back.join()
+        assert not errors
         with Connection(f"amqp://guest:guest@127.0.0.1:5672/{vhost}") as direct:
-            assert direct.default_channel.queue_declare(queue, passive=True).message_count == 2
-        app.close()
+            assert direct.default_channel.queue_declare(queue, passive=True).message_count == 3
+        for app in apps.values():
+            app.close()
     finally:
         proxy.close()
 

@@ -19,7 +19,6 @@ from celery.app.defaults import NAMESPACES as CELERY_SETTINGS
 from celery.app.defaults import flatten
 from dagster._config import process_config, validate_config
 from dagster._core.instance.config import dagster_instance_config
-from dagster._core.storage.config import pg_config
 from dagster_postgres.utils import pg_url_from_config
 from moto import mock_aws
 
@@ -28,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dagster_celery_aws.celery_config import PACKAGED as CELERY_YAML  # noqa: E402
+from dagster_celery_aws.storage import OUTAGE_SECONDS, PostgresStorage  # noqa: E402
 
 from infra.specs import contract  # noqa: E402
 
@@ -122,18 +122,18 @@ def test_dagster_yaml_has_no_endpoint_url():
 
 def test_storage_resolves_to_psycopg2_url(contract_env):
     storage = _load(DAGSTER_YAML)["storage"]
-    assert set(storage) == {"postgres"}
-    result = process_config(pg_config(), storage["postgres"])
-    assert result.success, result.errors
-    db = result.value["postgres_db"]
+    assert set(storage) == {"custom"} and _class(storage["custom"]) is PostgresStorage
+    value = _processed(storage["custom"])
+    db = value["postgres_db"]
     assert db["port"] == 5433 and db["username"] == "dagster_user" and db["password"] == "s3cret"
-    url = pg_url_from_config(result.value)
+    url = pg_url_from_config(value)
     assert url.startswith("postgresql+psycopg2://dagster_user:s3cret@db.internal:5433/dagster")
+    assert value["outage_seconds"] == OUTAGE_SECONDS  # docs/reliability.md, "Outage bounds"
 
 
 def test_storage_fails_without_its_environment(contract_env, monkeypatch):
     monkeypatch.delenv(contract.PG_PASSWORD)
-    result = process_config(pg_config(), _load(DAGSTER_YAML)["storage"]["postgres"])
+    result = process_config(PostgresStorage.config_type(), _load(DAGSTER_YAML)["storage"]["custom"]["config"])
     assert not result.success
     assert contract.PG_PASSWORD in " ".join(error.message for error in result.errors)
 

@@ -10,7 +10,7 @@ This task is the same function with the same name (``execute_plan``), arguments 
 executor's messages are unchanged and a run worker cannot tell the two apart. It differs in two things:
 - the instance is kept for the life of the pool process, per ``InstanceRef``, with its PostgreSQL storages on
   a small connection pool (``DagsterInstance.optimize_for_webserver``, what dagster-webserver does, without a
-  statement timeout) whose connections are checked when taken from the pool (``_check_on_checkout``), so a
+  statement timeout) whose connections are checked when taken from the pool (``storage.check_on_checkout``), so a
   connection that PostgreSQL dropped is replaced instead of failing a step;
 - the run's record is read once per pool process and run (``run_for``; ~12 ms per step in the profile), not
   once per step;
@@ -52,7 +52,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import select
 import threading
 from collections import OrderedDict
 
@@ -78,6 +77,7 @@ from dagster_celery.executor import CeleryExecutor
 
 from dagster_celery_aws import scoped_env
 from dagster_celery_aws.compute_logs import deferring_uploads
+from dagster_celery_aws.storage import check_on_checkout as _check_on_checkout
 
 log = logging.getLogger(__name__)
 
@@ -98,38 +98,17 @@ _instances: dict[str, DagsterInstance] = {}
 _pid = os.getpid()
 
 
-def _check_on_checkout(dbapi_connection, connection_record, connection_proxy) -> None:
-    """SQLAlchemy pool ``checkout`` hook: a dead pooled connection raises DisconnectionError, and the pool
-    retries with a fresh one (SQLAlchemy docs, "Dealing with Disconnects").
-
-    A live connection that sits in the pool has nothing to read; one that PostgreSQL closed meanwhile (backend
-    terminated, server restarted, idle timeout) has its FATAL message or end-of-file waiting. So only a
-    connection with something to read is pinged with ``SELECT 1``: a ping on every checkout was a round trip
-    per event write, 15% of the event writes' time in the worker (benchmarks/README.md)."""
-    from sqlalchemy import exc
-
-    waiting = select.poll()
-    waiting.register(dbapi_connection.fileno(), select.POLLIN)  # hang-ups and errors are always reported
-    if not waiting.poll(0):
-        return
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SELECT 1")
-    except Exception as err:  # noqa: BLE001 - any failure means: do not use this connection
-        raise exc.DisconnectionError() from err
-    finally:
-        try:
-            cursor.close()
-        except Exception:  # noqa: BLE001
-            pass
-
-
 def _postgres_engines(instance: DagsterInstance) -> list | None:
     """The SQLAlchemy engines of the instance's storages when they are all dagster-postgres, else None."""
     from sqlalchemy.engine import Engine
 
+    from dagster_postgres.event_log import PostgresEventLogStorage
+    from dagster_postgres.run_storage import PostgresRunStorage
+    from dagster_postgres.schedule_storage import PostgresScheduleStorage
+
     storages = [instance.run_storage, instance.event_log_storage, instance.schedule_storage]
-    if not all(s is not None and type(s).__module__.startswith("dagster_postgres.") for s in storages):
+    if not all(isinstance(s, c) for s, c in zip(storages, (PostgresRunStorage, PostgresEventLogStorage,
+                                                            PostgresScheduleStorage))):  # fmt: skip
         return None
     engines = [getattr(s, "_engine", None) for s in storages]
     return engines if all(isinstance(e, Engine) for e in engines) else None
@@ -152,8 +131,9 @@ def pool_connections(instance: DagsterInstance) -> bool:
     engines = _postgres_engines(instance)
     if engines is None:  # pragma: no cover - a dagster-postgres release that changed its internals
         return False
-    for engine in engines:
-        event.listen(engine, "checkout", _check_on_checkout)
+    for engine in engines:  # dagster_celery_aws.storage's engines have it already
+        if not event.contains(engine, "checkout", _check_on_checkout):
+            event.listen(engine, "checkout", _check_on_checkout)
     return True
 
 
