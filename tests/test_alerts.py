@@ -208,6 +208,11 @@ def test_the_local_runner_writes_each_alert_once_to_a_file_it_names(tmp_path, mo
     alert = alerts.location_error("analytics", f"ImportError: no module named x ({SECRET})\nTraceback ...")
     (tmp_path / "home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        # A sink that fails gives the claim back: the next look sends it.
+        monkeypatch.setenv(alerts.FILE_VAR, str(tmp_path / "missing" / "alerts.jsonl"))
+        with pytest.raises(FileNotFoundError):
+            alerts.send(instance, alert)
+        monkeypatch.setenv(alerts.FILE_VAR, env[alerts.FILE_VAR])
         assert [alerts.send(instance, alert), alerts.send(instance, alert)] == [True, False]
     (line,) = (tmp_path / runner.ALERTS_FILE).read_text().splitlines()
     assert json.loads(line)["message"].splitlines() == [
