@@ -185,6 +185,19 @@ def test_a_claim_is_won_once_across_processes_and_restarts(stack):
         first.get_runs(filters=RunsFilter(job_name="failing_job"))[0], [], None).key)
 
 
+def test_a_run_with_many_failed_steps_lists_the_first_ones(monkeypatch):
+    monkeypatch.setenv(alerts.UI_URL_VAR, "https://ui.example/")
+
+    class Run:
+        run_id, job_name, remote_job_origin = "r1", "wide", None
+
+    steps = [(f"step_{i}", f"ValueError: {i}\ntrace") for i in range(25)]
+    lines = alerts.run_failure(Run(), steps, None).message().splitlines()
+    assert lines[2:4] == ["  - step_0: ValueError: 0", "  - step_1: ValueError: 1"]
+    assert lines[-2:] == ["  ... and 5 more (see the run)", "Run: https://ui.example/runs/r1"]
+    assert len(lines) == 2 + alerts.MAX_STEPS + 2
+
+
 def test_the_local_runner_writes_each_alert_once_to_a_file_it_names(tmp_path, monkeypatch):
     """The local runner's sink (infra/local/runner.py): the same alerts, one JSON line each, in its state directory;
     the once-only claim on its embedded (SQLite) storage as on PostgreSQL."""

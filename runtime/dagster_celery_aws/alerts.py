@@ -43,6 +43,7 @@ WORKSPACE_VAR = "DCA_WORKSPACE"  # the workspace file whose locations are checke
 SECRET_VARS = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL")
 CLAIM_PREFIX = "dagster-celery-aws/alert/"
 SUBJECT_LIMIT = 100  # SNS Publish: Subject is at most 100 ASCII characters, no line breaks
+MAX_STEPS = 20  # failed steps listed in a message (a wide backfill fails hundreds; SNS takes at most 256 KB)
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,9 @@ def run_failure(run, step_failures, run_error: str | None) -> Alert:
     lines = [f"Run {run.run_id} of job {run.job_name}{location} failed."]
     if step_failures:
         lines.append("Failed steps:")
-        lines += [f"  - {step}: {first_line(error)}" for step, error in step_failures]
+        lines += [f"  - {step}: {first_line(error)}" for step, error in step_failures[:MAX_STEPS]]
+        if len(step_failures) > MAX_STEPS:
+            lines.append(f"  ... and {len(step_failures) - MAX_STEPS} more (see the run)")
     else:
         lines.append(f"Error: {first_line(run_error)}")
     lines.append(f"Run: {ui_link(f'/runs/{run.run_id}')}")
