@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -67,8 +68,10 @@ class Stack:
     def start_daemon(self) -> float:
         self.started = time.monotonic()
         log = (self.tmp / "daemon.log").open("a")
+        # A session of its own: the code servers and runs it starts are stopped with it (stop_daemon).
         self.daemon = subprocess.Popen([sys.executable, "-m", "dagster._daemon", "run", "-w", str(self.workspace)],
-                                       cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+                                       cwd=self.tmp, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # fmt: skip
         return time.time()
 
     def running(self) -> bool:
@@ -83,6 +86,8 @@ class Stack:
         except subprocess.TimeoutExpired:
             self.daemon.kill()
             self.daemon.wait()
+        with contextlib.suppress(ProcessLookupError):  # what it started and left behind (a code server, a run)
+            os.killpg(self.daemon.pid, signal.SIGKILL)
 
     def alerts(self) -> list[dict]:
         """Every notification the subscriber got so far: (kind, subject, message)."""
