@@ -142,7 +142,8 @@ def test_pulumi_builds_the_location_into_the_image_and_gives_the_queue_its_secre
     assert dockerfile.rstrip().endswith("USER 10001:10001")
     workspace_dir = Path(image.inputs["context"]["named"][WORKSPACE_CONTEXT]["location"])
     assert yaml.safe_load((workspace_dir / "workspace.yaml").read_text()) == {"load_from": [{"python_module": {
-        "module_name": "analytics_code", "location_name": "analytics", "working_directory": "/opt/dagster/code/analytics"}}]}
+        "module_name": "analytics_code", "location_name": "analytics", "working_directory": "/opt/dagster/code/analytics"}},
+        code_locations.ALERTS]}  # and the runtime's pipeline alerts
 
     roles = {r.name: r for r in stack.of_type("aws:iam/role:Role")}
     assert "dagster-analytics-ecs-queue-ml" in roles

@@ -28,6 +28,8 @@ INVALID = [
     pytest.param(config(broker={"engineVerson": "3.13"}), ["broker.engineVerson", "unknown key"], id="unknown-nested-key"),
     pytest.param({"queues": [{"name": "dagster", "maxworkers": 3}]}, ["queues[0].maxworkers", "unknown key"], id="typo-in-queue-key"),
     pytest.param({}, ["queues", "required"], id="no-queues"),
+    pytest.param(config(alerts={"longRunMinutes": 0}), ["alerts.longRunMinutes", "0", "greater than or equal to 1"], id="alerts-long-run-zero"),
+    pytest.param(config(alerts={"runFailures": False}), ["alerts.runFailures", "unknown key"], id="alerts-typo"),
     pytest.param({"queues": []}, ["no queue named 'dagster'"], id="empty-queues"),
     pytest.param({"queues": [{"name": "etl"}]}, ["no queue named 'dagster'", "etl", "wait forever"], id="missing-dagster-queue"),
     pytest.param({"queues": [Q, {"name": "etl"}, {"name": "etl"}]}, ["queues[2].name", "'etl'", "duplicate"], id="duplicate-queue"),

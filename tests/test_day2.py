@@ -41,8 +41,9 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     # `internal` is ForceNew: the ALB and its listener are replaced. Acceptable for dev only (not protected,
     # a minute without UI); the target group stays, so the webserver does not roll. A per-scheme load
     # balancer would show as delete + create instead of replace: equally fine here, adjust these lines then.
-    "ui-private-to-cidr": ({"ui-alb", "ui-http"}, set()),
-    "ui-cidr-to-private": ({"ui-alb", "ui-http"}, set()),
+    # The daemon rolls: the links in its pipeline alerts name the UI's new address (DCA_UI_URL).
+    "ui-private-to-cidr": ({"ui-alb", "ui-http", "daemon-task"}, {"daemon"}),
+    "ui-cidr-to-private": ({"ui-alb", "ui-http", "daemon-task"}, {"daemon"}),
     # The webserver leaves the daemon's task for a service of its own behind the new load balancer: the
     # daemon's task definition is replaced (one container fewer) and the daemon rolls; everything else is new.
     "ui-ssm-to-private": ({"daemon-task"}, {"daemon"}),
@@ -64,6 +65,8 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     # A new run revision; the daemon holds its ARN (DAGSTER_RUN_TASK_DEFINITION), so the daemon rolls to launch
     # it, and nothing else does.
     "run-size": ({"run-task", "daemon-task"}, {"daemon"}),
+    # Only the daemon evaluates the alert sensors (DCA_ALERT_LONG_RUN_SECONDS): only the daemon rolls.
+    "alerts-limit": ({"daemon-task"}, {"daemon"}),
 }
 # What a replacement would lose: queued steps, run history, step outputs, secrets and the passwords they
 # hold, the key that decrypts them all (a replaced key cannot read what the old one encrypted), the images

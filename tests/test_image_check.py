@@ -11,12 +11,14 @@ from pathlib import Path
 
 import yaml
 from dagster_celery_aws import image_check
+from infra.specs import code_locations
 
 from tests.conftest import REPO_ROOT
 
 
-def layout(tmp_path: Path, locations: dict[str, str]) -> tuple[Path, str]:
-    """A DAGSTER_HOME with the image's dagster.yaml and a workspace loading ``locations`` (name -> module)."""
+def layout(tmp_path: Path, locations: dict[str, str], alerts: bool = False) -> tuple[Path, str]:
+    """A DAGSTER_HOME with the image's dagster.yaml and a workspace loading ``locations`` (name -> module), and
+    with ``alerts`` the runtime's alerts location, as every generated workspace does."""
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO_ROOT / "worker_image" / "dagster.yaml", home / "dagster.yaml")
@@ -27,7 +29,7 @@ def layout(tmp_path: Path, locations: dict[str, str]) -> tuple[Path, str]:
     workspace.write_text(yaml.safe_dump({"load_from": [
         {"python_module": {"module_name": module, "location_name": name, "working_directory": str(code)}}
         for name, module in locations.items()
-    ]}))  # fmt: skip
+    ] + ([code_locations.ALERTS] if alerts else [])}))  # fmt: skip
     return workspace, str(home)
 
 
@@ -130,10 +132,11 @@ def test_the_example_location_passes_on_the_example_stacks_queues(tmp_path, monk
     monkeypatch.chdir(REPO_ROOT)
     served = {q.name for q in load_stack_file(REPO_ROOT / "Pulumi.dev.yaml").queues}
     warned = []
-    assert image_check.problems(workspace, {"dagster_project"}, home, served=served,
+    expected = {"dagster_project", "dagster_celery_aws_alerts"}  # the image's location and the runtime's alerts
+    assert image_check.problems(workspace, expected, home, served=served,
                                 broker_url="amqp://broker//", warn=warned.append) == []  # fmt: skip
     assert warned == []
-    found = image_check.problems(workspace, {"dagster_project"}, home, served={"dagster"},
+    found = image_check.problems(workspace, expected, home, served={"dagster"},
                                  broker_url="amqp://broker//", warn=warned.append)  # fmt: skip
     # Materialize's implicit job, the asset job and the op job, each naming its step on the missing queue.
     assert sorted(line.split("'")[3] for line in found) == ["__ASSET_JOB", "assets_job", "example_job"]
@@ -149,15 +152,21 @@ def _main(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_main_exits_0_on_a_kept_contract_and_1_naming_each_missing_part(tmp_path):
-    workspace, home = layout(tmp_path, {"analytics": "present_module"})
+    workspace, home = layout(tmp_path, {"analytics": "present_module"}, alerts=True)
     ok = _main(workspace.parent, {"DAGSTER_HOME": home, image_check.LOCATIONS_VAR: "analytics"})
-    assert (ok.returncode, ok.stdout.strip(), ok.stderr) == (0, "image contract: OK (analytics)", "")
+    assert (ok.returncode, ok.stdout.strip(), ok.stderr) == (0, "image contract: OK (analytics, dagster_celery_aws_alerts)", "")
     bad = _main(workspace.parent, {image_check.LOCATIONS_VAR: "analytics,ml"})  # no DAGSTER_HOME, ml lacking
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.splitlines() == [
         "image contract: $DAGSTER_HOME/dagster.yaml: not found (DAGSTER_HOME=None)",
-        f"image contract: {workspace}: loads ['analytics'], the stack names ['analytics', 'ml']",
+        f"image contract: {workspace}: loads ['analytics', 'dagster_celery_aws_alerts'], the stack names "
+        "['analytics', 'dagster_celery_aws_alerts', 'ml']",
     ]
+    # A prebuilt image whose workspace lacks the alerts would send none: named.
+    (tmp_path / "old").mkdir()
+    without, _ = layout(tmp_path / "old", {"analytics": "present_module"})
+    stale = _main(without.parent, {"DAGSTER_HOME": home, image_check.LOCATIONS_VAR: "analytics"})
+    assert stale.returncode == 1 and "the stack names ['analytics', 'dagster_celery_aws_alerts']" in stale.stderr
     nowhere = tmp_path / "empty"
     nowhere.mkdir()
     missing = _main(nowhere, {"DAGSTER_HOME": home, image_check.LOCATIONS_VAR: "analytics"})

@@ -53,6 +53,10 @@ def test_one_worker_service_per_queue_with_its_command_size_and_bounds(example):
     assert stack.outputs["worker_services"] == {q.name: f"worker-{q.name}" for q in cfg.queues}
 
 
+# The daemon evaluates the alert sensors (stack config `alerts`, on by default).
+ALERT_VARS = (contract.ALERT_TOPIC, contract.ALERT_LONG_RUN_SECONDS, contract.UI_URL, contract.WORKSPACE_FILE)
+
+
 def test_every_task_runs_the_same_image_environment_and_secrets(example):
     cfg, stack = example
     taskdefs = stack.of_type(TASKDEF)
@@ -70,7 +74,7 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS, contract.QUEUES},
+            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS, contract.QUEUES, *ALERT_VARS},
                      "run": {contract.QUEUES}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
             if process.startswith("worker-"):
                 extra = {contract.PROTECTION_MINUTES, contract.MAX_DELIVERIES}
@@ -250,7 +254,8 @@ def waits_for(stack, resource) -> set[str]:
 def test_rollout_order_and_autoscaled_counts_survive_pulumi_up():
     stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl"}]})
     grants = {r.name for r in stack.resources if r.typ.startswith("aws:iam/rolePolicy") and "-ecs-" in r.name}
-    assert len(grants) == 4  # the execution role's two policies, the worker's and the control role's
+    # The execution role's two policies, the worker's and the control role's, and the control role's alerts.
+    assert len(grants) == 5
     for service in stack.of_type(SERVICE):
         after = waits_for(stack, service)
         # No task starts before its roles may pull, read secrets and do their work (IAM propagation).

@@ -370,9 +370,13 @@ def test_every_dagster_contract_var_is_read_by_a_runtime_file():
     assert ours <= refs, sorted(ours - refs)
 
 
-def test_workspace_loads_the_project_module():
-    (entry,) = _load(WORKSPACE_YAML)["load_from"]
-    assert entry["python_module"]["module_name"] == "dagster_project"
+def test_workspace_loads_the_project_module_and_the_alerts():
+    from infra.specs import code_locations
+
+    project, alerts = _load(WORKSPACE_YAML)["load_from"]
+    assert project["python_module"]["module_name"] == "dagster_project"
+    # The image's own workspace ends as every generated one does: with the runtime's alert sensors.
+    assert alerts == code_locations.workspace((), in_image=True)["load_from"][-1] == code_locations.ALERTS
 
 
 # --- dagster_project -----------------------------------------------------------------------------

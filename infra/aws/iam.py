@@ -170,6 +170,15 @@ def _launch_statements(cluster_arn: str, run_family_arn: str, pass_role_arns: li
     ]  # fmt: skip
 
 
+def alerts_policy(topic_arn: str) -> dict:
+    """The control role's pipeline alerts (stack config ``alerts``; dagster_celery_aws.alerts): publish to the alarm
+    topic and nothing else. The topic is encrypted with the stack's key, whose kms:GenerateDataKey and kms:Decrypt
+    the role already has (SNS Developer Guide, "Encryption at rest": a publisher to an encrypted topic needs both)."""
+    return {"Version": VERSION, "Statement": [
+        {"Sid": "PublishPipelineAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
+    ]}  # fmt: skip
+
+
 def user_policy(statements: tuple[dict, ...]) -> dict:
     """What user code needs beyond the stack (stack config ``access.iamStatements``), as given (validated by
     infra/stackfile/config.py: no '*' action, no whole service on every resource)."""

@@ -54,14 +54,16 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     firewall = _firewall(at, lb)
     # Flower: its own basic-auth secret and a route on the UI's load balancer (operations.flower).
     flower = Flower(f"{prefix}-flower", lb, at.key) if "flower" in specs else None
-    cluster = _cluster(at, broker, database, bucket, flower)
-    services = _services(at, specs, locations, network, broker, database, bucket, image, lb, flower, cluster)
+    # The alarm topic first: the daemon's task publishes pipeline alerts to it (stack config `alerts`).
+    watch = Monitoring(f"{prefix}-ops", MonitoringArgs(config=cfg, kms_key_arn=at.key))
+    cluster = _cluster(at, broker, database, bucket, flower, watch.topic.arn if cfg.alerts.kinds() else None)
+    services = _services(at, specs, locations, network, broker, database, bucket, image, lb, flower, cluster, watch)
     scalings = [
         QueueScaling(f"{prefix}-{spec.name}-autoscaling",
                      QueueScalingArgs(queue=cfg.queue(q), stack_id=prefix, target=services.workers[q].scaling_target))
         for q, spec in services.worker_specs.items()
     ]  # fmt: skip
-    watch = _monitoring(at, services, cluster, lb, database, broker)
+    _monitoring(at, services, cluster, lb, database, broker, watch)
 
     # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load balancer
     # replaced) fail the preview. The values it compares against are recorded only once every other resource is
@@ -164,7 +166,8 @@ def _firewall(at: _Common, lb: LoadBalancer | None) -> Firewall | None:
     return Firewall(f"{at.prefix}-waf", FirewallArgs(load_balancer_arn=lb.lb.arn, kms_key_arn=at.key, log_retention_days=at.retention))
 
 
-def _cluster(at: _Common, broker: Broker, database: Database, bucket: Bucket, flower: Flower | None) -> Cluster:
+def _cluster(at: _Common, broker: Broker, database: Database, bucket: Bucket, flower: Flower | None,
+             alert_topic_arn: pulumi.Output[str] | None) -> Cluster:  # fmt: skip
     cfg = at.cfg
     return Cluster(
         f"{at.prefix}-ecs",
@@ -173,7 +176,7 @@ def _cluster(at: _Common, broker: Broker, database: Database, bucket: Bucket, fl
             bucket_arn=bucket.arn, run_family=at.run_family, ecs_exec=cfg.operations.ecs_exec, access=cfg.access,
             user_secrets=tuple(v for a in (cfg.access, *(q.access for q in cfg.queues)) for v in a.secrets.values()),
             user_secret_keys=tuple(k for a in (cfg.access, *(q.access for q in cfg.queues)) for k in a.secret_kms_keys),
-            kms_key_arn=at.key,
+            kms_key_arn=at.key, alert_topic_arn=alert_topic_arn,
         ),
     )  # fmt: skip
 
@@ -191,7 +194,7 @@ class _Services:
 
 def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Network, broker: Broker,
               database: Database, bucket: Bucket, image: Image, lb: LoadBalancer | None, flower: Flower | None,
-              cluster: Cluster) -> _Services:  # fmt: skip
+              cluster: Cluster, watch: Monitoring) -> _Services:  # fmt: skip
     cfg, prefix, region, specs = at.cfg, at.prefix, at.region, dict(specs)
     # The environment contract: the same names and values in every task (dagster issue #2163).
     environment = {
@@ -206,6 +209,7 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         # runs, gets the exact revision below.
         **({contract.RUN_TASK_DEFINITION: at.run_family} if at.task_runs else {}),
         contract.REGION: region,
+        contract.ALERTS: ",".join(cfg.alerts.kinds()),  # the alerts location's sensors, wherever it loads
         **cfg.access.environment,  # what user code needs in every task
     }
     secrets = {
@@ -250,9 +254,14 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),
     } if run else {}  # fmt: skip
     web_spec = specs.pop("webserver")
+    # The daemon evaluates the alert sensors: where to publish, the UI for links, the long-run limit.
+    alert_env = {
+        **topology.alert_environment(cfg, f"{contract.APP_DIR}/{topology.WORKSPACE}"),
+        contract.ALERT_TOPIC: watch.topic.arn, contract.UI_URL: lb.url if lb else f"http://127.0.0.1:{contract.WEBSERVER_PORT}",
+    } if cfg.alerts.kinds() else {}  # fmt: skip
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
-        env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations)},
+        env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations), **alert_env},
         sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
@@ -281,16 +290,14 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
 
 
 def _monitoring(at: _Common, services: _Services, cluster: Cluster, lb: LoadBalancer | None, database: Database,
-                broker: Broker) -> Monitoring:  # fmt: skip
+                broker: Broker, watch: Monitoring) -> None:  # fmt: skip
     targets = pulumi.Output.all(
         region=at.region, cluster=cluster.cluster.name, worker_services=services.worker_names,
         webserver_service=services.webserver.service.name, load_balancer=lb.lb.arn_suffix if lb else None,
         target_group=lb.target_group.arn_suffix if lb else None, database=database.instance.identifier,
         broker=broker.broker.broker_name,
     ).apply(lambda v: monitoring.Targets(stack_id=at.prefix, broker_nodes=broker.nodes, **v))  # fmt: skip
-    return Monitoring(
-        f"{at.prefix}-ops", MonitoringArgs(config=at.cfg, targets=targets, cluster_arn=cluster.cluster.arn, kms_key_arn=at.key)
-    )
+    watch.watch(targets, cluster.cluster.arn)
 
 
 def _outputs(lb, watch, broker, bucket, database, cluster, services: _Services) -> dict[str, pulumi.Output]:

@@ -28,6 +28,7 @@ from infra.local.options import REPO_ROOT, Options
 from infra.local.processes import Supervisor, local_argv
 
 READY_TIMEOUT = 180.0  # seconds for the webserver to answer (code location load on a small machine)
+ALERTS_FILE = "alerts.jsonl"  # pipeline alerts of the local runner, in its state directory (contract.ALERT_FILE)
 
 
 class Failed(Exception):
@@ -85,6 +86,17 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     # the workers consume with.
     env[CONFIG_PATH_VAR] = str(layout.app_dir / runtime_files.CELERY_CONFIG)
     return env
+
+
+def _alert_environment(cfg, layout: runtime_files.Layout, port: int) -> dict[str, str]:
+    """Pipeline alerts as on AWS (stack config ``alerts``), to a file of the state directory instead of the
+    alarm topic: one JSON line per alert (docs/local.md)."""
+    return {
+        contract.ALERTS: ",".join(cfg.alerts.kinds()),
+        **topology.alert_environment(cfg, str(layout.app_dir / topology.WORKSPACE)),
+        contract.ALERT_FILE: str(layout.state / ALERTS_FILE),
+        contract.UI_URL: f"http://127.0.0.1:{port}",
+    }
 
 
 def worker_env(cfg, queue: str) -> dict[str, str]:
@@ -297,6 +309,7 @@ def up(opts: Options) -> int:
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
         layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
         env = _environment(svc, layout, cfg, locs, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
+        env.update(_alert_environment(cfg, layout, port))
         # Not the placeholders: the shell's values of the queues' secrets are read from here for their workers.
         scoped = topology.scoped_placeholders(cfg)
         os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH" and k not in scoped})
@@ -333,6 +346,8 @@ def up(opts: Options) -> int:
 
         _wait_ready(sup, f"http://127.0.0.1:{port}{contract.WEBSERVER_HEALTH_PATH}", "webserver", check)
         say(f"webserver: http://127.0.0.1:{port}")
+        if cfg.alerts.kinds():
+            say(f"alerts: {layout.state / ALERTS_FILE} (one JSON line per alert)")
         if any(s.role == "flower" for s in serving):  # operations.flower, as on AWS (at /flower)
             flower = f"http://127.0.0.1:{ports['flower']}{contract.FLOWER_PATH}"
             _wait_ready(sup, f"{flower}/healthcheck", "flower", check)

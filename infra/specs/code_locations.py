@@ -20,6 +20,9 @@ IMAGE_CODE_DIR = "/opt/dagster/code"  # one directory per location, <IMAGE_CODE_
 IMAGE_PINS = "/opt/dagster/constraints.txt"  # worker_image/requirements.txt in the image (worker_image/Dockerfile)
 PINS = Path(__file__).resolve().parents[2] / "worker_image" / "requirements.txt"  # the same file, here
 EXAMPLE = CodeLocation(name="dagster_project", path=".", module="dagster_project")
+# The runtime's alert sensors (dagster_celery_aws.alert_sensors): a location of every workspace, so pipeline alerts
+# cover the user's locations without a line of theirs (stack config ``alerts``; docs/operations.md).
+ALERTS = {"python_module": {"module_name": "dagster_celery_aws.alert_sensors", "location_name": "dagster_celery_aws_alerts"}}
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def names(locations: tuple[Location, ...]) -> str:
 
 
 def workspace(locations: tuple[Location, ...], in_image: bool) -> dict:
-    """workspace.yaml: every location as a python module loaded from its directory."""
+    """workspace.yaml: every location as a python module loaded from its directory, and the runtime's alerts."""
     def directory(loc: Location) -> str:
         if not in_image:
             return str(loc.directory)
@@ -72,7 +75,7 @@ def workspace(locations: tuple[Location, ...], in_image: bool) -> dict:
     return {"load_from": [
         {"python_module": {"module_name": loc.module, "location_name": loc.name, "working_directory": directory(loc)}}
         for loc in locations
-    ]}  # fmt: skip
+    ] + [ALERTS]}  # fmt: skip
 
 
 def dockerfile_lines(locations: tuple[Location, ...], workspace_context: str) -> list[str]:

@@ -59,8 +59,11 @@ BACKEND_URL = "DAGSTER_CELERY_BACKEND_URL"  # Celery result backend: backend_url
 SECRET_VARS = (PG_USERNAME, PG_PASSWORD, BROKER_URL, BACKEND_URL)
 
 FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variable; the flower container only
+# Every task: the pipeline alerts on (stack config `alerts`; dagster_celery_aws.alerts), comma-separated; the
+# alerts location defines its sensors from it wherever it loads.
+ALERTS = "DCA_ALERTS"
 # RUN_TASK_DEFINITION only in runs mode "task" (mode "daemon" has no run task definition).
-PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE)
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE, ALERTS)
 
 
 # The stack's queues, comma-separated: the daemon's task (the queue-metrics publisher reads their depth, the image
@@ -70,6 +73,14 @@ QUEUES = "DCA_QUEUES"
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
 METRICS_STACK = "DCA_STACK"  # the Stack dimension of the metrics
 BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API base URL
+
+# Pipeline alerts (ALERTS above). The daemon's task, which evaluates them: the rest. The local runner writes to
+# a file instead of the topic.
+ALERT_TOPIC = "DCA_ALERT_TOPIC"
+ALERT_FILE = "DCA_ALERT_FILE"
+ALERT_LONG_RUN_SECONDS = "DCA_ALERT_LONG_RUN_SECONDS"
+UI_URL = "DCA_UI_URL"  # the UI's address, for the links in alerts
+WORKSPACE_FILE = "DCA_WORKSPACE"  # the workspace whose locations the load check loads
 
 # Key prefixes inside the bucket.
 IO_PREFIX = "io"

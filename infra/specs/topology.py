@@ -52,6 +52,15 @@ def worker_environment(cfg: StackConfig) -> dict[str, str]:
     }
 
 
+def alert_environment(cfg: StackConfig, workspace: str) -> dict[str, str]:
+    """What the daemon's alert sensors read (dagster_celery_aws.alerts), but the sink and the UI's address, which
+    the stack and the local runner give: the long-run limit and the workspace whose locations they load."""
+    return {
+        contract.ALERT_LONG_RUN_SECONDS: str(cfg.alerts.long_run_minutes * 60),
+        contract.WORKSPACE_FILE: workspace,
+    }
+
+
 def queues_value(cfg: StackConfig) -> str:
     """contract.QUEUES: the stack's queue names."""
     return ",".join(q.name for q in cfg.queues)

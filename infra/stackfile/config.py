@@ -647,6 +647,28 @@ class Operations(_Model):
     """Celery's Flower at `<ui_url>/flower` ([operations](operations.md))"""
 
 
+class Alerts(_Model):
+    """Pipeline alerts to the alarm topic ([operations](operations.md#pipeline-alerts)): built-in sensors the daemon
+    evaluates for every code location, each event reported once."""
+
+    run_failure: bool = True
+    """a failed run: its job, run id, each failed step with the first line of its error, a link to the run"""
+    long_run: bool = True
+    """a run still running `longRunMinutes` after it started (once per run)"""
+    long_run_minutes: Int = Field(120, ge=1, le=30 * 24 * 60)
+    """1–43200: how long a run may run before `longRun` reports it"""
+    tick_failure: bool = True
+    """a schedule or sensor whose ticks fail (once until a tick succeeds again)"""
+    location_error: bool = True
+    """a code location that does not load (once per distinct error, checked every 5 min)"""
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds on, by the runtime's names (dagster_celery_aws.alerts.KINDS)."""
+        on = {"run_failure": self.run_failure, "long_run": self.long_run, "tick_failure": self.tick_failure,
+              "location_error": self.location_error}  # fmt: skip
+        return tuple(kind for kind, enabled in on.items() if enabled)
+
+
 class Security(_Model):
     """Encryption, the web application firewall and access logs (docs/security.md)."""
 
@@ -691,6 +713,7 @@ class StackConfig(_Model):
     image: Image = Image()
     logs: Logs = Logs()
     operations: Operations = Operations()
+    alerts: Alerts = Alerts()
     security: Security = Security()
     protection: Protection = Protection()
     # Set with `pulumi config set --secret oidcClientSecret ...`; a stack file holds it encrypted.

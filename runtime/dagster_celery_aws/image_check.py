@@ -7,7 +7,8 @@ the part, instead of a webserver or a worker failing later. The contract (README
 - this runtime, importable (it is: this module runs);
 - ``$DAGSTER_HOME/dagster.yaml``, a valid Dagster instance config;
 - ``workspace.yaml`` in the working directory, loading exactly the code locations the stack names in
-  ``DCA_CODE_LOCATIONS`` (comma-separated), each module importable from its working directory;
+  ``DCA_CODE_LOCATIONS`` (comma-separated) and the runtime's alerts (``dagster_celery_aws_alerts``), each module
+  importable from its working directory;
 - every job of every location (the implicit asset jobs that Materialize and backfills run included) sends each
   step to one of the stack's queues (``DCA_QUEUES``) and routes no asset by asset ``tags``
   (``dagster_celery_aws.queues``): a step for a queue the stack lacks would wait forever on AWS, so the
@@ -87,7 +88,10 @@ def problems(workspace: Path, expected: set[str], dagster_home: str | None, serv
 
 
 def main() -> int:
-    expected = {n for n in os.environ.get(LOCATIONS_VAR, "").split(",") if n}
+    from dagster_celery_aws.alerts import LOCATION_NAME
+
+    # The runtime's alert sensors are a location of every workspace the stack generates (pipeline alerts).
+    expected = {n for n in os.environ.get(LOCATIONS_VAR, "").split(",") if n} | {LOCATION_NAME}
     from dagster_celery_aws.queues import deployment_queues
 
     found = problems(Path("workspace.yaml").resolve(), expected, os.environ.get("DAGSTER_HOME"),

@@ -3,7 +3,8 @@
 Creates: an ECS cluster with Container Insights (its performance log group with the stack's key and retention,
 components/service_logs.py), one log group (retention from config, encrypted with the stack's key), an execution
 role (pull the image, read and decrypt the stack's secrets, write logs), and two task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
-launching, and the run workers in the daemon's task run under it) and ``worker`` for workers and run tasks
+launching, and the run workers in the daemon's task run under it; with pipeline alerts on, publishing to the alarm
+topic) and ``worker`` for workers and run tasks
 (bucket only); both may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
 own (``access.secretKmsKeys``): the execution role may decrypt with those keys, through Secrets Manager only.
 """
@@ -37,6 +38,7 @@ class ClusterArgs:
     user_secrets: tuple[str, ...] = ()  # the valueFroms of every user secret, the queues' included
     user_secret_keys: tuple[str, ...] = ()  # KMS keys of their own that encrypt some of them (secretKmsKeys)
     kms_key_arn: pulumi.Input[str] | None = None  # the stack's key: log group, secrets, bucket
+    alert_topic_arn: pulumi.Input[str] | None = None  # pipeline alerts on (stack config `alerts`): the control role publishes
 
 
 class Cluster(pulumi.ComponentResource):
@@ -111,6 +113,12 @@ class Cluster(pulumi.ComponentResource):
         )
         # What a task needs granted before it starts: services depend on these.
         self.grants = [managed, execution, worker, control, self.capacity_providers, insights]
+        if args.alert_topic_arn is not None:  # the daemon's alert sensors publish to the alarm topic
+            self.grants.append(aws.iam.RolePolicy(
+                naming.fit(aws.iam.RolePolicy, f"{name}-control-alerts"), role=self.control_role.id,
+                policy=pulumi.Output.from_input(args.alert_topic_arn).apply(lambda arn: json.dumps(iam.alerts_policy(arn))),
+                opts=child,
+            ))  # fmt: skip
         for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
             self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})

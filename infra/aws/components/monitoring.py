@@ -1,7 +1,7 @@
 """Monitoring: one dashboard and the alarms that come before a hung run or a full disk.
 
-Creates: an SNS topic for alarms, encrypted with the stack's key (an e-mail subscription when
-``operations.alarmEmail`` is set), a
+Creates: an SNS topic for alarms and pipeline alerts, encrypted with the stack's key (an e-mail subscription when
+``operations.alarmEmail`` is set) -- first, as the daemon's task publishes the alerts -- then with ``watch``, a
 CloudWatch dashboard (per queue backlog, consumers, running/desired workers; webserver health and 5xx;
 database CPU, connections, free storage; broker CPU, memory, connections), per queue a "messages and no
 consumer" and a "saturated at maxWorkers" alarm, stack alarms (database storage, broker memory,
@@ -24,15 +24,13 @@ from infra.stackfile.config import StackConfig
 @dataclass
 class MonitoringArgs:
     config: StackConfig
-    targets: pulumi.Output  # Output[monitoring.Targets]
-    cluster_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the alarm topic's: alarms and events publish through its key policy
 
 
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("dagster-celery-aws:monitoring:Monitoring", name, None, opts)
-        cfg, t = args.config, args.targets
+        cfg, self._name, self._config = args.config, name, args.config
         child = pulumi.ResourceOptions(parent=self)
         self.topic = aws.sns.Topic(naming.fit(aws.sns.Topic, f"{name}-alarms"), kms_master_key_id=args.kms_key_arn, opts=child)
         account = aws.get_caller_identity_output().account_id
@@ -53,6 +51,12 @@ class Monitoring(pulumi.ComponentResource):
             aws.sns.TopicSubscription(
                 f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=cfg.operations.alarm_email, opts=child
             )
+
+    def watch(self, targets: pulumi.Output, cluster_arn: pulumi.Input[str]) -> None:
+        """The dashboard, the alarms and the task events, once the services they watch are declared;
+        ``targets``: Output[monitoring.Targets]."""
+        name, cfg, t = self._name, self._config, targets
+        child = pulumi.ResourceOptions(parent=self)
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", dashboard_name=naming.fit(aws.cloudwatch.Dashboard, name), dashboard_body=t.apply(monitoring.dashboard_body), opts=child
         )
@@ -79,7 +83,7 @@ class Monitoring(pulumi.ComponentResource):
             alarm(suffix, t.apply(lambda t, s=suffix: monitoring.stack_alarms(t, cfg.queues[0].name)[s]))
         events = {
             "task-failed": ("a task of the stack stopped with a container exiting non-zero",
-                            pulumi.Output.from_input(args.cluster_arn).apply(monitoring.task_failure_pattern)),
+                            pulumi.Output.from_input(cluster_arn).apply(monitoring.task_failure_pattern)),
             "db-storage": ("the database reached its storage ceiling (maxAllocatedStorageGb) or ran out of storage",
                            t.apply(lambda t: monitoring.database_storage_pattern(t.database))),
         }  # fmt: skip
