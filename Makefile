@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 # checkov in a virtualenv of its own: its pins exclude the image's (tests/checkov-requirements.txt).
 CHECKOV_VENV ?= .venv-checkov
 STACK ?= prod
+# pytest processes for make test; a test file stays in one (its module fixtures start one local stack).
+JOBS ?= 2
 ARGS ?=
 
 .PHONY: venv checkov-venv test local plan validate checkov bench docs clean
@@ -27,7 +29,7 @@ $(CHECKOV_VENV)/.installed: tests/checkov-requirements.txt
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
 test: venv checkov-venv
 	$(PY) -m ruff check .
-	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest $(ARGS)
+	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest -n $(JOBS) --dist loadfile $(ARGS)
 
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
 local: venv
