@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from infra.specs import contract
+from infra.specs import contract, instance
 from infra.stackfile.config import load_stack_file
 from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, is_secret, run_stack
 
@@ -220,12 +220,12 @@ def test_prebuilt_image_builds_nothing():
 def test_daemon_migrates_the_schema_before_it_starts(example):
     cfg, stack = example
     by_name = {c["name"]: c for c in containers(stack.one(TASKDEF, "-daemon-task"))}
-    check, migrate, daemon, metrics = (by_name.pop(n) for n in ("check-image", "migrate", "daemon", "queue-metrics"))
+    check, migrate, pools, daemon, metrics = (by_name.pop(n) for n in ("check-image", "migrate", "pools", "daemon", "queue-metrics"))
     if not cfg.ui.access.load_balanced:
         # ui.access 'ssm': the webserver serves from the daemon's task, after the migration, watched by its own
         # health check (no load balancer checks it), and its failure replaces the task.
         web = by_name.pop("webserver")
-        assert web["essential"] is True and web["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+        assert web["essential"] is True and web["dependsOn"] == [{"containerName": "pools", "condition": "SUCCESS"}]
         assert web["portMappings"] == [{"containerPort": 3000, "protocol": "tcp"}]
         assert "/server_info" in " ".join(web["healthCheck"]["command"])
     assert not by_name
@@ -233,8 +233,15 @@ def test_daemon_migrates_the_schema_before_it_starts(example):
     assert check["command"] == ["python", "-m", "dagster_celery_aws.image_check"] and check["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
     assert migrate["dependsOn"] == [{"containerName": "check-image", "condition": "SUCCESS"}]
-    assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    # The stack's pool limits (runs.pools.limits) are set on the migrated instance, before the daemon starts.
+    assert pools["command"] == ["python", "-m", "dagster_celery_aws.pool_limits"] and pools["essential"] is False
+    assert pools["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    assert daemon["dependsOn"] == [{"containerName": "pools", "condition": "SUCCESS"}]
+    # Every container starts through the entry point that writes the stack's instance settings into dagster.yaml.
+    for c in (check, migrate, pools, daemon, metrics):
+        assert c["entryPoint"] == ["python", "-m", "dagster_celery_aws.instance_settings"], c["name"]
     env = {e["name"]: e["value"] for e in daemon["environment"]}
+    assert json.loads(env[contract.INSTANCE_SETTINGS]) == instance.settings(cfg)
     assert env[contract.CODE_LOCATIONS] == "dagster_project"  # what the image check expects to load
     service = stack.one(SERVICE, "-daemon-service")
     assert service.inputs["waitForSteadyState"] is True

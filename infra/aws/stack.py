@@ -8,7 +8,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from infra.specs import code_locations, contract, topology
+from infra.specs import code_locations, contract, instance, topology
 from infra.aws import monitoring, naming
 from infra.stackfile import transitions
 from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs
@@ -199,7 +199,7 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         contract.PG_PORT: str(POSTGRES_PORT),
         contract.PG_DB: DB_NAME,
         contract.S3_BUCKET: bucket.name,
-        contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
+        contract.INSTANCE_SETTINGS: instance.settings_value(cfg),
         # Every task: the run launcher of the runs mode (dagster_celery_aws.run_launcher).
         contract.RUNS_MODE: cfg.runs.mode.value,
         # The family here (the run task definition cannot hold its own ARN); the daemon, which launches the

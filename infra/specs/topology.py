@@ -70,12 +70,17 @@ def scoped_placeholders(cfg: StackConfig, queue: str | None = None) -> dict[str,
     return placeholders(granted, queue)
 
 
+# The entry point of every container on ECS: writes the stack's instance settings (contract.INSTANCE_SETTINGS) into
+# dagster.yaml, then execs the container's command -- the topology's, or the one EcsRunLauncher gives a run task.
+ENTRY_POINT = ("python", "-m", "dagster_celery_aws.instance_settings")
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")
 # The image keeps its contract (runtime, instance config, the stack's code locations): checked before the
 # migration, so a prebuilt image that lacks a part fails the deployment naming it (dagster_celery_aws.image_check).
 CHECK_IMAGE_COMMAND = ("python", "-m", "dagster_celery_aws.image_check")
 # What runs, in order, before anything serves: in the daemon's task on ECS, and by the local runner.
-BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND))
+# The stack's pool limits (runs.pools.limits) are set on the migrated instance.
+POOL_LIMITS_COMMAND = ("python", "-m", "dagster_celery_aws.pool_limits")
+BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND), ("pools", POOL_LIMITS_COMMAND))
 METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
 
 

@@ -306,6 +306,57 @@ class Daemon(_Sized):
     capacity: Capacity = Capacity()
 
 
+class Retries(_Model):
+    """Dagster's run retries (instance ``run_retries``): a failed run is re-executed from its failure by the daemon."""
+
+    # One retry by default: a run task that never starts (no capacity, an image pull that fails) is failed by run
+    # monitoring after run_monitoring.start_timeout_seconds, and relaunched once.
+    max_retries: Int = Field(1, ge=0, le=10)
+    """0–10: how many times a failed run is retried (0: never); a run's `dagster/max_retries` tag overrides it
+    ([Run retries](operations.md#run-retries))"""
+    # Off by default: a step that fails would run again with all the steps after it, which is not safe for every
+    # step; ops and assets have retry policies of their own.
+    retry_on_step_failure: bool = False
+    """false: only runs whose run worker failed (a task that never started, a crash) are retried; true: runs
+    whose steps failed too (a run's `dagster/retry_on_asset_or_op_failure` tag overrides it)"""
+
+
+class TagLimit(_Model):
+    """One tag concurrency limit of the run queue (Dagster's ``tag_concurrency_limits``)."""
+
+    key: str = Field(min_length=1, max_length=255)
+    """the run tag's key"""
+    value: str | None = Field(None, min_length=1, max_length=255)
+    """only runs whose tag has this value count (unset: every value, together)"""
+    per_value: bool = False
+    """true: the limit applies to each value of the tag on its own (not with `value`)"""
+    limit: Int = Field(ge=0, le=1000)
+    """0–1000 runs with the tag in progress at once (0: none starts)"""
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> TagLimit:
+        if self.per_value and self.value is not None:
+            raise ValueError(
+                f"tag limit {self.key!r} has value {self.value!r} and perValue true: give a value to limit runs with that "
+                f"value, or perValue true to limit each value on its own, not both"
+            )
+        return self
+
+
+class Pools(_Model):
+    """Dagster's concurrency pools: how many ops (or runs) of a pool run at once across all runs."""
+
+    default_limit: Int | None = Field(None, ge=0, le=1000)
+    """0–1000: the limit a pool gets when first used without one (unset: such pools are unlimited)
+    ([Concurrency](operations.md#concurrency))"""
+    limits: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_./:-]{1,255}$")], Annotated[int, Field(ge=0, le=1000)]] = {}
+    """pool name → 0–1000, set on the instance at each deployment before the daemon starts; pools not named here keep
+    the limit set in the UI or with `dagster instance concurrency set`"""
+    granularity: str = Field("op", pattern=r"^(op|run)$")
+    """`op`: each op of the pool takes a slot while it runs; `run`: a run takes the slots its pool ops need before
+    it is dequeued"""
+
+
 class RunsMode(StrEnum):
     # One Fargate task per run, started by EcsRunLauncher: isolated, about a minute to start (docs/deployment.md,
     # "Runs").
@@ -323,6 +374,11 @@ class Runs(_Sized):
     max_concurrent_runs: Int = Field(5, ge=1, le=1000)
     """1–1000; runs in progress at once (the queued run coordinator holds the rest); with `runs.mode: daemon` also how
     many run workers the daemon's task must hold"""
+    retries: Retries = Retries()
+    tag_limits: tuple[TagLimit, ...] = ()
+    """run-queue limits by run tag, each `{key, value?, perValue?, limit}`: a run whose tags would exceed one stays
+    queued ([Concurrency](operations.md#concurrency))"""
+    pools: Pools = Pools()
 
     @model_validator(mode="after")
     def _mode(self) -> Runs:
