@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.stackfile import fargate, limits
+from dagster_celery_aws import fargate
+
+from infra.stackfile import limits
 from infra.stackfile.config import ConfigError, load_stack_file, parse
 from infra.specs.topology import process_specs
 

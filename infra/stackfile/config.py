@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from infra.stackfile import fargate, limits
+from dagster_celery_aws import fargate
+
+from infra.stackfile import limits
 
 NAMESPACE = "dagster-celery-aws"
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (docs/facts.md)
