@@ -220,7 +220,8 @@ def test_prebuilt_image_builds_nothing():
 def test_daemon_migrates_the_schema_before_it_starts(example):
     cfg, stack = example
     by_name = {c["name"]: c for c in containers(stack.one(TASKDEF, "-daemon-task"))}
-    check, migrate, pools, daemon, metrics = (by_name.pop(n) for n in ("check-image", "migrate", "pools", "daemon", "queue-metrics"))
+    check, migrate, pools, daemon, metrics, retention = (
+        by_name.pop(n) for n in ("check-image", "migrate", "pools", "daemon", "queue-metrics", "retention"))
     if not cfg.ui.access.load_balanced:
         # ui.access 'ssm': the webserver serves from the daemon's task, after the migration, watched by its own
         # health check (no load balancer checks it), and its failure replaces the task.
@@ -238,7 +239,12 @@ def test_daemon_migrates_the_schema_before_it_starts(example):
     assert pools["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
     assert daemon["dependsOn"] == [{"containerName": "pools", "condition": "SUCCESS"}]
     # Every container starts through the entry point that writes the stack's instance settings into dagster.yaml.
-    for c in (check, migrate, pools, daemon, metrics):
+    # The run purge (retention.runDays) beside the daemon; its compute logs expire in the bucket after as long.
+    assert retention["command"] == ["python", "-m", "dagster_celery_aws.retention"] and retention["essential"] is False
+    lifecycle = stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "-bucket-lifecycle")
+    (expiry,) = [rule for rule in lifecycle.inputs["rules"] if rule["id"] == "expire-compute-logs"]
+    assert expiry["expiration"]["days"] == cfg.retention.run_days
+    for c in (check, migrate, pools, daemon, metrics, retention):
         assert c["entryPoint"] == ["python", "-m", "dagster_celery_aws.instance_settings"], c["name"]
     env = {e["name"]: e["value"] for e in daemon["environment"]}
     assert json.loads(env[contract.INSTANCE_SETTINGS]) == instance.settings(cfg)

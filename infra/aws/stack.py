@@ -47,7 +47,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     network = _network(at, specs)
     broker = _broker(at, network)
     database = _database(at, network)
-    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=at.protect, kms_key_arn=at.key))
+    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=at.protect, kms_key_arn=at.key,
+                                                   compute_log_days=cfg.retention.run_days))  # fmt: skip
     access_logs = _access_logs(at, bucket)
     image = _image(at, locations)
     lb = _load_balancer(at, network, access_logs)
@@ -253,7 +254,8 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
         env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations)},
-        sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
+        sidecars=(specs.pop("queue-metrics"), specs.pop("retention"), *(() if lb else (web_spec,))),
+        sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(

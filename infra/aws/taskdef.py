@@ -99,7 +99,8 @@ def container_definitions(
     beside = []
     for p in sidecars:
         metrics = p.role == "metrics"
-        definition = process(p, essential=not metrics, extra_env=sidecar_environment if metrics else None)
+        # The housekeeping sidecars (queue metrics, the run purge) may stop without taking the daemon's task down.
+        definition = process(p, essential=p.role not in ("metrics", "retention"), extra_env=sidecar_environment if metrics else None)
         if p.role == "webserver":
             definition["healthCheck"] = WEBSERVER_HEALTH_CHECK
         beside.append(definition)

@@ -15,7 +15,7 @@ from infra.stackfile.config import StackConfig
 
 def settings(cfg: StackConfig) -> dict:
     """The dagster.yaml sections of ``cfg`` (Dagster 1.13's instance config schema)."""
-    runs = cfg.runs
+    runs, ticks = cfg.runs, cfg.retention.tick_days
     tag_limits = []
     for t in runs.tag_limits:
         limit = {"key": t.key, "limit": t.limit}
@@ -28,8 +28,16 @@ def settings(cfg: StackConfig) -> dict:
     if runs.pools.default_limit is not None:
         pools["default_limit"] = runs.pools.default_limit
     return {
-        # Not a dagster.yaml section: set on the instance before the daemon starts (dagster_celery_aws.pool_limits).
+        # Not dagster.yaml sections: set on the instance before the daemon starts (dagster_celery_aws.pool_limits),
+        # and read by the run purge beside the daemon (dagster_celery_aws.retention).
         "pool_limits": dict(sorted(runs.pools.limits.items())),
+        "run_retention_days": cfg.retention.run_days,
+        # Dagster's own tick purge (the scheduler and sensor daemons); a skipped sensor tick, the most frequent,
+        # stays no longer than Dagster's default 7 days.
+        "retention": {
+            "schedule": {"purge_after_days": ticks},
+            "sensor": {"purge_after_days": {"skipped": min(ticks, 7), "success": ticks, "failure": ticks, "started": ticks}},
+        },
         "run_retries": {
             "enabled": runs.retries.max_retries > 0,
             "max_retries": runs.retries.max_retries,

@@ -82,6 +82,7 @@ CHECK_IMAGE_COMMAND = ("python", "-m", "dagster_celery_aws.image_check")
 POOL_LIMITS_COMMAND = ("python", "-m", "dagster_celery_aws.pool_limits")
 BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND), ("pools", POOL_LIMITS_COMMAND))
 METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
+RETENTION_COMMAND = ("python", "-m", "dagster_celery_aws.retention")
 
 
 def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
@@ -112,6 +113,13 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
     specs.append(
         ProcessSpec(
             name="queue-metrics", role="metrics", command=METRICS_COMMAND,
+            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
+        )
+    )
+    # Deletes finished runs older than retention.runDays every hour (a sidecar of the daemon task, like the publisher).
+    specs.append(
+        ProcessSpec(
+            name="retention", role="retention", command=RETENTION_COMMAND,
             cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
         )
     )

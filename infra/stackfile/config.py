@@ -394,6 +394,17 @@ class Runs(_Sized):
         return self
 
 
+class Retention(_Model):
+    """How long Dagster's history is kept ([Retention](operations.md#retention)); older is purged."""
+
+    run_days: Int = Field(90, ge=1, le=3650)
+    """1–3650: finished runs older than this (by their last update) are deleted with their event logs, in batches,
+    every hour; their compute logs expire in the bucket after as many days"""
+    tick_days: Int = Field(30, ge=1, le=3650)
+    """1–3650: schedule and sensor ticks older than this are purged by the daemon (skipped sensor ticks after at
+    most 7 days, Dagster's default)"""
+
+
 class DeploymentMode(StrEnum):
     SINGLE_INSTANCE = "SINGLE_INSTANCE"
     CLUSTER_MULTI_AZ = "CLUSTER_MULTI_AZ"
@@ -742,6 +753,7 @@ class StackConfig(_Model):
     webserver: Webserver = Webserver()
     daemon: Daemon = Daemon()
     runs: Runs = Runs()
+    retention: Retention = Retention()
     broker: Broker = Broker()
     database: Database = Database()
     network: Network = Network()
@@ -800,7 +812,7 @@ class StackConfig(_Model):
             raise ValueError(
                 f"daemon.memory {self.daemon.memory} is too small for runs.mode 'daemon' with runs.maxConcurrentRuns "
                 f"{self.runs.max_concurrent_runs}: the run workers share the daemon's task, which needs at least {floor} MiB "
-                f"(the daemon and its code server {limits.DAEMON_PROCESSES_MIB}{web} + {limits.RUN_WORKER_MIB} per run "
+                f"(the daemon, its code server and the run purge {limits.DAEMON_PROCESSES_MIB}{web} + {limits.RUN_WORKER_MIB} per run "
                 f"worker, measured with the example code; yours may need more): raise daemon.memory (and daemon.cpu "
                 f"to a valid pair) or lower runs.maxConcurrentRuns"
             )

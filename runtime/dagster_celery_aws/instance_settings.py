@@ -21,13 +21,15 @@ import yaml
 
 SETTINGS_VAR = "DCA_INSTANCE_SETTINGS"  # infra/specs/contract.py INSTANCE_SETTINGS
 SECTIONS = ("run_retries", "concurrency", "retention")
-# Pool limits live in the instance's storage, not in dagster.yaml (dagster_celery_aws.pool_limits sets them).
+# Not dagster.yaml sections: pool limits live in the instance's storage (dagster_celery_aws.pool_limits sets them);
+# runs are purged by dagster_celery_aws.retention.
 POOL_LIMITS = "pool_limits"
+RUN_RETENTION_DAYS = "run_retention_days"
 
 
 def merge(doc: dict, settings: dict) -> dict:
     """``doc`` (a parsed dagster.yaml) with each section of ``settings`` in place of its own."""
-    unknown = sorted(set(settings) - {*SECTIONS, POOL_LIMITS})
+    unknown = sorted(set(settings) - {*SECTIONS, POOL_LIMITS, RUN_RETENTION_DAYS})
     if unknown:
         raise ValueError(f"{SETTINGS_VAR} has {', '.join(unknown)}: only {', '.join(SECTIONS)} are instance settings")
     return {**doc, **{k: v for k, v in settings.items() if k in SECTIONS}}

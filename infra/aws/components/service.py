@@ -40,7 +40,8 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     own_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # this process's only (Flower)
-    # Processes in the same task: the daemon's queue-metrics publisher, and with ui.access 'ssm' the webserver.
+    # Processes in the same task: the daemon's queue-metrics publisher and run purge, and with ui.access 'ssm' the
+    # webserver.
     sidecars: tuple[ProcessSpec, ...] = ()
     sidecar_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
