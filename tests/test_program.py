@@ -373,3 +373,21 @@ def test_runs_mode_picks_each_tasks_launcher_and_what_exists_for_runs(mode):
         assert not launch & sids, sids & launch
         assert not any("ecs:RunTask" in json.dumps(s) or "iam:PassRole" in json.dumps(s) for s in control["Statement"])
         assert (stack.one(TASKDEF, "-daemon-task").inputs["cpu"], stack.one(TASKDEF, "-daemon-task").inputs["memory"]) == ("1024", "4096")
+
+
+def test_the_ui_scales_on_cpu_between_desired_and_max_count():
+    """webserver.maxCount: the webserver service is autoscaled on its average CPU; without it, its count is fixed and
+    every `pulumi up` keeps it at desiredCount."""
+    fixed = run_stack(config={"queues": [{"name": "dagster"}], "webserver": {"desiredCount": 2}})
+    assert not [r for r in fixed.of_type(TARGET) if "webserver" in r.name]
+    assert not fixed.one(SERVICE, "-webserver-service").options.ignore_changes
+    scaled = run_stack(config={"queues": [{"name": "dagster"}],
+                               "webserver": {"desiredCount": 2, "maxCount": 5, "targetCpuPercent": 50}})  # fmt: skip
+    target = scaled.one(TARGET, "-webserver-scaling")
+    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (2, 5)
+    assert target.inputs["resourceId"].endswith("/webserver")
+    policy = scaled.one(POLICY, "-webserver-autoscaling-cpu")
+    tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
+    assert policy.inputs["policyType"] == "TargetTrackingScaling" and tracking["targetValue"] == 50
+    assert tracking["predefinedMetricSpecification"] == {"predefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    assert scaled.one(SERVICE, "-webserver-service").options.ignore_changes == ("desiredCount",)

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from infra.specs import code_locations, contract, instance, topology
 from infra.aws import monitoring, naming
 from infra.stackfile import transitions
-from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs
+from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs, UiScaling
 from infra.aws.components.broker import Broker, BrokerArgs
 from infra.aws.components.bucket import Bucket, BucketArgs, LogBucket, LogBucketArgs
 from infra.aws.components.cluster import Cluster, ClusterArgs
@@ -62,6 +62,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                      QueueScalingArgs(queue=cfg.queue(q), stack_id=prefix, target=services.workers[q].scaling_target))
         for q, spec in services.worker_specs.items()
     ]  # fmt: skip
+    if services.webserver.scaling_target:  # webserver.maxCount above desiredCount
+        scalings.append(UiScaling(f"{prefix}-webserver-autoscaling", cfg.webserver, services.webserver.scaling_target))
     watch = _monitoring(at, services, cluster, lb, database, broker)
 
     # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load balancer

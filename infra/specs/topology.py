@@ -92,7 +92,7 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
             name="webserver",
             role="webserver",
             command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE),
-            cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.desired_count,
+            cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.most,
             port=contract.WEBSERVER_PORT, capacity=web.capacity,
         ),
         # Exactly one daemon: two would both dequeue runs and fire schedules twice.

@@ -300,8 +300,28 @@ class Queue(_Sized):
 
 class Webserver(_Sized):
     desired_count: Int = Field(1, ge=1, le=10)
-    """1–10 tasks"""
+    """1–10 tasks (with `maxCount`, the fewest)"""
+    max_count: Int | None = Field(None, ge=1, le=10)
+    """unset: `desiredCount` tasks, always; `desiredCount`–10: the UI scales out on CPU up to this many tasks and back
+    ([UI autoscaling](autoscaling.md#the-ui))"""
+    # The UI's work is GraphQL in the webserver process: CPU is what a busy UI runs out of first.
+    target_cpu_percent: Int = Field(60, ge=10, le=90)
+    """10–90: the average CPU of the UI's tasks that autoscaling holds (with `maxCount`)"""
     capacity: Capacity = Capacity()
+
+    @model_validator(mode="after")
+    def _scaling(self) -> Webserver:
+        if self.max_count is not None and self.max_count < self.desired_count:
+            raise ValueError(
+                f"maxCount {self.max_count} is below desiredCount {self.desired_count}: maxCount is the most tasks "
+                f"autoscaling may run, desiredCount the fewest"
+            )
+        return self
+
+    @property
+    def most(self) -> int:
+        """The most webserver tasks that may run."""
+        return self.max_count or self.desired_count
 
 
 class Daemon(_Sized):
@@ -843,7 +863,7 @@ class StackConfig(_Model):
                 f"dagster-celery/queue tag goes there and would wait forever: add {{name: {DEFAULT_QUEUE}}}"
             )
         slots = sum(q.max_workers * q.concurrency for q in self.queues)
-        peaks = limits.peak_connections(slots, self.runs.max_concurrent_runs, self.webserver.desired_count)
+        peaks = limits.peak_connections(slots, self.runs.max_concurrent_runs, self.webserver.most)
         problem = limits.connection_problem(peaks, self.database.instance_class, self.database.max_connections)
         if problem:
             raise ValueError(problem)
