@@ -91,7 +91,8 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
         ProcessSpec(
             name="webserver",
             role="webserver",
-            command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE),
+            command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE,
+                     *(("--read-only",) if cfg.ui.read_only else ())),
             cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.most,
             port=contract.WEBSERVER_PORT, capacity=web.capacity,
         ),

@@ -637,6 +637,11 @@ class Ui(_Model):
     """true: an internet-facing UI without `certificateArn`, over plain HTTP (not with `cognito`, `oidc`)"""
     cognito: Cognito | None = None
     oidc: Oidc | None = None
+    # dagster-webserver --read-only: whoever reaches the UI may look, not act.
+    read_only: bool = False
+    """true: the UI shows everything and changes nothing (no launches, re-executions, terminations, schedule or sensor
+    switches, wipes); runs start from schedules, sensors and `dagster job launch` ([Read-only
+    UI](operations.md#a-read-only-ui))"""
 
     @model_validator(mode="after")
     def _access(self) -> Ui:
