@@ -88,7 +88,7 @@ class ColdProcessRunLauncher(RunLauncher, ConfigurableClass):
 def environment(state: Path):
     """The local runner's environment on a private vhost, database and moto S3, with a warm Celery worker per
     queue: yields (env, layout, port, Supervisor, specs by role, code location name)."""
-    from infra.specs import code_locations, topology
+    from infra.specs import code_locations, instance, topology
     from infra.stackfile.config import parse
     from infra.local import code, runtime_files, services
     from infra.local.processes import Supervisor
@@ -103,7 +103,7 @@ def environment(state: Path):
                              None, "bench", state)  # fmt: skip
         sup = None
         try:
-            layout = runtime_files.write(state, locs, svc.storage, svc.celery_overrides)
+            layout = runtime_files.write(state, locs, svc.storage, svc.celery_overrides, instance.settings(cfg))
             env = _environment(svc, layout, cfg, locs, code.python_path(locs, []))
             os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
             sup = Supervisor(layout.app_dir, env, layout.logs)

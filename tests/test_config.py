@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.stackfile import fargate, limits
+from dagster_celery_aws import fargate
+
+from infra.stackfile import limits
 from infra.stackfile.config import ConfigError, load_stack_file, parse
 from infra.specs.topology import process_specs
 
@@ -86,11 +88,15 @@ INVALID = [
     pytest.param({"queues": [{"name": "dagster", "scaling": {"idleMinutes": 2000}}]}, ["queues[0].scaling.idleMinutes", "2000"], id="idle-over-a-day"),
     pytest.param({"queues": [{"name": "dagster", "scaling": {"cooldown": 5}}]}, ["queues[0].scaling.cooldown", "unknown key"], id="unknown-scaling-key"),
     pytest.param(config(logs={"retentionDays": 10}), ["retentionDays 10", "14"], id="bad-log-retention"),
+    pytest.param(config(webserver={"desiredCount": 3, "maxCount": 2}), ["webserver", "maxCount 2 is below desiredCount 3"], id="ui-max-below-desired"),
+    pytest.param(config(webserver={"maxCount": 11}), ["webserver.maxCount", "10"], id="ui-max-over-ten"),
+    pytest.param(config(webserver={"targetCpuPercent": 95}), ["webserver.targetCpuPercent", "90"], id="ui-cpu-target-too-high"),
+    pytest.param(config(webserver={"maxCount": 3}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["webserver.maxCount is not used with ui.access 'ssm'"], id="ui-scaling-without-service"),
     pytest.param(config(runs={"mode": "lambda"}), ["runs.mode", "'lambda'", "'task'", "'daemon'"], id="unknown-runs-mode"),
     pytest.param(config(runs={"mode": "daemon", "memory": 2048}), ["runs", "runs.memory", "daemon's task", "daemon.memory"], id="runs-size-in-daemon-mode"),
     pytest.param(config(runs={"mode": "daemon", "cpu": 512}), ["runs.cpu", "leave runs.cpu out", "daemon.cpu"], id="runs-cpu-in-daemon-mode"),
-    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1635 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
-    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1135 MiB", "webserver"], id="daemon-with-webserver-too-small"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1750 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1250 MiB", "webserver"], id="daemon-with-webserver-too-small"),
     pytest.param(config(access={"secrets": {"API": SECRET}, "secretKmsKeys": ["alias/api"]}),
                  ["access.secretKmsKeys[0]", "'alias/api'", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"], id="secret-key-not-a-key-arn"),
     pytest.param(config(access={"secretKmsKeys": [SECRET_KEY]}), ["access", "secretKmsKeys[0]", "no Region", "(none)"],
@@ -205,7 +211,7 @@ def test_missing_stack_file_is_a_config_error(tmp_path):
 
 
 def test_runs_mode_daemon_fits_when_the_daemon_is_sized_for_its_runs():
-    cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 5}))  # 285 + 5 x 135 = 960 <= 1024
-    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 960
+    cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}))  # 400 + 4 x 135 = 940 <= 1024
+    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 940
     assert "run" not in {s.name for s in process_specs(cfg)}  # no run task to define
     assert "run" in {s.name for s in process_specs(parse(config()))}  # the default, task: one per run

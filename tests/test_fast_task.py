@@ -119,7 +119,7 @@ def step_env(pg_url, tmp_path, monkeypatch):
     env = {
         "DAGSTER_HOME": str(tmp_path), contract.PG_HOST: "127.0.0.1", contract.PG_PORT: "5432",
         contract.PG_DB: pg_url, contract.PG_USERNAME: "postgres", contract.PG_PASSWORD: "",
-        contract.S3_BUCKET: "fast", contract.MAX_CONCURRENT_RUNS: "1",
+        contract.S3_BUCKET: "fast",
         contract.BROKER_URL: "amqp://guest:guest@127.0.0.1:5672//",
         contract.BACKEND_URL: f"db+sqlite:///{tmp_path / 'results.sqlite'}",
         "AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "local",

@@ -119,3 +119,22 @@ def test_stop_kills_a_main_process_past_the_grace_with_its_group_as_ecs_does(tmp
     assert proc.popen.returncode == -signal.SIGKILL
     wait_for("the child to be gone", lambda: not _alive(child), 10)
     assert not (tmp_path / "child.term").exists()  # killed, never interrupted
+
+
+def test_a_read_only_ui_is_dagster_webservers_own_read_only_mode(tmp_path, monkeypatch):
+    """ui.readOnly: the webserver's command (ECS and the local runner alike) asks dagster-webserver for its read-only
+    mode, which its own command line parses as such; without it the UI may act."""
+    from dagster_webserver.cli import create_dagster_webserver_cli
+
+    from infra.stackfile.config import parse
+
+    monkeypatch.chdir(tmp_path)  # the command's relative workspace.yaml, which the command line checks exists
+    (tmp_path / "workspace.yaml").write_text("load_from: []\n")
+
+    def webserver(ui: dict):
+        (spec,) = [s for s in process_specs(parse({"queues": [{"name": "dagster"}], "ui": ui})) if s.role == "webserver"]
+        cli = create_dagster_webserver_cli()
+        return cli.make_context(spec.command[0], list(spec.command[1:])).params
+
+    assert webserver({"readOnly": True})["read_only"] is True
+    assert webserver({})["read_only"] is False

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from infra.specs import contract
+from infra.specs import contract, instance
 from infra.stackfile.config import load_stack_file
 from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, is_secret, run_stack
 
@@ -224,12 +224,13 @@ def test_prebuilt_image_builds_nothing():
 def test_daemon_migrates_the_schema_before_it_starts(example):
     cfg, stack = example
     by_name = {c["name"]: c for c in containers(stack.one(TASKDEF, "-daemon-task"))}
-    check, migrate, daemon, metrics = (by_name.pop(n) for n in ("check-image", "migrate", "daemon", "queue-metrics"))
+    check, migrate, pools, daemon, metrics, retention = (
+        by_name.pop(n) for n in ("check-image", "migrate", "pools", "daemon", "queue-metrics", "retention"))
     if not cfg.ui.access.load_balanced:
         # ui.access 'ssm': the webserver serves from the daemon's task, after the migration, watched by its own
         # health check (no load balancer checks it), and its failure replaces the task.
         web = by_name.pop("webserver")
-        assert web["essential"] is True and web["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+        assert web["essential"] is True and web["dependsOn"] == [{"containerName": "pools", "condition": "SUCCESS"}]
         assert web["portMappings"] == [{"containerPort": 3000, "protocol": "tcp"}]
         assert "/server_info" in " ".join(web["healthCheck"]["command"])
     assert not by_name
@@ -237,8 +238,20 @@ def test_daemon_migrates_the_schema_before_it_starts(example):
     assert check["command"] == ["python", "-m", "dagster_celery_aws.image_check"] and check["essential"] is False
     assert migrate["command"] == ["dagster", "instance", "migrate"] and migrate["essential"] is False
     assert migrate["dependsOn"] == [{"containerName": "check-image", "condition": "SUCCESS"}]
-    assert daemon["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    # The stack's pool limits (runs.pools.limits) are set on the migrated instance, before the daemon starts.
+    assert pools["command"] == ["python", "-m", "dagster_celery_aws.pool_limits"] and pools["essential"] is False
+    assert pools["dependsOn"] == [{"containerName": "migrate", "condition": "SUCCESS"}]
+    assert daemon["dependsOn"] == [{"containerName": "pools", "condition": "SUCCESS"}]
+    # Every container starts through the entry point that writes the stack's instance settings into dagster.yaml.
+    # The run purge (retention.runDays) beside the daemon; its compute logs expire in the bucket after as long.
+    assert retention["command"] == ["python", "-m", "dagster_celery_aws.retention"] and retention["essential"] is False
+    lifecycle = stack.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "-bucket-lifecycle")
+    (expiry,) = [rule for rule in lifecycle.inputs["rules"] if rule["id"] == "expire-compute-logs"]
+    assert expiry["expiration"]["days"] == cfg.retention.run_days
+    for c in (check, migrate, pools, daemon, metrics, retention):
+        assert c["entryPoint"] == ["python", "-m", "dagster_celery_aws.instance_settings"], c["name"]
     env = {e["name"]: e["value"] for e in daemon["environment"]}
+    assert json.loads(env[contract.INSTANCE_SETTINGS]) == instance.settings(cfg)
     assert env[contract.CODE_LOCATIONS] == "dagster_project"  # what the image check expects to load
     service = stack.one(SERVICE, "-daemon-service")
     assert service.inputs["waitForSteadyState"] is True
@@ -365,3 +378,21 @@ def test_runs_mode_picks_each_tasks_launcher_and_what_exists_for_runs(mode):
         assert not launch & sids, sids & launch
         assert not any("ecs:RunTask" in json.dumps(s) or "iam:PassRole" in json.dumps(s) for s in control["Statement"])
         assert (stack.one(TASKDEF, "-daemon-task").inputs["cpu"], stack.one(TASKDEF, "-daemon-task").inputs["memory"]) == ("1024", "4096")
+
+
+def test_the_ui_scales_on_cpu_between_desired_and_max_count():
+    """webserver.maxCount: the webserver service is autoscaled on its average CPU; without it, its count is fixed and
+    every `pulumi up` keeps it at desiredCount."""
+    fixed = run_stack(config={"queues": [{"name": "dagster"}], "webserver": {"desiredCount": 2}})
+    assert not [r for r in fixed.of_type(TARGET) if "webserver" in r.name]
+    assert not fixed.one(SERVICE, "-webserver-service").options.ignore_changes
+    scaled = run_stack(config={"queues": [{"name": "dagster"}],
+                               "webserver": {"desiredCount": 2, "maxCount": 5, "targetCpuPercent": 50}})  # fmt: skip
+    target = scaled.one(TARGET, "-webserver-scaling")
+    assert (target.inputs["minCapacity"], target.inputs["maxCapacity"]) == (2, 5)
+    assert target.inputs["resourceId"].endswith("/webserver")
+    policy = scaled.one(POLICY, "-webserver-autoscaling-cpu")
+    tracking = policy.inputs["targetTrackingScalingPolicyConfiguration"]
+    assert policy.inputs["policyType"] == "TargetTrackingScaling" and tracking["targetValue"] == 50
+    assert tracking["predefinedMetricSpecification"] == {"predefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    assert scaled.one(SERVICE, "-webserver-service").options.ignore_changes == ("desiredCount",)

@@ -45,7 +45,6 @@ SAMPLE_ENV = {
     contract.PG_USERNAME: "dagster_user",
     contract.PG_PASSWORD: "s3cret",
     contract.S3_BUCKET: "sample-bucket",
-    contract.MAX_CONCURRENT_RUNS: "7",
     contract.RUN_TASK_DEFINITION: RUN_TASK_FAMILY,
     contract.BROKER_URL: "amqps://user:pw@broker.internal:5671/",
     contract.BACKEND_URL: "db+postgresql+psycopg2://dagster_user:s3cret@db.internal:5433/dagster",
@@ -136,15 +135,6 @@ def test_storage_fails_without_its_environment(contract_env, monkeypatch):
     result = process_config(PostgresStorage.config_type(), _load(DAGSTER_YAML)["storage"]["custom"]["config"])
     assert not result.success
     assert contract.PG_PASSWORD in " ".join(error.message for error in result.errors)
-
-
-def test_run_coordinator_reads_max_concurrent_runs_from_env(contract_env):
-    section = _load(DAGSTER_YAML)["run_coordinator"]
-    assert section["class"] == "QueuedRunCoordinator"
-    value = _processed(section)
-    assert value["max_concurrent_runs"] == 7
-    coordinator = _class(section).from_config_value(None, value)
-    assert coordinator.get_run_queue_config().max_concurrent_runs == 7
 
 
 def test_compute_log_manager_builds_from_env(contract_env):

@@ -103,3 +103,20 @@ def idle_alarm(queue: Queue, stack_id: str) -> dict:
         "period": PERIOD,
         "statistic": "Maximum",
     }
+
+
+# The UI (webserver.maxCount): target tracking on the service's average CPU, ECS's own metric. Out quickly (a busy
+# UI answers slowly now); in slowly (tasks take a minute or two to load the code locations and pass the load
+# balancer's health check).
+UI_SCALE_OUT_COOLDOWN = 60
+UI_SCALE_IN_COOLDOWN = 300
+
+
+def ui_cpu_tracking(target_percent: int) -> dict:
+    """``target_tracking_scaling_policy_configuration`` of the webserver service."""
+    return {
+        "target_value": float(target_percent),
+        "predefined_metric_specification": {"predefined_metric_type": "ECSServiceAverageCPUUtilization"},
+        "scale_out_cooldown": UI_SCALE_OUT_COOLDOWN,
+        "scale_in_cooldown": UI_SCALE_IN_COOLDOWN,
+    }

@@ -8,10 +8,10 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from infra.specs import code_locations, contract, topology
+from infra.specs import code_locations, contract, instance, topology
 from infra.aws import monitoring, naming
 from infra.stackfile import transitions
-from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs
+from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs, UiScaling
 from infra.aws.components.broker import Broker, BrokerArgs
 from infra.aws.components.bucket import Bucket, BucketArgs, LogBucket, LogBucketArgs
 from infra.aws.components.cluster import Cluster, ClusterArgs
@@ -47,7 +47,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     network = _network(at, specs)
     broker = _broker(at, network)
     database = _database(at, network)
-    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=at.protect, kms_key_arn=at.key))
+    bucket = Bucket(f"{prefix}-bucket", BucketArgs(deletion_protection=at.protect, kms_key_arn=at.key,
+                                                   compute_log_days=cfg.retention.run_days))  # fmt: skip
     access_logs = _access_logs(at, bucket)
     image = _image(at, locations)
     lb = _load_balancer(at, network, access_logs)
@@ -63,6 +64,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
                      QueueScalingArgs(queue=cfg.queue(q), stack_id=prefix, target=services.workers[q].scaling_target))
         for q, spec in services.worker_specs.items()
     ]  # fmt: skip
+    if services.webserver.scaling_target:  # webserver.maxCount above desiredCount
+        scalings.append(UiScaling(f"{prefix}-webserver-autoscaling", cfg.webserver, services.webserver.scaling_target))
     _monitoring(at, services, cluster, lb, database, broker, watch)
 
     # Changes AWS would refuse midway (a broker moved down to mq.t3.micro, a downgrade, a protected load balancer
@@ -202,7 +205,7 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         contract.PG_PORT: str(POSTGRES_PORT),
         contract.PG_DB: DB_NAME,
         contract.S3_BUCKET: bucket.name,
-        contract.MAX_CONCURRENT_RUNS: str(cfg.runs.max_concurrent_runs),
+        contract.INSTANCE_SETTINGS: instance.settings_value(cfg),
         # Every task: the run launcher of the runs mode (dagster_celery_aws.run_launcher).
         contract.RUNS_MODE: cfg.runs.mode.value,
         # The family here (the run task definition cannot hold its own ARN); the daemon, which launches the
@@ -262,7 +265,8 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
     daemon = service(
         specs.pop("daemon"), cluster.control_role,
         env={**launch_env, **queues, contract.CODE_LOCATIONS: code_locations.names(locations), **alert_env},
-        sidecars=(specs.pop("queue-metrics"), *(() if lb else (web_spec,))), sidecar_environment=metrics_environment,
+        sidecars=(specs.pop("queue-metrics"), specs.pop("retention"), *(() if lb else (web_spec,))),
+        sidecar_environment=metrics_environment,
     )  # fmt: skip
     after_daemon = [daemon.service]
     webserver = service(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from infra.specs import contract
-from infra.specs.topology import BEFORE_SERVING, ProcessSpec
+from infra.specs.topology import BEFORE_SERVING, ENTRY_POINT, ProcessSpec
 
 # Fargate's maximum stopTimeout (ECS task definition parameters; docs/facts.md): a worker gets this long to
 # finish its step after SIGTERM (Celery's warm shutdown) before it is killed.
@@ -68,6 +68,7 @@ def container_definitions(
             "essential": essential,
             "user": NON_ROOT_USER,
             "workingDirectory": contract.APP_DIR,
+            "entryPoint": list(ENTRY_POINT),
             # Nothing writes the image: only DAGSTER_HOME and the temp dir, each a volume of this container.
             "readonlyRootFilesystem": True,
             "mountPoints": [{"sourceVolume": volume_name(name, label), "containerPath": path, "readOnly": False}
@@ -98,7 +99,8 @@ def container_definitions(
     beside = []
     for p in sidecars:
         metrics = p.role == "metrics"
-        definition = process(p, essential=not metrics, extra_env=sidecar_environment if metrics else None)
+        # The housekeeping sidecars (queue metrics, the run purge) may stop without taking the daemon's task down.
+        definition = process(p, essential=p.role not in ("metrics", "retention"), extra_env=sidecar_environment if metrics else None)
         if p.role == "webserver":
             definition["healthCheck"] = WEBSERVER_HEALTH_CHECK
         beside.append(definition)

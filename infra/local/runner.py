@@ -22,6 +22,7 @@ from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
 from dagster_celery_aws.queues import unserved
 
 from infra.specs import code_locations, contract, topology
+from infra.specs import instance as instance_settings
 from infra.stackfile.config import ConfigError, RunsMode, load_stack_file
 from infra.local import code, jobs, launch, runtime_files, services, watchdog
 from infra.local.options import REPO_ROOT, Options
@@ -70,7 +71,7 @@ def _environment(svc: services.Services, layout: runtime_files.Layout, cfg, locs
     # fault tests') may serve queues the stack file does not list.
     env["DAGSTER_HOME"] = str(layout.dagster_home)
     env[contract.CODE_LOCATIONS] = code_locations.names(locs)
-    env[contract.MAX_CONCURRENT_RUNS] = str(cfg.runs.max_concurrent_runs)
+    env[contract.INSTANCE_SETTINGS] = instance_settings.settings_value(cfg)  # what runtime_files wrote into dagster.yaml
     env[contract.RUNS_MODE] = RunsMode.DAEMON.value  # no ECS here: every run starts from the daemon's code server
     # The code locations and their requirements first (the image installs them), then the image's APP_DIR: the
     # repository root (dagster_project; infra.local.jobs). The runtime (dagster_celery_aws, the workers'
@@ -307,7 +308,7 @@ def up(opts: Options) -> int:
         lock = claim_state_dir(opts.state_dir)  # held until this process exits
         port = services.check_port_free(opts.port)
         svc = services.start(opts.broker_url, opts.database_url, opts.s3_endpoint, opts.bucket, opts.state_dir)
-        layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides)
+        layout = runtime_files.write(opts.state_dir, locs, svc.storage, svc.celery_overrides, instance_settings.settings(cfg))
         env = _environment(svc, layout, cfg, locs, code.python_path(locs, code.install_requirements(locs, opts.state_dir)))
         env.update(_alert_environment(cfg, layout, port))
         # Not the placeholders: the shell's values of the queues' secrets are read from here for their workers.

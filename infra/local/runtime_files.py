@@ -9,7 +9,8 @@ and dumped:
 - ``dagster.yaml``: with embedded storage, ``storage`` -> sqlite. Everything else (the run launcher, run
   coordinator, S3 compute logs, run monitoring, ...) is kept: the runner gives every process runs mode
   ``daemon`` (``DCA_RUNS_MODE``; no ECS here), so the image's launcher starts each run from the daemon's code
-  server, as on AWS with ``runs.mode: daemon``.
+  server, as on AWS with ``runs.mode: daemon``. The stack's instance settings (infra/specs/instance.py) are
+  written in, as each container's entry point does on AWS.
 - ``workspace.yaml``: generated from the stack file's code locations (infra/specs/code_locations.py), each loaded
   from its own directory on this machine (or ``--code-module`` from ``--code-dir``).
 - ``celery_config.yaml``: unchanged with a real broker; with the embedded one,
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from dagster_celery_aws import instance_settings
 from dagster_celery_aws.celery_config import PACKAGED as PACKAGED_CELERY_CONFIG
 
 from infra.specs import code_locations, topology
@@ -51,8 +53,8 @@ def _dump(doc: dict, path: Path, header: str) -> None:
     path.write_text(f"# {header}\n" + yaml.safe_dump(doc, sort_keys=False))
 
 
-def instance_config(storage: dict | None) -> dict:
-    doc = _load(IMAGE_DIR / "dagster.yaml")
+def instance_config(storage: dict | None, settings: dict | None = None) -> dict:
+    doc = instance_settings.merge(_load(IMAGE_DIR / "dagster.yaml"), settings or {})
     if storage is not None:
         for key in STORAGE_KEYS:
             doc.pop(key, None)
@@ -71,12 +73,12 @@ def celery_config(overrides: dict) -> dict:
     return doc
 
 
-def write(state: Path, locations, storage: dict | None, celery_overrides: dict) -> Layout:
+def write(state: Path, locations, storage: dict | None, celery_overrides: dict, settings: dict | None = None) -> Layout:
     app_dir, home, logs = state / "app", state / "dagster_home", state / "logs"
     for d in (app_dir, home, logs):
         d.mkdir(parents=True, exist_ok=True)
     note = "written by infra.local from {} (changes: see infra/local/runtime_files.py)"
-    _dump(instance_config(storage), home / "dagster.yaml", note.format("worker_image/dagster.yaml"))
+    _dump(instance_config(storage, settings), home / "dagster.yaml", note.format("worker_image/dagster.yaml"))
     ws = code_locations.workspace(locations, in_image=False)
     _dump(ws, app_dir / topology.WORKSPACE, "written by infra.local from the stack file's code locations (infra/specs/code_locations.py)")
     cc = celery_config(celery_overrides)

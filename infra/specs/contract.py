@@ -28,7 +28,10 @@ PG_HOST = "DAGSTER_PG_HOST"
 PG_PORT = "DAGSTER_PG_PORT"
 PG_DB = "DAGSTER_PG_DB"
 S3_BUCKET = "DAGSTER_S3_BUCKET"
-MAX_CONCURRENT_RUNS = "DAGSTER_MAX_CONCURRENT_RUNS"
+# The instance settings dagster.yaml cannot read with `env:` (run retries, concurrency), as JSON
+# (infra/specs/instance.py), written into dagster.yaml by each container's entry point
+# (dagster_celery_aws.instance_settings).
+INSTANCE_SETTINGS = "DCA_INSTANCE_SETTINGS"
 RUN_TASK_DEFINITION = "DAGSTER_RUN_TASK_DEFINITION"
 # botocore reads the default region from AWS_DEFAULT_REGION (not AWS_REGION): EcsRunLauncher, the S3 clients
 # and the queue-metrics publisher call the stack's region.
@@ -63,7 +66,7 @@ FLOWER_BASIC_AUTH = "FLOWER_BASIC_AUTH"  # "user:password", Flower's own variabl
 # alerts location defines its sensors from it wherever it loads.
 ALERTS = "DCA_ALERTS"
 # RUN_TASK_DEFINITION only in runs mode "task" (mode "daemon" has no run task definition).
-PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, MAX_CONCURRENT_RUNS, RUN_TASK_DEFINITION, REGION, RUNS_MODE, ALERTS)
+PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, INSTANCE_SETTINGS, RUN_TASK_DEFINITION, REGION, RUNS_MODE, ALERTS)
 
 
 # The stack's queues, comma-separated: the daemon's task (the queue-metrics publisher reads their depth, the image

@@ -79,13 +79,19 @@ def scoped_placeholders(cfg: StackConfig, queue: str | None = None) -> dict[str,
     return placeholders(granted, queue)
 
 
+# The entry point of every container on ECS: writes the stack's instance settings (contract.INSTANCE_SETTINGS) into
+# dagster.yaml, then execs the container's command -- the topology's, or the one EcsRunLauncher gives a run task.
+ENTRY_POINT = ("python", "-m", "dagster_celery_aws.instance_settings")
 MIGRATE_COMMAND = ("dagster", "instance", "migrate")
 # The image keeps its contract (runtime, instance config, the stack's code locations): checked before the
 # migration, so a prebuilt image that lacks a part fails the deployment naming it (dagster_celery_aws.image_check).
 CHECK_IMAGE_COMMAND = ("python", "-m", "dagster_celery_aws.image_check")
 # What runs, in order, before anything serves: in the daemon's task on ECS, and by the local runner.
-BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND))
+# The stack's pool limits (runs.pools.limits) are set on the migrated instance.
+POOL_LIMITS_COMMAND = ("python", "-m", "dagster_celery_aws.pool_limits")
+BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND), ("pools", POOL_LIMITS_COMMAND))
 METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
+RETENTION_COMMAND = ("python", "-m", "dagster_celery_aws.retention")
 
 
 def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
@@ -94,8 +100,9 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
         ProcessSpec(
             name="webserver",
             role="webserver",
-            command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE),
-            cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.desired_count,
+            command=("dagster-webserver", "-h", "0.0.0.0", "-p", str(contract.WEBSERVER_PORT), "-w", WORKSPACE,
+                     *(("--read-only",) if cfg.ui.read_only else ())),
+            cpu=web.cpu, memory=web.memory, min_count=web.desired_count, max_count=web.most,
             port=contract.WEBSERVER_PORT, capacity=web.capacity,
         ),
         # Exactly one daemon: two would both dequeue runs and fire schedules twice.
@@ -116,6 +123,13 @@ def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:
     specs.append(
         ProcessSpec(
             name="queue-metrics", role="metrics", command=METRICS_COMMAND,
+            cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
+        )
+    )
+    # Deletes finished runs older than retention.runDays every hour (a sidecar of the daemon task, like the publisher).
+    specs.append(
+        ProcessSpec(
+            name="retention", role="retention", command=RETENTION_COMMAND,
             cpu=daemon.cpu, memory=daemon.memory, min_count=1, max_count=1,
         )
     )

@@ -18,7 +18,9 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from infra.stackfile import fargate, limits
+from dagster_celery_aws import fargate
+
+from infra.stackfile import limits
 
 NAMESPACE = "dagster-celery-aws"
 DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue: every untagged step goes there (docs/facts.md)
@@ -298,12 +300,83 @@ class Queue(_Sized):
 
 class Webserver(_Sized):
     desired_count: Int = Field(1, ge=1, le=10)
-    """1–10 tasks"""
+    """1–10 tasks (with `maxCount`, the fewest)"""
+    max_count: Int | None = Field(None, ge=1, le=10)
+    """unset: `desiredCount` tasks, always; `desiredCount`–10: the UI scales out on CPU up to this many tasks and back
+    ([UI autoscaling](autoscaling.md#the-ui))"""
+    # The UI's work is GraphQL in the webserver process: CPU is what a busy UI runs out of first.
+    target_cpu_percent: Int = Field(60, ge=10, le=90)
+    """10–90: the average CPU of the UI's tasks that autoscaling holds (with `maxCount`)"""
     capacity: Capacity = Capacity()
+
+    @model_validator(mode="after")
+    def _scaling(self) -> Webserver:
+        if self.max_count is not None and self.max_count < self.desired_count:
+            raise ValueError(
+                f"maxCount {self.max_count} is below desiredCount {self.desired_count}: maxCount is the most tasks "
+                f"autoscaling may run, desiredCount the fewest"
+            )
+        return self
+
+    @property
+    def most(self) -> int:
+        """The most webserver tasks that may run."""
+        return self.max_count or self.desired_count
 
 
 class Daemon(_Sized):
     capacity: Capacity = Capacity()
+
+
+class Retries(_Model):
+    """Dagster's run retries (instance ``run_retries``): a failed run is re-executed from its failure by the daemon."""
+
+    # One retry by default: a run task that never starts (no capacity, an image pull that fails) is failed by run
+    # monitoring after run_monitoring.start_timeout_seconds, and relaunched once.
+    max_retries: Int = Field(1, ge=0, le=10)
+    """0–10: how many times a failed run is retried (0: never); a run's `dagster/max_retries` tag overrides it
+    ([Run retries](operations.md#run-retries))"""
+    # Off by default: a step that fails would run again with all the steps after it, which is not safe for every
+    # step; ops and assets have retry policies of their own.
+    retry_on_step_failure: bool = False
+    """false: only runs whose run worker failed (a task that never started, a crash) are retried; true: runs
+    whose steps failed too (a run's `dagster/retry_on_asset_or_op_failure` tag overrides it)"""
+
+
+class TagLimit(_Model):
+    """One tag concurrency limit of the run queue (Dagster's ``tag_concurrency_limits``)."""
+
+    key: str = Field(min_length=1, max_length=255)
+    """the run tag's key"""
+    value: str | None = Field(None, min_length=1, max_length=255)
+    """only runs whose tag has this value count (unset: every value, together)"""
+    per_value: bool = False
+    """true: the limit applies to each value of the tag on its own (not with `value`)"""
+    limit: Int = Field(ge=0, le=1000)
+    """0–1000 runs with the tag in progress at once (0: none starts)"""
+
+    @model_validator(mode="after")
+    def _one_scope(self) -> TagLimit:
+        if self.per_value and self.value is not None:
+            raise ValueError(
+                f"tag limit {self.key!r} has value {self.value!r} and perValue true: give a value to limit runs with that "
+                f"value, or perValue true to limit each value on its own, not both"
+            )
+        return self
+
+
+class Pools(_Model):
+    """Dagster's concurrency pools: how many ops (or runs) of a pool run at once across all runs."""
+
+    default_limit: Int | None = Field(None, ge=0, le=1000)
+    """0–1000: the limit a pool gets when first used without one (unset: such pools are unlimited)
+    ([Concurrency](operations.md#concurrency))"""
+    limits: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_./:-]{1,255}$")], Annotated[int, Field(ge=0, le=1000)]] = {}
+    """pool name → 0–1000, set on the instance at each deployment before the daemon starts; pools not named here keep
+    the limit set in the UI or with `dagster instance concurrency set`"""
+    granularity: str = Field("op", pattern=r"^(op|run)$")
+    """`op`: each op of the pool takes a slot while it runs; `run`: a run takes the slots its pool ops need before
+    it is dequeued"""
 
 
 class RunsMode(StrEnum):
@@ -323,6 +396,11 @@ class Runs(_Sized):
     max_concurrent_runs: Int = Field(5, ge=1, le=1000)
     """1–1000; runs in progress at once (the queued run coordinator holds the rest); with `runs.mode: daemon` also how
     many run workers the daemon's task must hold"""
+    retries: Retries = Retries()
+    tag_limits: tuple[TagLimit, ...] = ()
+    """run-queue limits by run tag, each `{key, value?, perValue?, limit}`: a run whose tags would exceed one stays
+    queued ([Concurrency](operations.md#concurrency))"""
+    pools: Pools = Pools()
 
     @model_validator(mode="after")
     def _mode(self) -> Runs:
@@ -334,6 +412,17 @@ class Runs(_Sized):
                 f"for runs.maxConcurrentRuns run workers"
             )
         return self
+
+
+class Retention(_Model):
+    """How long Dagster's history is kept ([Retention](operations.md#retention)); older is purged."""
+
+    run_days: Int = Field(90, ge=1, le=3650)
+    """1–3650: finished runs older than this (by their last update) are deleted with their event logs, in batches,
+    every hour; their compute logs expire in the bucket after as many days"""
+    tick_days: Int = Field(30, ge=1, le=3650)
+    """1–3650: schedule and sensor ticks older than this are purged by the daemon (skipped sensor ticks after at
+    most 7 days, Dagster's default)"""
 
 
 class DeploymentMode(StrEnum):
@@ -548,6 +637,11 @@ class Ui(_Model):
     """true: an internet-facing UI without `certificateArn`, over plain HTTP (not with `cognito`, `oidc`)"""
     cognito: Cognito | None = None
     oidc: Oidc | None = None
+    # dagster-webserver --read-only: whoever reaches the UI may look, not act.
+    read_only: bool = False
+    """true: the UI shows everything and changes nothing (no launches, re-executions, terminations, schedule or sensor
+    switches, wipes); runs start from schedules, sensors and `dagster job launch` ([Read-only
+    UI](operations.md#a-read-only-ui))"""
 
     @model_validator(mode="after")
     def _access(self) -> Ui:
@@ -706,6 +800,7 @@ class StackConfig(_Model):
     webserver: Webserver = Webserver()
     daemon: Daemon = Daemon()
     runs: Runs = Runs()
+    retention: Retention = Retention()
     broker: Broker = Broker()
     database: Database = Database()
     network: Network = Network()
@@ -765,7 +860,7 @@ class StackConfig(_Model):
             raise ValueError(
                 f"daemon.memory {self.daemon.memory} is too small for runs.mode 'daemon' with runs.maxConcurrentRuns "
                 f"{self.runs.max_concurrent_runs}: the run workers share the daemon's task, which needs at least {floor} MiB "
-                f"(the daemon and its code server {limits.DAEMON_PROCESSES_MIB}{web} + {limits.RUN_WORKER_MIB} per run "
+                f"(the daemon, its code server and the run purge {limits.DAEMON_PROCESSES_MIB}{web} + {limits.RUN_WORKER_MIB} per run "
                 f"worker, measured with the example code; yours may need more): raise daemon.memory (and daemon.cpu "
                 f"to a valid pair) or lower runs.maxConcurrentRuns"
             )
@@ -796,7 +891,7 @@ class StackConfig(_Model):
                 f"dagster-celery/queue tag goes there and would wait forever: add {{name: {DEFAULT_QUEUE}}}"
             )
         slots = sum(q.max_workers * q.concurrency for q in self.queues)
-        peaks = limits.peak_connections(slots, self.runs.max_concurrent_runs, self.webserver.desired_count)
+        peaks = limits.peak_connections(slots, self.runs.max_concurrent_runs, self.webserver.most)
         problem = limits.connection_problem(peaks, self.database.instance_class, self.database.max_connections)
         if problem:
             raise ValueError(problem)

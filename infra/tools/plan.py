@@ -112,8 +112,10 @@ def plan(cfg: StackConfig, prices: dict[str, Any]) -> list[Line]:
     web, daemon = specs["webserver"], specs["daemon"]
     if cfg.ui.access.load_balanced:
         cost = tasks_month(web.cpu, web.memory, web.min_count, web.capacity)
-        lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {web.min_count} task(s) "
-                          f"({placed(web.capacity, web.min_count)}{ip_note})", cost, cost))
+        count = str(web.min_count) if web.max_count == web.min_count else f"{web.min_count}-{web.max_count}"  # webserver.maxCount
+        lines.append(Line("webserver", f"{_size(web.cpu, web.memory)} x {count} task(s) "
+                          f"({placed(web.capacity, web.min_count)}{ip_note})", cost,
+                          tasks_month(web.cpu, web.memory, web.max_count, web.capacity)))  # fmt: skip
     cost = tasks_month(daemon.cpu, daemon.memory, 1, daemon.capacity)
     with_web = "" if cfg.ui.access.load_balanced else " with the webserver in it (ui.access 'ssm')"
     if "run" not in specs:
@@ -222,6 +224,8 @@ def alarm_counts(cfg: StackConfig) -> tuple[int, int, int]:
         alarms += monitoring.queue_alarms(q, t, cfg.operations.no_consumer_minutes).values()
         # Target tracking: an AWS-managed high and low alarm per policy, on the policy's metrics.
         managed += 2 * [scaling.target_tracking(q, "stack")["customized_metric_specification"]]
+    if cfg.ui.access.load_balanced and cfg.webserver.most > cfg.webserver.desired_count:  # the UI's CPU policy
+        managed += 2 * [scaling.ui_cpu_tracking(cfg.webserver.target_cpu_percent)["predefined_metric_specification"]]
     return len(alarms), len(managed), sum(map(_metrics_in, alarms + managed))
 
 

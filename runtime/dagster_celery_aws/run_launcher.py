@@ -17,6 +17,12 @@ so every run would start in the daemon's Availability Zone. With ``DCA_RUN_SUBNE
 ids, set on the daemon by the stack) a run may start in any of them: ECS places each task in one of the subnets
 it is given (RunTask, ``awsvpcConfiguration.subnets``). Everything else -- cluster, security groups, public IP,
 the task definition -- is the stock launcher's.
+
+Per-run size: the stock launcher gives a run task the size in its run tags ``ecs/cpu`` and ``ecs/memory``
+(and ``ecs/ephemeral_storage``, GiB) as RunTask overrides. ECS refuses a size Fargate does not offer only when the
+task is started, with a message that names no tag; here the size is checked first -- a tag left out takes the run
+task definition's value -- and a run with a size Fargate would refuse fails naming the tag, its value and what
+would be valid (``run_size_problem``).
 """
 
 from __future__ import annotations
@@ -34,12 +40,50 @@ from dagster._grpc.types import CanCancelExecutionRequest, CanCancelExecutionRes
 from dagster._serdes import ConfigurableClass, deserialize_value
 from dagster_aws.ecs import EcsRunLauncher as StockEcsRunLauncher
 
+from dagster_celery_aws import fargate
+
 RUN_SUBNETS = "DCA_RUN_SUBNETS"  # infra/specs/contract.py RUN_SUBNETS (the image ships without infra/)
 RUNS_MODE = "DCA_RUNS_MODE"  # infra/specs/contract.py RUNS_MODE
 MODES = ("task", "daemon")  # infra/stackfile/config.py RunsMode
 
 
+CPU_TAG, MEMORY_TAG, STORAGE_TAG = "ecs/cpu", "ecs/memory", "ecs/ephemeral_storage"  # dagster-aws's run tags
+EPHEMERAL_GIB = (21, 200)  # Fargate's ephemeral storage override, GiB (ECS API reference, EphemeralStorage)
+
+
+def run_size_problem(tags, task_cpu: int, task_memory: int) -> str | None:
+    """Why a run's sizing tags would be refused by Fargate (None: they would not); ``task_cpu``/``task_memory`` are
+    the run task definition's, which a tag left out keeps."""
+    size = {}
+    for tag, default in ((CPU_TAG, task_cpu), (MEMORY_TAG, task_memory), (STORAGE_TAG, None)):
+        value = tags.get(tag)
+        if value is None:
+            size[tag] = default
+        elif not str(value).strip().isdigit():
+            return f"run tag {tag}={value!r} is not a whole number"
+        else:
+            size[tag] = int(value)
+    if CPU_TAG in tags or MEMORY_TAG in tags:
+        problem = fargate.size_error(size[CPU_TAG], size[MEMORY_TAG])
+        if problem:
+            given = ", ".join(f"{t}={tags[t]!r}" for t in (CPU_TAG, MEMORY_TAG) if t in tags)
+            kept = [f"the run task definition's {n} {v}" for t, n, v in ((CPU_TAG, "cpu", task_cpu), (MEMORY_TAG, "memory", task_memory)) if t not in tags]
+            return f"run tag {given}{' with ' + kept[0] if kept else ''} is not a Fargate size: {problem}"
+    storage = size[STORAGE_TAG]
+    if storage is not None and not EPHEMERAL_GIB[0] <= storage <= EPHEMERAL_GIB[1]:
+        return f"run tag {STORAGE_TAG}={tags[STORAGE_TAG]!r} is outside Fargate's {EPHEMERAL_GIB[0]}-{EPHEMERAL_GIB[1]} GiB"
+    return None
+
+
 class EcsRunLauncher(StockEcsRunLauncher):
+    def get_cpu_and_memory_overrides(self, container_context, run):
+        if any(tag in run.tags for tag in (CPU_TAG, MEMORY_TAG, STORAGE_TAG)):
+            definition = self.ecs.describe_task_definition(taskDefinition=self.task_definition)["taskDefinition"]
+            problem = run_size_problem(run.tags, int(definition["cpu"]), int(definition["memory"]))
+            if problem:
+                raise ValueError(problem)
+        return super().get_cpu_and_memory_overrides(container_context, run)
+
     def _run_task_kwargs(self, run, image, container_context):
         kwargs = super()._run_task_kwargs(run, image, container_context)
         subnets = [s for s in os.environ.get(RUN_SUBNETS, "").split(",") if s]

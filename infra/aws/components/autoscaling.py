@@ -1,4 +1,5 @@
-"""Autoscaling: one queue's worker service follows the queue's backlog (infra/aws/scaling.py has the why).
+"""Autoscaling: one queue's worker service follows the queue's backlog (infra/aws/scaling.py has the why); the
+UI's webserver service follows its CPU (``UiScaling``).
 
 Creates, for one worker service: a target-tracking policy on messages per worker slot (scale out), a step
 policy + alarm that sets ``minWorkers`` after the queue has been empty for ``idleMinutes`` (scale in), and,
@@ -14,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.aws import scaling
-from infra.stackfile.config import Queue
+from infra.stackfile.config import Queue, Webserver
 
 
 @dataclass
@@ -56,4 +57,19 @@ class QueueScaling(pulumi.ComponentResource):
                 f"{name}-wake", alarm_description=f"queue {q.name} has messages and no worker: start one",
                 alarm_actions=[wake.arn], **scaling.wake_alarm(q, args.stack_id), opts=child,
             )  # fmt: skip
+        self.register_outputs({})
+
+
+class UiScaling(pulumi.ComponentResource):
+    """One target-tracking policy on the webserver service's average CPU (webserver.maxCount, targetCpuPercent)."""
+
+    def __init__(self, name: str, webserver: Webserver, target: aws.appautoscaling.Target,
+                 opts: pulumi.ResourceOptions | None = None):  # fmt: skip
+        super().__init__("dagster-celery-aws:autoscaling:UiScaling", name, None, opts)
+        aws.appautoscaling.Policy(
+            f"{name}-cpu", policy_type="TargetTrackingScaling", service_namespace=target.service_namespace,
+            resource_id=target.resource_id, scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=scaling.ui_cpu_tracking(webserver.target_cpu_percent),
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
         self.register_outputs({})

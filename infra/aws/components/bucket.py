@@ -23,7 +23,6 @@ import pulumi_aws as aws
 from infra.specs import contract
 from infra.aws import naming
 
-COMPUTE_LOG_DAYS = 30
 # The whole bucket, said explicitly: an empty lifecycle filter is deprecated by the provider (a warning that
 # is to become an error); an empty prefix matches every key (S3 API, LifecycleRuleFilter).
 EVERY_OBJECT = {"prefix": ""}
@@ -121,6 +120,7 @@ def _private_bucket(
 class BucketArgs:
     deletion_protection: bool
     kms_key_arn: pulumi.Input[str]
+    compute_log_days: int  # stack config retention.runDays: a run's compute logs go with the run
 
 
 class Bucket(pulumi.ComponentResource):
@@ -132,7 +132,7 @@ class Bucket(pulumi.ComponentResource):
             encryption={"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": args.kms_key_arn},
                         "bucket_key_enabled": True},
             expiry={"id": "expire-compute-logs", "status": "Enabled",
-                    "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": COMPUTE_LOG_DAYS}},
+                    "filter": {"prefix": f"{contract.COMPUTE_LOGS_PREFIX}/"}, "expiration": {"days": args.compute_log_days}},
         )  # fmt: skip
         aws.s3.BucketPolicy(
             f"{name}-tls-only", bucket=self.bucket.id, policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),

@@ -40,7 +40,8 @@ class ServiceArgs:
     target_group_arn: pulumi.Input[str] | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     own_secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # this process's only (Flower)
-    # Processes in the same task: the daemon's queue-metrics publisher, and with ui.access 'ssm' the webserver.
+    # Processes in the same task: the daemon's queue-metrics publisher and run purge, and with ui.access 'ssm' the
+    # webserver.
     sidecars: tuple[ProcessSpec, ...] = ()
     sidecar_environment: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
@@ -98,6 +99,8 @@ class Service(pulumi.ComponentResource):
             # Never two daemons at once (both would dequeue runs); pulumi waits until the new one -- started
             # after its task's migration succeeded -- is steady, before the other services roll.
             extra.update(deployment_maximum_percent=100, deployment_minimum_healthy_percent=0)
+        # Autoscaled: every worker service; the webserver when it may run more tasks than it starts with.
+        scaled = spec.role == "worker" or (spec.role == "webserver" and spec.max_count > spec.min_count)
         self.service = aws.ecs.Service(
             f"{name}-service",
             name=spec.name,
@@ -129,11 +132,11 @@ class Service(pulumi.ComponentResource):
                 depends_on=args.depends_on,
                 # The service's name is fixed: a replacement must delete the old service before it creates the new.
                 delete_before_replace=True,
-                # Autoscaling owns the worker count; `pulumi up` must not reset it (docs/facts.md).
-                ignore_changes=["desiredCount"] if spec.role == "worker" else None,
+                # Autoscaling owns the count; `pulumi up` must not reset it (docs/facts.md).
+                ignore_changes=["desiredCount"] if scaled else None,
             ),
         )
-        if spec.role == "worker":
+        if scaled:
             self.scaling_target = aws.appautoscaling.Target(
                 f"{name}-scaling",
                 service_namespace="ecs",

@@ -1,7 +1,8 @@
 """Fargate task sizes: which cpu/memory pairs ECS accepts.
 
 Source: ECS developer guide, "task-cpu-memory-error" (docs/facts.md): each cpu value allows a
-range of memory values in fixed steps.
+range of memory values in fixed steps. Used by the stack config (every task's size) and by the run launcher (a
+run's ``ecs/cpu`` and ``ecs/memory`` tags).
 """
 
 from __future__ import annotations
