@@ -182,6 +182,8 @@ def test_https_listener_and_redirect_when_a_certificate_is_given():
     assert listeners[443]["certificateArn"] == cert and listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     assert listeners[80]["defaultActions"][0]["type"] == "redirect"
     assert stack.outputs["ui_url"].startswith("https://")
+    # infra/tools/verify.py reads the UI's targets' health from it
+    assert stack.outputs["target_group"] == stack.one("aws:lb/targetGroup:TargetGroup", "").state["arn"]
 
 
 def test_changing_one_queue_changes_only_that_queues_resources():

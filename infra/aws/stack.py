@@ -307,6 +307,8 @@ def _outputs(lb, watch, broker, bucket, database, cluster, services: _Services) 
         "daemon_service": services.daemon.service.name,
         "worker_services": services.worker_names,
     }
+    if lb:  # infra/tools/verify.py asks for its targets' health
+        outputs["target_group"] = lb.target_group.arn
     if services.run:  # runs mode "task" only: mode "daemon" has no run task definition
         outputs["run_task_definition"] = services.run.task_definition.arn
     return outputs
