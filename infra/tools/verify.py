@@ -10,7 +10,9 @@ exits 1 when any fails (for CI):
 - every queue served: its worker service ACTIVE, its Application Auto Scaling target allows a task;
 - the run task definition ACTIVE (runs mode "task");
 - one image across every task definition, and one digest across the running tasks;
-- the UI route's prerequisites: with ui.access 'ssm', ECS Exec on the service that runs the webserver.
+- the UI route's prerequisites: with ui.access 'ssm', ECS Exec on the service that runs the webserver;
+- with ``--canary``: the canary job (dagster_celery_aws.canary, in one of the stack's code locations) launched
+  through the webserver's GraphQL as the UI launches a run, one step on every queue, waited for.
 
     pulumi stack output --json | python -m infra.tools.verify            # or --outputs outputs.json
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 FAILED_STOP_CODES = {"TaskFailedToStart", "EssentialContainerExited"}
 FAILED_REASON = re.compile(r"fail|error|unhealthy|cannot|unable", re.IGNORECASE)
 SCALABLE_DIMENSION = "ecs:service:DesiredCount"
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}  # DagsterRunStatus of a run that has ended
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,25 @@ def check_ui_route(found: dict[str, dict], outputs: dict) -> Iterable[Check]:
                 "ECS Exec enabled" if enabled else "ECS Exec is off: no SSM session can reach the UI")  # fmt: skip
 
 
+def check_canary(ui: str, queues: Iterable[str], timeout: float, poll: float = 5.0) -> Iterable[Check]:
+    """Launch the canary on the webserver at ``ui`` with the stack's queues and wait for its run to end."""
+    from dagster_celery_aws import canary
+    from infra.local import graphql, launch
+
+    try:
+        location = launch.find_location(ui, canary.CANARY_JOB)
+        run_id = graphql.launch_run(ui, location, canary.CANARY_JOB, tags={canary.QUEUES_TAG: ",".join(sorted(queues))})
+    except (graphql.LaunchError, OSError) as err:
+        yield Check(False, "canary", canary.CANARY_JOB, f"not launched from {ui}: {err}")
+        return
+    deadline, status = time.monotonic() + timeout, "QUEUED"
+    while status not in FINISHED and time.monotonic() < deadline:
+        time.sleep(poll)
+        status = graphql.run_status(ui, run_id)
+    detail = status if status in FINISHED else f"still {status} after {timeout:.0f} s"
+    yield Check(status == "SUCCESS", "canary", f"run {run_id}", f"{detail} ({ui}/runs/{run_id})")
+
+
 def verify(outputs: dict, client: Callable[[str], object]) -> list[Check]:
     """Every check on the stack whose ``pulumi stack output --json`` is ``outputs``; ``client(name)`` gives a
     boto3 client (its region and endpoint are the caller's)."""
@@ -216,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", type=argparse.FileType(), default=sys.stdin,
                         help="the stack's `pulumi stack output --json` (default: standard input)")  # fmt: skip
     parser.add_argument("--region", help="the stack's region (default: boto3's, e.g. AWS_REGION)")
+    parser.add_argument("--canary", action="store_true",
+                        help="also run the canary job through the webserver and wait for it (dagster_celery_aws.canary)")  # fmt: skip
+    parser.add_argument("--ui", help="the webserver's URL for --canary (default: ui_url; with ui.access 'ssm', the "
+                        "forwarded port on 127.0.0.1)")  # fmt: skip
+    parser.add_argument("--canary-timeout", type=float, default=900.0,
+                        help="seconds to wait for the canary's run (default 900: a queue at zero starts a worker first)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         outputs = json.load(args.outputs)
@@ -228,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the stack outputs lack {', '.join(missing)}: pass `pulumi stack output --json` of this project")
     session = boto3.session.Session(region_name=args.region)
     checks = verify(outputs, session.client)
+    if args.canary:
+        ui = args.ui or outputs["ui_url"].split()[0]  # the SSM route's output is the forwarded URL and a note
+        checks += check_canary(ui, outputs.get("worker_services", {}), args.canary_timeout)
     for check in checks:
         print(check.line())
     failed = sum(not c.ok for c in checks)
