@@ -64,6 +64,7 @@ from dagster_celery.config import dict_wrapper
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CeleryExecutor, _submit_task
 
+from dagster_celery_aws import prewarm
 from dagster_celery_aws.canary import step_queue
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
@@ -245,6 +246,7 @@ class TunedCeleryExecutor(CeleryExecutor):
         default_queue = getattr(getattr(self, "config_source", None), "task_default_queue", DEFAULT_QUEUE)
         served = deployment_queues()
         check_routing(plan_context, execution_plan, default_queue, served)
+        prewarm.wake(execution_plan, default_queue, plan_context.log)  # cold queues start a worker now
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
         notices = ResultNotices(self.backend, plan_context.run_id)
