@@ -8,7 +8,7 @@ STACK ?= prod
 JOBS ?= 2
 ARGS ?=
 
-.PHONY: venv checkov-venv test local plan validate checkov bench docs clean
+.PHONY: venv checkov-venv test local plan validate verify checkov bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -50,6 +50,11 @@ plan: venv
 # runs the same checks.
 validate: venv
 	$(PY) -m infra.tools.validate --stack-file Pulumi.$(STACK).yaml $(ARGS)
+
+# Whether the deployed stack STACK serves: its services, targets, alarms, queues, run task definition, image and UI
+# route, one line each; exits 1 on a failure (infra/tools/verify.py, docs/deployment.md#check-that-it-serves).
+verify: venv
+	pulumi stack output --json --stack $(STACK) | $(PY) -m infra.tools.verify $(ARGS)
 
 # checkov's own report on Pulumi.$(STACK).yaml, as the Terraform plan it reads (docs/security.md).
 checkov: venv checkov-venv

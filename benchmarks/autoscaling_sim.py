@@ -13,7 +13,8 @@ Deterministic (seeded trace, 10-second ticks), with the stack file's own paramet
 
 Time to first step from zero: the wait of each step that arrives while its queue has no task at all (asked for
 or running) and nothing waiting -- the step that wakes it: the publisher's next data point (up to 60 s), the
-wake alarm's one-minute period, the task start.
+wake alarm's one-minute period, the task start. With plan-aware pre-warming (``prewarm``: the run asks for the
+task as it starts) only the task start.
 
     python benchmarks/autoscaling_sim.py [--stack-file Pulumi.dev.yaml ...] [--json out.json]
 """
@@ -64,7 +65,9 @@ class Result:
     from_zero_max_wait: float = 0.0
 
 
-def simulate(q: Queue, trace: list[tuple[int, int]], autoscale: bool = True) -> Result:
+def simulate(q: Queue, trace: list[tuple[int, int]], autoscale: bool = True, prewarm: bool = False) -> Result:
+    """``prewarm``: the run asks for a task of its cold queue as it starts (dagster_celery_aws.prewarm), taken here
+    as the moment its step arrives (a run starts before it sends its first step: no later than that)."""
     s = q.scaling
     desired = q.min_workers if autoscale else q.max_workers
     ready_at: list[int] = [0] * desired  # when each live task starts consuming
@@ -81,6 +84,9 @@ def simulate(q: Queue, trace: list[tuple[int, int]], autoscale: bool = True) -> 
         while pending and pending[0][0] <= now:
             if not ready_at and not waiting:  # the step that wakes the queue
                 cold.add(pending[0][2])
+                if prewarm and autoscale:  # desired 0 -> 1 at once, no metric nor alarm to wait for
+                    desired = max(desired, 1)
+                    ready_at.append(now + START_DELAY)
             waiting.append(pending.pop(0))
         while busy and busy[0][0] <= now:
             _, task = heapq.heappop(busy)
@@ -135,17 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     trace = bursty_trace()
     rows = []
     print(f"Trace: {len(trace)} steps over {HOURS} h (seed {SEED}); waits in seconds.\n")
-    print("| stack | queue | min..max x slots | worker-hours auto / fixed | saved | wait mean auto / fixed | wait p95 auto / fixed | wait max auto | from zero: wake-ups, first-step wait mean / max |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| stack | queue | min..max x slots | worker-hours auto / fixed | saved | wait mean auto / fixed | wait p95 auto / fixed | wait max auto | from zero: wake-ups, first-step wait mean / max | the same, pre-warmed | worker-hours pre-warmed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in files:
         cfg = load_stack_file(path)
         for q in cfg.queues:
             auto, fixed = simulate(q, trace), simulate(q, trace, autoscale=False)
-            rows.append({"stack": path.name, "queue": q.name, "auto": auto.__dict__, "fixed": fixed.__dict__})
+            warm = simulate(q, trace, prewarm=True)
+            rows.append({"stack": path.name, "queue": q.name, "auto": auto.__dict__, "fixed": fixed.__dict__,
+                         "prewarmed": warm.__dict__})  # fmt: skip
             print(f"| {path.name} | {q.name} | {q.min_workers}..{q.max_workers} x {q.concurrency} | "
                   f"{auto.worker_hours:.1f} / {fixed.worker_hours:.1f} | {1 - auto.worker_hours / fixed.worker_hours:.0%} | "
                   f"{auto.mean_wait:.0f} / {fixed.mean_wait:.0f} | {auto.p95_wait:.0f} / {fixed.p95_wait:.0f} | {auto.max_wait:.0f} | "
-                  + (f"{auto.from_zero}, {auto.from_zero_mean_wait:.0f} / {auto.from_zero_max_wait:.0f} |" if q.min_workers == 0 else "- |"))  # fmt: skip
+                  + (f"{auto.from_zero}, {auto.from_zero_mean_wait:.0f} / {auto.from_zero_max_wait:.0f} | "
+                     f"{warm.from_zero}, {warm.from_zero_mean_wait:.0f} / {warm.from_zero_max_wait:.0f} |" if q.min_workers == 0 else "- | - |")
+                  + f" {warm.worker_hours:.1f} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

@@ -9,6 +9,7 @@ what it does.
 
 from dagster import Definitions
 from dagster_celery_aws import celery_executor, deployment_resources
+from dagster_celery_aws.canary import canary_job
 
 from dagster_project.assets import assets_job, order_totals, orders, totals_add_up
 from dagster_project.example import example_job
@@ -16,7 +17,7 @@ from dagster_project.example import example_job
 defs = Definitions(
     assets=[orders, order_totals],
     asset_checks=[totals_add_up],
-    jobs=[example_job, assets_job],
+    jobs=[example_job, assets_job, canary_job],  # canary_job: `make verify ARGS=--canary` (optional)
     resources=deployment_resources(),
     executor=celery_executor,
 )

@@ -95,8 +95,8 @@ INVALID = [
     pytest.param(config(runs={"mode": "lambda"}), ["runs.mode", "'lambda'", "'task'", "'daemon'"], id="unknown-runs-mode"),
     pytest.param(config(runs={"mode": "daemon", "memory": 2048}), ["runs", "runs.memory", "daemon's task", "daemon.memory"], id="runs-size-in-daemon-mode"),
     pytest.param(config(runs={"mode": "daemon", "cpu": 512}), ["runs.cpu", "leave runs.cpu out", "daemon.cpu"], id="runs-cpu-in-daemon-mode"),
-    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 10}), ["daemon.memory 1024", "runs.maxConcurrentRuns 10", "1750 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
-    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 1024", "1250 MiB", "webserver"], id="daemon-with-webserver-too-small"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 12}), ["daemon.memory 2048", "runs.maxConcurrentRuns 12", "2300 MiB", "135 per run worker"], id="daemon-too-small-for-its-runs"),
+    pytest.param(config(runs={"mode": "daemon", "maxConcurrentRuns": 8}, ui={"access": "ssm"}, operations={"ecsExec": True}), ["daemon.memory 2048", "2200 MiB", "webserver"], id="daemon-with-webserver-too-small"),
     pytest.param(config(access={"secrets": {"API": SECRET}, "secretKmsKeys": ["alias/api"]}),
                  ["access.secretKmsKeys[0]", "'alias/api'", "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID"], id="secret-key-not-a-key-arn"),
     pytest.param(config(access={"secretKmsKeys": [SECRET_KEY]}), ["access", "secretKmsKeys[0]", "no Region", "(none)"],
@@ -211,7 +211,7 @@ def test_missing_stack_file_is_a_config_error(tmp_path):
 
 
 def test_runs_mode_daemon_fits_when_the_daemon_is_sized_for_its_runs():
-    cfg = parse(config(runs={"mode": "daemon", "maxConcurrentRuns": 4}))  # 400 + 4 x 135 = 940 <= 1024
-    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 940
+    cfg = parse(config(runs={"mode": "daemon"}))  # the defaults fit: 680 + 5 x 135 = 1355 <= daemon.memory 2048
+    assert cfg.runs.mode == "daemon" and limits.daemon_memory_floor(cfg.runs.max_concurrent_runs, not cfg.ui.access.load_balanced) == 1355
     assert "run" not in {s.name for s in process_specs(cfg)}  # no run task to define
     assert "run" in {s.name for s in process_specs(parse(config()))}  # the default, task: one per run

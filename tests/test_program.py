@@ -66,16 +66,18 @@ def test_every_task_runs_the_same_image_environment_and_secrets(example):
     assert "webserver" in {c["name"] for t in taskdefs for c in containers(t)}
     # Besides the shared contract, a process gets only what it alone uses, so that changing it rolls only that
     # process: the metrics sidecar its settings, the daemon (which launches runs) the run subnets, workers the
-    # scale-in protection time; the daemon's task and the run task (which send steps) the stack's queues.
+    # scale-in protection time; the daemon's task and the run task (which send steps) the stack's queues and
+    # where their worker services are (pre-warming: dagster_celery_aws.prewarm).
     metrics = {contract.METRICS_STACK, contract.BROKER_MANAGEMENT_URL}
+    sends = {contract.QUEUES, contract.CLUSTER, contract.WORKER_SERVICES}
     seen = set()
     for taskdef in taskdefs:
         process = taskdef.name.removesuffix("-task").split("-", 2)[2]
         for c in containers(taskdef):
             env = {e["name"] for e in c["environment"]}
             secrets = {s["name"] for s in c["secrets"]}
-            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS, contract.QUEUES, *ALERT_VARS},
-                     "run": {contract.QUEUES}}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
+            extra = {"daemon": {contract.RUN_SUBNETS, contract.CODE_LOCATIONS, *sends, *ALERT_VARS},
+                     "run": sends}.get(process, set()) | (metrics if c["name"] == "queue-metrics" else set())
             if process.startswith("worker-"):
                 extra = {contract.PROTECTION_MINUTES, contract.MAX_DELIVERIES}
                 values = {e["name"]: e["value"] for e in c["environment"]}
@@ -186,6 +188,8 @@ def test_https_listener_and_redirect_when_a_certificate_is_given():
     assert listeners[443]["certificateArn"] == cert and listeners[443]["sslPolicy"].startswith("ELBSecurityPolicy-TLS13")
     assert listeners[80]["defaultActions"][0]["type"] == "redirect"
     assert stack.outputs["ui_url"].startswith("https://")
+    # infra/tools/verify.py reads the UI's targets' health from it
+    assert stack.outputs["target_group"] == stack.one("aws:lb/targetGroup:TargetGroup", "").state["arn"]
 
 
 def test_changing_one_queue_changes_only_that_queues_resources():

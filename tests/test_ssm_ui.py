@@ -31,6 +31,7 @@ def test_no_load_balancer_and_the_webserver_serves_from_the_daemons_task():
     services = {s.inputs["name"] for s in stack.of_type("aws:ecs/service:Service")}
     assert services == {"daemon", "worker-dagster"}
     assert stack.outputs["webserver_service"] == "daemon" and stack.outputs["ui_url"] == SSM_UI_URL
+    assert "target_group" not in stack.outputs
     assert stack.one("aws:ecs/service:Service", "-daemon-service").inputs["enableExecuteCommand"] is True
     # Nothing may reach the tasks: the session runs from the task out to Systems Manager.
     tasks_sg = stack.one("aws:ec2/securityGroup:SecurityGroup", "-tasks").state["id"]

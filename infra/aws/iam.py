@@ -121,6 +121,19 @@ def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms
     }  # fmt: skip
 
 
+def prewarm_policy(cluster_arn: str, service_names: list[str]) -> dict:
+    """The run workers: a cold queue's worker service scaled out of zero as a run starts
+    (dagster_celery_aws.prewarm), on exactly the stack's worker services."""
+    services = [cluster_arn.replace(":cluster/", ":service/", 1) + f"/{name}" for name in sorted(service_names)]
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Sid": "WakeColdQueues", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+             "Resource": services},
+        ],
+    }  # fmt: skip
+
+
 def control_policy(
     bucket_arn: str,
     cluster_arn: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.specs import code_locations, contract, instance, topology
-from infra.aws import monitoring, naming
+from infra.aws import iam, monitoring, naming
 from infra.stackfile import transitions
 from infra.aws.components.autoscaling import QueueScaling, QueueScalingArgs, UiScaling
 from infra.aws.components.broker import Broker, BrokerArgs
@@ -251,6 +252,15 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
     # circuit breaker still launches the revision it was deployed with.
     # Runs mode "daemon": no run task definition; the run workers start in the daemon's task, under its role.
     queues = {contract.QUEUES: topology.queues_value(cfg)}  # the processes that send steps (contract.QUEUES)
+    # ... and wake a cold queue's workers as a run starts (dagster_celery_aws.prewarm)
+    worker_service_names = {s.queue: s.name for s in specs.values() if s.role == "worker"}
+    queues |= {contract.CLUSTER: cluster.cluster.name, contract.WORKER_SERVICES: json.dumps(worker_service_names)}
+    aws.iam.RolePolicy(
+        naming.fit(aws.iam.RolePolicy, f"{prefix}-prewarm"),
+        role=(cluster.worker_role if at.task_runs else cluster.control_role).id,  # the role of the run workers
+        policy=cluster.cluster.arn.apply(lambda arn: json.dumps(iam.prewarm_policy(arn, list(worker_service_names.values())))),
+        opts=pulumi.ResourceOptions(parent=cluster),  # with the cluster's other grants
+    )
     run = service(specs.pop("run"), cluster.worker_role, env=queues) if at.task_runs else None
     launch_env = {
         contract.RUN_TASK_DEFINITION: run.task_definition.arn,
@@ -318,6 +328,8 @@ def _outputs(lb, watch, broker, bucket, database, cluster, services: _Services) 
         "daemon_service": services.daemon.service.name,
         "worker_services": services.worker_names,
     }
+    if lb:  # infra/tools/verify.py asks for its targets' health
+        outputs["target_group"] = lb.target_group.arn
     if services.run:  # runs mode "task" only: mode "daemon" has no run task definition
         outputs["run_task_definition"] = services.run.task_definition.arn
     return outputs

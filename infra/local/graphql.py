@@ -7,7 +7,7 @@ the daemon launches it (runs), or the daemon's backfill loop launches the partit
   (the ``dagster/partition`` tag the UI sets); any other tags.
 - ``launch_backfill``: the Materialize dialog's ``launchPartitionBackfill`` of assets over partitions (an
   asset backfill, run by the daemon).
-- ``backfill_status``: a backfill's status and, when it has launched them, its runs.
+- ``backfill_status``: a backfill's status and, when it has launched them, its runs; ``run_status``: a run's.
 """
 
 from __future__ import annotations
@@ -46,9 +46,16 @@ class LaunchError(Exception):
     """The webserver refused the launch; the message is its answer."""
 
 
-def query(port: int, text: str, variables: Mapping, timeout: float = 60) -> dict:
+RUN = """query Run($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } ... on PythonError { message } }
+}"""
+
+
+def query(port: int | str, text: str, variables: Mapping, timeout: float = 60) -> dict:
+    """``port``: the webserver's on 127.0.0.1, or its base URL (a deployed UI: infra/tools/verify.py)."""
+    base = port.rstrip("/") if isinstance(port, str) else f"http://127.0.0.1:{port}"
     body = json.dumps({"query": text, "variables": variables}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"})
+    request = urllib.request.Request(f"{base}/graphql", body, {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read())
@@ -100,6 +107,14 @@ def launch_backfill(port: int, assets: Iterable[str], partitions: Iterable[str],
               "tags": _tags(tags or {})}  # fmt: skip
     answer = query(port, LAUNCH_BACKFILL, {"backfillParams": params})["launchPartitionBackfill"]
     return _result(answer, "LaunchBackfillSuccess", "backfillId")
+
+
+def run_status(port: int | str, run_id: str) -> str:
+    """A run's status as the UI shows it (``DagsterRunStatus`` values)."""
+    answer = query(port, RUN, {"runId": run_id})["runOrError"]
+    if answer["__typename"] != "Run":
+        raise LaunchError(f"{answer['__typename']}: {answer.get('message', '')}")
+    return answer["status"]
 
 
 def backfill_status(port: int, backfill_id: str) -> tuple[str, dict[str, str]]:

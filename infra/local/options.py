@@ -34,6 +34,7 @@ class Options:
     partition: str | None = None
     backfill: tuple[str, ...] = ()  # partitions of a backfill
     tags: tuple[tuple[str, str], ...] = ()  # run tags
+    canary: bool = False  # run dagster_celery_aws.canary's job: one step on every queue of the stack
 
 
 # flag -> (environment variable, default)
@@ -76,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--partition", default=None, help="the partition to run (the run's dagster/partition tag)")
     p.add_argument("--backfill", default=None, metavar="P1,P2",
                    help="launch a backfill of these partitions of the assets of --select (an asset backfill)")
+    p.add_argument("--canary", action="store_true", help="run the canary job (dagster_celery_aws.canary, in a code "
+                   "location's Definitions): one step on every queue of the stack file")
     p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a run tag (repeatable)")
     opt("--code-module", "code_module", "Python module of one Dagster code location, instead of the stack file's "
         "codeLocations (default: those, or the repository's example)")
@@ -119,6 +122,8 @@ def parse(argv: list[str] | None = None) -> Options:
         p.error("--partition and --backfill exclude each other: a backfill names its partitions")
     if backfill and not select:
         p.error("--backfill needs the assets to backfill (--select)")
+    if a.canary and (a.job or select):
+        p.error("--canary runs the canary job: leave out --job and --select")
     return Options(
         command=a.command,
         stack_file=Path(a.stack_file),
@@ -138,4 +143,5 @@ def parse(argv: list[str] | None = None) -> Options:
         partition=a.partition or None,
         backfill=backfill,
         tags=tuple(tags),
+        canary=a.canary,
     )

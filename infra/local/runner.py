@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from dagster_celery_aws import canary
 from dagster_celery_aws.celery_config import CONFIG_PATH_VAR
 from dagster_celery_aws.queues import unserved
 
@@ -149,6 +150,8 @@ def warn_unset_secrets(cfg, environ=os.environ) -> list[str]:
 
 def default_job(opts: Options, locs) -> str | None:
     """The job launched when none is named: the example's with the example code, else none (serve only)."""
+    if opts.canary:
+        return canary.CANARY_JOB
     if opts.job or opts.select:
         return opts.job
     return "example_job" if all(loc.example for loc in locs) else None
@@ -292,6 +295,8 @@ def up(opts: Options) -> int:
         say(f"error: {err}")
         return 2
     opts = dataclasses.replace(opts, job=default_job(opts, locs))
+    if opts.canary:  # its queues: the stack file's, as the run tag the canary reads
+        opts = dataclasses.replace(opts, tags=(*opts.tags, (canary.QUEUES_TAG, ",".join(q.name for q in cfg.queues))))
     request = None
     if opts.job or opts.select:
         request = launch.Request(opts.job, opts.select, opts.partition, opts.backfill, opts.tags)

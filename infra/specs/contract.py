@@ -73,6 +73,10 @@ PLAIN_VARS = (PG_HOST, PG_PORT, PG_DB, S3_BUCKET, INSTANCE_SETTINGS, RUN_TASK_DE
 # check and the run workers of runs mode "daemon" compare the jobs' queues with them) and the run task (the run
 # worker's executor refuses a step for a queue outside them: dagster_celery_aws.queues).
 QUEUES = "DCA_QUEUES"
+# Where the run workers scale a cold queue's workers out of zero as a run starts (dagster_celery_aws.prewarm):
+# the ECS cluster's name and {queue: worker service name} as JSON.
+CLUSTER = "DCA_CLUSTER"
+WORKER_SERVICES = "DCA_WORKER_SERVICES"
 # The queue-metrics publisher's own settings (a sidecar of the daemon task; dagster_celery_aws.queue_metrics).
 METRICS_STACK = "DCA_STACK"  # the Stack dimension of the metrics
 BROKER_MANAGEMENT_URL = "DCA_BROKER_MANAGEMENT_URL"  # RabbitMQ management API base URL

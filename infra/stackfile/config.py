@@ -325,6 +325,9 @@ class Webserver(_Sized):
 
 
 class Daemon(_Sized):
+    memory: Int = 2048
+    """a valid Fargate pair with `cpu` (default 512/2048: the daemon's task holds the daemon, a code server per
+    location, the alerts location's, the run purge and, with `runs.mode: daemon`, every run worker)"""
     capacity: Capacity = Capacity()
 
 

@@ -73,10 +73,13 @@ def connection_problem(peaks: dict[str, int], instance_class: str, limit: int | 
 # Memory floor of the daemon's task with runs.mode 'daemon' (MiB, resident; benchmarks/run_start.py and
 # benchmarks/README.md, "Run start"): the example code location on this image's Python, so a floor, not a
 # fit -- a code location's own imports add to every process that loads it.
-# dagster-daemon (133), its code server (150) and the run purge sidecar (115: python -m dagster_celery_aws.retention
-# after a pass, VmHWM)
-DAEMON_PROCESSES_MIB = 400
-WEBSERVER_PROCESSES_MIB = 310  # dagster-webserver (160) and its code server (150): ui.access 'ssm' puts them there
+# dagster-daemon (133), its code server (150), the alerts location's code server (131: dagster api grpc -m
+# dagster_celery_aws.alert_sensors with every kind on, VmHWM), the code location check's fresh code server, one at a
+# time (150), and the run purge sidecar (115: python -m dagster_celery_aws.retention after a pass, VmHWM)
+DAEMON_PROCESSES_MIB = 680
+# dagster-webserver (160), its code server (150) and its code server of the alerts location (131): ui.access 'ssm'
+# puts them there
+WEBSERVER_PROCESSES_MIB = 440
 RUN_WORKER_MIB = 135  # one run worker of example_job at its peak (VmHWM)
 
 

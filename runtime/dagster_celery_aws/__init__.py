@@ -37,7 +37,9 @@ settings module next to this package, which ``celery -A dagster_celery.app worke
 - ``celery_config``: where the Celery settings are, read as is (executor) or resolved (workers, CLI);
 - ``cli``: ``dagster-celery-aws worker list|terminate``;
 - ``queues``: which queue each step goes to, and whether the stack has it (executor, image check, local runner);
-- ``scoped_env``: placeholders for queue-scoped variables where they are not granted, checked before a step.
+- ``scoped_env``: placeholders for queue-scoped variables where they are not granted, checked before a step;
+- ``canary``: an optional job with one step on every queue (``canary_job``; ``make verify ARGS=--canary``);
+- ``prewarm``: a run's cold queues asked a worker as it starts (the executor).
 
 The names above are imported on first use, so a process that needs only one module (the queue-metrics
 sidecar, the instance's compute log manager) does not import the executor and its dependencies.

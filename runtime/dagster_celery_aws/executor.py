@@ -64,6 +64,8 @@ from dagster_celery.config import dict_wrapper
 from dagster_celery.core_execution_loop import core_celery_execution_loop
 from dagster_celery.executor import CeleryExecutor, _submit_task
 
+from dagster_celery_aws import prewarm
+from dagster_celery_aws.canary import step_queue
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
 from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
@@ -242,7 +244,9 @@ class TunedCeleryExecutor(CeleryExecutor):
         """``CeleryExecutor.execute``: dagster-celery's loop, sending each step with ``submit_step``, and
         waking between polls as soon as a worker notices that a step's result is stored (4 above)."""
         default_queue = getattr(getattr(self, "config_source", None), "task_default_queue", DEFAULT_QUEUE)
-        check_routing(plan_context, execution_plan, default_queue, deployment_queues())
+        served = deployment_queues()
+        check_routing(plan_context, execution_plan, default_queue, served)
+        prewarm.wake(execution_plan, default_queue, plan_context.log)  # cold queues start a worker now
         pool_connections(plan_context.instance)
         set_executor_poll_interval()
         notices = ResultNotices(self.backend, plan_context.run_id)
@@ -251,8 +255,8 @@ class TunedCeleryExecutor(CeleryExecutor):
         sent: set[str] = set()
         idle = [0]  # consecutive waits with no step in flight
 
-        def submit(app, *args):
-            result = submit_step(app, *args)
+        def submit(app, plan_context, step, queue, *args):
+            result = submit_step(app, plan_context, step, step_queue(plan_context, step, queue, served), *args)
             if not backends:
                 backends.append(result.backend)
             sent.add(result.id)
