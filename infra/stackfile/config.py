@@ -630,7 +630,8 @@ class Viewers(_Model):
     # A second webserver, `dagster-webserver --read-only`, on a listener of its own of the UI's load balancer: who
     # may only look reaches this port; who may act reaches the UI's (Dagster OSS has no per-user permissions).
     allowed_cidrs: tuple[Cidr, ...] = Field(min_length=1)
-    """who reaches the viewers' listener, at least one CIDR (its own security group ingress)"""
+    """a read-only UI beside the UI ([Operators edit, viewers look](operations.md#operators-edit-viewers-look-uiviewers));
+    who reaches its listener, at least one CIDR; not with `ssm` nor `readOnly`"""
     port: int = Field(8443, ge=1, le=65535)
     """the viewers' listener port on the UI's load balancer (not 80 or 443, the UI's); HTTPS with `certificateArn`
     and signed in as the UI is with `cognito`/`oidc`"""
@@ -663,9 +664,8 @@ class Ui(_Model):
     """true: the UI shows everything and changes nothing (no launches, re-executions, terminations, schedule or sensor
     switches, wipes); runs start from schedules, sensors and `dagster job launch` ([Read-only
     UI](operations.md#a-read-only-ui))"""
+    # A read-only UI beside this one, on its own listener of the same load balancer; not with `ssm` nor `readOnly`.
     viewers: Viewers | None = None
-    """a read-only UI beside this one, on its own listener of the same load balancer, for whoever may only look
-    ([Read-only UI](operations.md#a-read-only-ui)); not with `ssm` nor `readOnly`"""
 
     @model_validator(mode="after")
     def _access(self) -> Ui:
