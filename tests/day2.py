@@ -331,6 +331,8 @@ CHANGES: dict[str, Change] = {
     "broker-resize": Change("broker.instanceType mq.m5.large -> mq.m5.xlarge", after=_set("broker", instanceType="mq.m5.xlarge")),
     "run-size": Change("runs: cpu 1024 -> 2048, memory 2048 -> 4096", after=_set("runs", cpu=2048, memory=4096)),
     "alerts-limit": Change("alerts.longRunMinutes 120 -> 240", after={"alerts": {"longRunMinutes": 240}}),
+    "viewers": Change("ui.viewers: a read-only UI from 198.51.100.0/24",
+                      after=_set("ui", viewers={"allowedCidrs": ["198.51.100.0/24"]})),
 }  # fmt: skip
 
 

@@ -218,6 +218,47 @@ def mq_host_for_engine(stack, broker) -> str | None:
     return None
 
 
+LISTENER, LISTENER_RULE = "aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule"
+
+
+def listener_by_arn(stack: StackResult, arn: str) -> Resource:
+    return next(r for r in stack.of_type(LISTENER) if r.state["arn"] == arn)
+
+
+def authenticating(stack: StackResult) -> list[tuple[Resource, Resource]]:
+    """(listener or rule, the listener it is on) for each one that signs users in."""
+    found = [(r, r) for r in stack.of_type(LISTENER) if any(a["type"].startswith("authenticate-") for a in reveal(r.inputs["defaultActions"]))]
+    found += [(r, listener_by_arn(stack, r.inputs["listenerArn"])) for r in stack.of_type(LISTENER_RULE)
+              if any(a["type"].startswith("authenticate-") for a in reveal(r.inputs["actions"]))]
+    return found
+
+
+def authenticate_on_https(stack, pair) -> str | None:
+    subject, listener = pair
+    protocol = listener.inputs["protocol"]
+    return None if protocol == "HTTPS" else f"{subject.name}: signs users in on a {protocol} listener"
+
+
+def https_has_certificate(stack, listener) -> str | None:
+    missing = [k for k in ("certificateArn", "sslPolicy") if not listener.inputs.get(k)]
+    return f"{listener.name}: an HTTPS listener without {missing}" if missing else None
+
+
+def one_listener_per_port(stack, lb) -> str | None:
+    ports = [r.inputs["port"] for r in stack.of_type(LISTENER) if r.inputs["loadBalancerArn"] == lb.state["arn"]]
+    twice = sorted({p for p in ports if ports.count(p) > 1})
+    return f"{lb.name}: two listeners on port {twice}" if twice else None
+
+
+def listener_port_admitted(stack, listener) -> str | None:
+    lb = next(b for b in stack.of_type("aws:lb/loadBalancer:LoadBalancer") if b.state["arn"] == listener.inputs["loadBalancerArn"])
+    port = listener.inputs["port"]
+    admitted = [r for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+                if r.inputs["securityGroupId"] in lb.inputs["securityGroups"] and r.inputs["fromPort"] <= port <= r.inputs["toPort"]]
+    return None if admitted else f"{listener.name}: no ingress to port {port} in the load balancer's security groups"
+
+
+ALB_LISTENERS = "ELB API reference, CreateListener (Port, Certificates, SslPolicy) and Action (authenticate-*: [HTTPS listeners])"
 CONSIDERATIONS: tuple[Consideration, ...] = (
     Consideration("ECS Exec", "the SSM agent writes to the container's filesystem: a read-only root isn't supported",
                   ECS_EXEC, exec_targets, writable_root),
@@ -264,6 +305,15 @@ CONSIDERATIONS: tuple[Consideration, ...] = (
                   lambda s: s.of_type("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"), waf_log_group_name),
     Consideration("AWS WAF", "a web ACL for an Application Load Balancer has the REGIONAL scope",
                   "WAF API reference, CreateWebACL Scope", lambda s: s.of_type("aws:wafv2/webAcl:WebAcl"), waf_scope),
+    Consideration("ALB listeners", "a sign-in action (authenticate-cognito, authenticate-oidc) only on an HTTPS listener",
+                  ALB_LISTENERS, authenticating, authenticate_on_https),
+    Consideration("ALB listeners", "an HTTPS listener names its certificate and security policy", ALB_LISTENERS,
+                  lambda s: [r for r in s.of_type(LISTENER) if r.inputs["protocol"] == "HTTPS"], https_has_certificate),
+    Consideration("ALB listeners", "one listener per port of a load balancer", ALB_LISTENERS,
+                  lambda s: s.of_type("aws:lb/loadBalancer:LoadBalancer"), one_listener_per_port),
+    Consideration("ALB security groups", "the load balancer's security group admits every listener port",
+                  "ELB guide, Security groups for your Application Load Balancer",
+                  lambda s: s.of_type(LISTENER), listener_port_admitted),
     Consideration("Amazon MQ", "a single-instance broker takes one subnet; a private cluster at least one",
                   "Amazon MQ API reference, CreateBroker SubnetIds", lambda s: s.of_type("aws:mq/broker:Broker"), mq_subnets),
     Consideration("Amazon MQ", "RabbitMQ 4 runs on mq.m7g hosts; mq.t3.micro is single-instance only",

@@ -33,7 +33,7 @@ MAXIMAL_OIDC = {
     "ui": {"access": "oidc", "certificateArn": CERTIFICATE, "oidc": {
         "issuer": "https://idp.example.com", "authorizationEndpoint": "https://idp.example.com/authorize",
         "tokenEndpoint": "https://idp.example.com/token", "userInfoEndpoint": "https://idp.example.com/userinfo",
-        "clientId": "dagster-ui"}},
+        "clientId": "dagster-ui"}, "viewers": {"allowedCidrs": ["198.51.100.0/24"], "port": 8443}},
     "oidcClientSecret": "oidc-client-secret",
 }  # fmt: skip
 MAXIMAL_COGNITO = {
@@ -42,7 +42,8 @@ MAXIMAL_COGNITO = {
                 "privateSubnetIds": ["subnet-1a", "subnet-1b"]},
     "ui": {"access": "cognito", "certificateArn": CERTIFICATE, "cognito": {
         "userPoolArn": "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEfGhI",
-        "userPoolClientId": "1example23456789", "userPoolDomain": "dagster-auth"}},
+        "userPoolClientId": "1example23456789", "userPoolDomain": "dagster-auth"},
+           "viewers": {"allowedCidrs": ["198.51.100.0/24", "192.0.2.0/24"], "port": 9443, "desiredCount": 2}},
 }  # fmt: skip
 # name -> (stack file, stack name, config). The maximal configs run as "dev" so that their findings are about the
 # optional paths; names under a long stack name are the 30-character run's.

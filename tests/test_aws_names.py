@@ -9,16 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from infra.aws import naming
-from infra.tools.testing import run_stack
+from infra.tools.testing import run_stack, stack_file_config
 from tests.conftest import REPO_ROOT
 
+PROD_UI = stack_file_config(REPO_ROOT / "Pulumi.prod.yaml")["dagster-celery-aws:ui"]
+VIEWERS = {"allowedCidrs": ["198.51.100.0/24"]}  # the read-only UI's target group and service (ui.viewers)
 FLOWER_AND_FLOW_LOGS = {"operations": {"flower": True}, "network": {"natGateways": 1, "flowLogs": True}}
 CASES = {
     "dev": ("dev", "Pulumi.dev.yaml", None),
     "prod": ("prod", "Pulumi.prod.yaml", None),
     "long": ("customer-analytics-production1", "Pulumi.prod.yaml", FLOWER_AND_FLOW_LOGS),
     "odd": ("Team_A.data-platform", "Pulumi.dev.yaml", {**FLOWER_AND_FLOW_LOGS, "ui": {"access": "private"}}),
-    "longest": ("s" * 100, "Pulumi.prod.yaml", FLOWER_AND_FLOW_LOGS),
+    "longest": ("s" * 100, "Pulumi.prod.yaml", {**FLOWER_AND_FLOW_LOGS, "ui": {**PROD_UI, "viewers": VIEWERS}}),
 }
 # Types that have no name AWS checks (tags only, or a name AWS generates).
 NAMELESS = {

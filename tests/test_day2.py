@@ -67,6 +67,8 @@ EXPECTED: dict[str, tuple[set[str], set[str]]] = {
     "run-size": ({"run-task", "daemon-task"}, {"daemon"}),
     # Only the daemon evaluates the alert sensors (DCA_ALERT_LONG_RUN_SECONDS): only the daemon rolls.
     "alerts-limit": ({"daemon-task"}, {"daemon"}),
+    # A listener, target group, ingress rule and service of their own: nothing else changes (test below).
+    "viewers": (set(), set()),
 }
 # What a replacement would lose: queued steps, run history, step outputs, secrets and the passwords they
 # hold, the key that decrypts them all (a replaced key cannot read what the old one encrypted), the images
@@ -187,3 +189,15 @@ def test_a_major_version_upgrade_is_allowed():
 def test_force_new_lists_exactly_the_declared_types():
     declared = {r.typ for name in CHANGES for side in (diff_of(name).before, diff_of(name).after) for r in side.values()}
     assert declared == set(FORCE_NEW), declared ^ set(FORCE_NEW)
+
+
+def test_adding_viewers_creates_only_their_resources():
+    # ui.viewers beside a running UI: the operators' UI, its listeners and the webserver are left as they are.
+    d = diff_of("viewers")
+    created = {(r.typ, d.short(r)) for r in d.resources("create") if not r.typ.startswith("dagster-celery-aws:")}
+    assert created == {
+        ("aws:lb/targetGroup:TargetGroup", "ui-viewers"), ("aws:lb/listener:Listener", "ui-viewers"),
+        ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "lb-viewers-cidr-0"),
+        ("aws:ecs/taskDefinition:TaskDefinition", "viewers-task"), ("aws:ecs/service:Service", "viewers-service"),
+    }, describe(d)
+    assert not d.resources("update") and not d.resources("delete"), describe(d)

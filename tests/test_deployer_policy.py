@@ -49,6 +49,7 @@ VARIANTS = {
             "access": "cognito",
             "certificateArn": CERTIFICATE,
             "cognito": {"userPoolArn": COGNITO_POOL, "userPoolClientId": "client", "userPoolDomain": "auth"},
+            "viewers": {"allowedCidrs": ["198.51.100.0/24"]},  # a second signed-in listener, its own service
         },
         queues=[{"name": "dagster", "minWorkers": 0, "maxWorkers": 2}],
     ),  # fmt: skip

@@ -35,10 +35,15 @@ from infra.tools import tfplan
 from infra.aws.components import bucket as buckets
 from infra.stackfile.config import load_stack_file
 from infra.specs.topology import process_specs
-from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack
+from infra.tools.testing import MOCK_ECR_TOKEN, MOCK_PASSWORD, StackResult, is_secret, reveal, run_stack, stack_file_config
 from tests.conftest import REPO_ROOT
 
 STACKS = ("dev", "prod")
+# The prod stack with an option its file leaves off, scanned with prod's exceptions: ui.viewers (the read-only UI's
+# listener, target group, ingress and service).
+VARIANTS = {"prod-viewers": ("ui.viewers", {"ui": {**stack_file_config(REPO_ROOT / "Pulumi.prod.yaml")["dagster-celery-aws:ui"],
+                                                   "viewers": {"allowedCidrs": ["198.51.100.0/24"]}}})}
+SCANNED = (*STACKS, *VARIANTS)
 DOCKERFILE = REPO_ROOT / "worker_image" / "Dockerfile"
 DRIVER = Path(__file__).with_name("checkov_driver.py")
 
@@ -67,6 +72,7 @@ PRODUCTION = {
 }  # fmt: skip
 EXCEPTIONS: dict[str, dict[str, Excused]] = {
     "prod": PRODUCTION,
+    "prod-viewers": PRODUCTION,
     # Development keeps cheaper choices (Pulumi.dev.yaml), each named here.
     "dev": {
         **PRODUCTION,
@@ -91,6 +97,8 @@ DOCKERFILE_EXCEPTIONS = {
 # --- checkov over the example stacks --------------------------------------------------------------------------
 @cache
 def recorded(name: str) -> StackResult:
+    if name in VARIANTS:
+        return run_stack(REPO_ROOT / "Pulumi.prod.yaml", config=VARIANTS[name][1], stack="prod")
     return run_stack(REPO_ROOT / f"Pulumi.{name}.yaml", stack=name)
 
 
@@ -129,7 +137,7 @@ def checkov(tmp_path_factory) -> dict[str, dict]:
     """checkov's results per plan (and for the Dockerfile), from one run of its engine."""
     python = checkov_python()
     folder = tmp_path_factory.mktemp("checkov")
-    stacks = {name: recorded(name) for name in STACKS} | {label: b[0](recorded("prod")) for label, b in BROKEN.items()}
+    stacks = {name: recorded(name) for name in SCANNED} | {label: b[0](recorded("prod")) for label, b in BROKEN.items()}
     paths = {}
     for label, stack in stacks.items():
         paths[label] = folder / f"{label}.tfplan.json"
@@ -146,15 +154,15 @@ def _unexcused(failed: list[list[str]], excused: dict[str, Excused]) -> list[tup
                   if not (check in excused and fnmatch.fnmatch(resource, excused[check].resources)))  # fmt: skip
 
 
-@pytest.mark.parametrize("name", STACKS)
+@pytest.mark.parametrize("name", SCANNED)
 def test_checkov_fails_no_check_but_the_named_exceptions(checkov, name):
     result = checkov[name]
     assert not result["parsing_errors"] and len(result["passed"]) > 190, result["parsing_errors"]
     unexcused = _unexcused(result["failed"], EXCEPTIONS[name])
-    assert not unexcused, f"Pulumi.{name}.yaml fails checkov checks: " + "\n".join(f"{c} {r}" for c, r in unexcused)
+    assert not unexcused, f"{name} fails checkov checks: " + "\n".join(f"{c} {r}" for c, r in unexcused)
 
 
-@pytest.mark.parametrize("name", STACKS)
+@pytest.mark.parametrize("name", SCANNED)
 def test_every_exception_still_excuses_a_failed_check(checkov, name):
     failed = {check for check, _ in checkov[name]["failed"]}
     assert set(EXCEPTIONS[name]) <= failed, f"no longer failing, drop them: {sorted(set(EXCEPTIONS[name]) - failed)}"
@@ -208,7 +216,7 @@ def test_an_input_that_is_another_resources_output_is_a_reference():
     assert json.loads(policy)["Statement"][0]["Effect"] == "Deny"
 
 
-@pytest.mark.parametrize("name", STACKS)
+@pytest.mark.parametrize("name", SCANNED)
 def test_the_plan_holds_every_aws_resource_of_the_stack(name):
     plan = tfplan.plan(recorded(name))
     addresses = [r["address"] for r in plan["planned_values"]["root_module"]["resources"]]
@@ -218,9 +226,10 @@ def test_the_plan_holds_every_aws_resource_of_the_stack(name):
 
 def test_the_security_page_gives_the_checkov_result_of_each_stack(checkov):
     section = (REPO_ROOT / "docs" / "security.md").read_text()
-    for name in STACKS:
+    for name in SCANNED:
         result = checkov[name]
-        row = f"| `Pulumi.{name}.yaml` | {len(result['passed'])} | {len(result['failed'])} | {len(EXCEPTIONS[name])} |"
+        stack = f"`Pulumi.{name}.yaml`" if name in STACKS else f"`Pulumi.prod.yaml` + `{VARIANTS[name][0]}`"
+        row = f"| {stack} | {len(result['passed'])} | {len(result['failed'])} | {len(EXCEPTIONS[name])} |"
         assert row in section, f"docs/security.md: expected the row {row}"
     for check in {*EXCEPTIONS["dev"], *DOCKERFILE_EXCEPTIONS}:
         assert check in section, f"docs/security.md: {check} is excepted but not listed"
@@ -471,11 +480,12 @@ def open_ingress_but_the_ui_listeners(stack: StackResult) -> int:
     return how many there are (the example stacks have none: test_world_open_ingress_* gives it some)."""
     opened = 0
     lb_groups = {g.state["id"] for g in stack.of_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-lb")}
+    listeners = {r.inputs["port"] for r in stack.of_type("aws:lb/listener:Listener")}  # the UI's, the viewers'
     for r in stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
         if r.inputs.get("cidrIpv4") == "0.0.0.0/0" or r.inputs.get("cidrIpv6") == "::/0":
             opened += 1
             ports = (r.inputs["fromPort"], r.inputs["toPort"])
-            assert ports in ((80, 80), (443, 443)) and r.inputs["securityGroupId"] in lb_groups, r.urn
+            assert ports[0] == ports[1] in listeners and r.inputs["securityGroupId"] in lb_groups, r.urn
     return opened
 
 
@@ -662,10 +672,11 @@ def test_plain_http_on_the_internet_and_no_firewall_only_when_the_config_says_so
 
 
 def test_world_open_ingress_only_on_the_ui_listeners_of_a_public_ui():
-    # A public UI opens 80 and 443 to the world: the rule's loop runs, and a world-open database port fails it.
+    # A public UI opens 80 and 443 to the world, its viewers' listener 8443: the rule's loop runs, and a world-open
+    # database port fails it.
     stack = run_stack(config={"queues": [{"name": "dagster"}], "ui": {"access": "public", "certificateArn":
-                              "arn:aws:acm:eu-west-1:123456789012:certificate/abc"}})  # fmt: skip
-    assert open_ingress_but_the_ui_listeners(stack) == 2
+                              "arn:aws:acm:eu-west-1:123456789012:certificate/abc", "viewers": {"allowedCidrs": ["0.0.0.0/0"]}}})  # fmt: skip
+    assert open_ingress_but_the_ui_listeners(stack) == 3
     rules = stack.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     database = next(r for r in rules if r.name.endswith("-database-from-tasks"))
     opened = dataclasses.replace(database, inputs={**database.inputs, "cidrIpv4": "0.0.0.0/0"})

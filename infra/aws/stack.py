@@ -73,8 +73,8 @@ def build(cfg: StackConfig) -> dict[str, pulumi.Output]:
     # replaced) fail the preview. The values it compares against are recorded only once every other resource is
     # deployed (components/guard.py): it depends on all of them.
     everything = [encryption, network, broker, database, bucket, access_logs, image, lb, firewall, flower, cluster,
-                  services.run, services.daemon, services.webserver, services.flower, *services.workers.values(),
-                  *scalings, watch]  # fmt: skip
+                  services.run, services.daemon, services.webserver, services.viewers, services.flower,
+                  *services.workers.values(), *scalings, watch]  # fmt: skip
     Guard(f"{prefix}-transitions", transitions.deployed_values(cfg),
           pulumi.ResourceOptions(depends_on=[r for r in everything if r is not None]))
     return _outputs(lb, watch, broker, bucket, database, cluster, services)
@@ -190,6 +190,7 @@ class _Services:
     run: Service | None  # runs mode "task" only
     daemon: Service
     webserver: Service  # the daemon's with ui.access 'ssm'
+    viewers: Service | None  # ui.viewers: the read-only webserver
     flower: Service | None
     workers: dict[str, Service]  # by queue
     worker_specs: dict[str, ProcessSpec]  # by queue
@@ -283,6 +284,11 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         web_spec, cluster.control_role, [*after_daemon, *lb.listeners],
         target_group_arn=lb.target_group.arn,
     ) if lb else daemon  # fmt: skip
+    viewers_spec = topology.viewers_spec(cfg)
+    viewers = service(
+        viewers_spec, cluster.control_role, [*after_daemon, lb.viewers_listener],
+        target_group_arn=lb.viewers_target_group.arn,
+    ) if viewers_spec else None  # fmt: skip
     flower_service = None
     if flower:
         flower_service = service(
@@ -300,7 +306,7 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
         )
     worker_specs = {spec.queue: spec for spec in specs.values()}
     worker_names = pulumi.Output.all(**{q: w.service.name for q, w in workers.items()})
-    return _Services(run, daemon, webserver, flower_service, workers, worker_specs, worker_names)
+    return _Services(run, daemon, webserver, viewers, flower_service, workers, worker_specs, worker_names)
 
 
 def _monitoring(at: _Common, services: _Services, cluster: Cluster, lb: LoadBalancer | None, database: Database,
@@ -330,6 +336,9 @@ def _outputs(lb, watch, broker, bucket, database, cluster, services: _Services) 
     }
     if lb:  # infra/tools/verify.py asks for its targets' health
         outputs["target_group"] = lb.target_group.arn
+    if services.viewers:  # ui.viewers: the read-only UI
+        outputs["viewers_url"] = lb.viewers_url
+        outputs["viewers_service"] = services.viewers.service.name
     if services.run:  # runs mode "task" only: mode "daemon" has no run task definition
         outputs["run_task_definition"] = services.run.task_definition.arn
     return outputs

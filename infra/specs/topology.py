@@ -7,7 +7,7 @@ spec). A command is written here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from infra.specs import contract
 from infra.stackfile.config import Capacity, StackConfig, worker_name
 
@@ -92,6 +92,17 @@ POOL_LIMITS_COMMAND = ("python", "-m", "dagster_celery_aws.pool_limits")
 BEFORE_SERVING = (("check-image", CHECK_IMAGE_COMMAND), ("migrate", MIGRATE_COMMAND), ("pools", POOL_LIMITS_COMMAND))
 METRICS_COMMAND = ("python", "-m", "dagster_celery_aws.queue_metrics")
 RETENTION_COMMAND = ("python", "-m", "dagster_celery_aws.retention")
+
+
+def viewers_spec(cfg: StackConfig) -> ProcessSpec | None:
+    """The read-only webserver beside the UI (``ui.viewers``; on ECS only): the webserver's command with
+    ``--read-only``, its size, its own fixed count."""
+    viewers = cfg.ui.viewers
+    if viewers is None:
+        return None
+    web = next(s for s in process_specs(cfg) if s.role == "webserver")
+    return replace(web, name="viewers", command=(*web.command, "--read-only"),
+                   min_count=viewers.desired_count, max_count=viewers.desired_count)  # fmt: skip
 
 
 def process_specs(cfg: StackConfig) -> tuple[ProcessSpec, ...]:

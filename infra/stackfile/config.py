@@ -626,6 +626,25 @@ class Oidc(_Model):
     """with `oidc` only"""
 
 
+class Viewers(_Model):
+    # A second webserver, `dagster-webserver --read-only`, on a listener of its own of the UI's load balancer: who
+    # may only look reaches this port; who may act reaches the UI's (Dagster OSS has no per-user permissions).
+    allowed_cidrs: tuple[Cidr, ...] = Field(min_length=1)
+    """a read-only UI beside the UI ([Operators edit, viewers look](operations.md#operators-edit-viewers-look-uiviewers));
+    who reaches its listener, at least one CIDR; not with `ssm` nor `readOnly`"""
+    port: int = Field(8443, ge=1, le=65535)
+    """the viewers' listener port on the UI's load balancer (not 80 or 443, the UI's); HTTPS with `certificateArn`
+    and signed in as the UI is with `cognito`/`oidc`"""
+    desired_count: int = Field(1, ge=1, le=10)
+    """read-only webserver tasks"""
+
+    @model_validator(mode="after")
+    def _port(self) -> Viewers:
+        if self.port in (80, 443):
+            raise ValueError(f"port {self.port} is the UI's own listener: choose another, e.g. 8443")
+        return self
+
+
 class Ui(_Model):
     access: UiAccess = UiAccess.PRIVATE
     """`private`, `ssm`, `cidr`, `public`, `cognito` or `oidc` ([Reach the UI](deployment.md#reach-the-ui)); `ssm` needs
@@ -645,6 +664,8 @@ class Ui(_Model):
     """true: the UI shows everything and changes nothing (no launches, re-executions, terminations, schedule or sensor
     switches, wipes); runs start from schedules, sensors and `dagster job launch` ([Read-only
     UI](operations.md#a-read-only-ui))"""
+    # A read-only UI beside this one, on its own listener of the same load balancer; not with `ssm` nor `readOnly`.
+    viewers: Viewers | None = None
 
     @model_validator(mode="after")
     def _access(self) -> Ui:
@@ -675,6 +696,14 @@ class Ui(_Model):
                 "allowPlainHttp is only used by an internet-facing UI without certificateArn "
                 "(with a certificate, HTTP redirects to HTTPS; a private UI is never on the internet)"
             )
+        if self.viewers and not self.access.load_balanced:
+            raise ValueError(
+                "ui.viewers is a listener of the UI's load balancer; access 'ssm' has none: leave ui.viewers out, "
+                "or choose an access with a load balancer"
+            )
+        if self.viewers and self.read_only:
+            raise ValueError("ui.viewers is a read-only UI beside an editing one; with ui.readOnly true the UI is "
+                             "already read-only: leave one of them out")
         if self.certificate_arn and not self.access.load_balanced:
             raise ValueError(
                 "certificateArn is for the UI's load balancer; access 'ssm' has none (the SSM session is encrypted): "

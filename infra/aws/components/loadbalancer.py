@@ -5,7 +5,8 @@ log bucket with ``security.accessLogs``), a target group for the
 webserver tasks with a health check on Dagster's ``/server_info``, an HTTP listener (a redirect to HTTPS
 when ``ui.certificateArn`` is set) and, with a certificate, an HTTPS listener with a TLS 1.2+ policy that
 first signs the user in through Cognito or OIDC when ``ui.access`` asks for it (Dagster's webserver has no
-authentication of its own).
+authentication of its own). With ``ui.viewers``: a target group for the read-only webserver tasks and a listener
+of their own on ``ui.viewers.port``, with the same certificate and sign-in.
 """
 
 from __future__ import annotations
@@ -110,7 +111,28 @@ class LoadBalancer(pulumi.ComponentResource):
         self._name, self._vpc_id = name, args.vpc_id
         self.rules: dict[str, aws.lb.ListenerRule] = {}
         self.url = pulumi.Output.concat(scheme, "://", self.lb.dns_name)
-        self.register_outputs({"url": self.url})
+        self.viewers_target_group = self.viewers_listener = self.viewers_url = None
+        if ui.viewers:
+            self._viewers(name, ui, authenticate, scheme)
+        self.register_outputs({"url": self.url, "viewers_url": self.viewers_url})
+
+    def _viewers(self, name: str, ui: Ui, authenticate: dict | None, scheme: str) -> None:
+        # ui.viewers: the read-only webserver on a port of its own, with the UI's TLS and sign-in; who reaches the
+        # port is the network's choice (components/network.py).
+        self.viewers_target_group = aws.lb.TargetGroup(
+            naming.fit(aws.lb.TargetGroup, f"{name}-viewers"), port=contract.WEBSERVER_PORT, protocol="HTTP",
+            target_type="ip", vpc_id=self._vpc_id, deregistration_delay=30,
+            health_check={"path": contract.WEBSERVER_HEALTH_PATH, "matcher": "200", "interval": 30, "healthy_threshold": 2},
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
+        forward = {"type": "forward", "target_group_arn": self.viewers_target_group.arn}
+        tls = {"ssl_policy": TLS_POLICY, "certificate_arn": ui.certificate_arn} if ui.certificate_arn else {}
+        self.viewers_listener = aws.lb.Listener(
+            f"{name}-viewers", load_balancer_arn=self.lb.arn, port=ui.viewers.port, protocol=scheme.upper(), **tls,
+            default_actions=[authenticate, {**forward, "order": 2}] if authenticate else [forward],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),  # as the UI's listeners
+        )  # fmt: skip
+        self.viewers_url = pulumi.Output.concat(scheme, "://", self.lb.dns_name, f":{ui.viewers.port}")
 
     def route(self, suffix: str, path: str, port: int, health_path: str, priority: int) -> aws.lb.TargetGroup:
         """Serve ``path`` from tasks on ``port`` through the UI's listener, behind the same sign-in."""

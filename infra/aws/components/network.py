@@ -187,6 +187,10 @@ class Network(pulumi.ComponentResource):
             for label, cidr in sources.items():
                 ingress(f"lb-{port}-{label}", self.lb_sg, port, f"Dagster UI listener {port} from {label}",
                         cidr_ipv4=cidr)  # fmt: skip
+        if ui.viewers:  # the read-only UI's listener: its own sources
+            for i, cidr in enumerate(ui.viewers.allowed_cidrs):
+                ingress(f"lb-viewers-cidr-{i}", self.lb_sg, ui.viewers.port,
+                        f"Dagster read-only UI listener {ui.viewers.port} from cidr-{i}", cidr_ipv4=cidr)  # fmt: skip
         for port in served_ports:
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-lb-to-tasks-{port}", security_group_id=self.lb_sg.id, ip_protocol="tcp", from_port=port,
