@@ -106,9 +106,9 @@ def cluster_task_arns(cluster_arn: str) -> str:
 
 
 def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms_key_arn: str | None = None) -> dict:
-    """Workers and run tasks: step outputs and compute logs in the stack's bucket (encrypted with the stack's
-    key), and scale-in protection of their own tasks while a step runs (the ECS agent calls it with the task
-    role; docs/facts.md)."""
+    """Workers and run tasks (each under a role of its own): step outputs and compute logs in the stack's bucket
+    (encrypted with the stack's key), and scale-in protection of their own tasks while a step runs (the ECS agent
+    calls it with the task role; docs/facts.md)."""
     return {
         "Version": VERSION,
         "Statement": [
@@ -123,13 +123,17 @@ def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms
 
 def prewarm_policy(cluster_arn: str, service_names: list[str]) -> dict:
     """The run workers: a cold queue's worker service scaled out of zero as a run starts
-    (dagster_celery_aws.prewarm), on exactly the stack's worker services."""
+    (dagster_celery_aws.prewarm), on exactly the stack's worker services. UpdateService only when the request names
+    no task definition (the ``ecs:task-definition`` condition key of ecs:UpdateService, Service Authorization
+    Reference: ECS; docs/facts.md): a run cannot put another role's task definition on a worker service. No
+    condition key covers desiredCount alone."""
     services = [cluster_arn.replace(":cluster/", ":service/", 1) + f"/{name}" for name in sorted(service_names)]
     return {
         "Version": VERSION,
         "Statement": [
-            {"Sid": "WakeColdQueues", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
-             "Resource": services},
+            {"Sid": "SeeWorkerServices", "Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": services},
+            {"Sid": "WakeColdQueues", "Effect": "Allow", "Action": "ecs:UpdateService", "Resource": services,
+             "Condition": {"Null": {"ecs:task-definition": "true"}}},
         ],
     }  # fmt: skip
 
