@@ -29,7 +29,7 @@ $(CHECKOV_VENV)/.installed: tests/checkov-requirements.txt
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
 test: venv checkov-venv
 	$(PY) -m ruff check .
-	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest -n $(JOBS) --dist loadfile $(ARGS)
+	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The whole topology on this machine from Pulumi.dev.yaml (embedded broker, storage and S3 by default).
 local: venv

@@ -138,6 +138,7 @@ def vhost(management_api):
 
 
 def pytest_collection_modifyitems(items):
-    """dagster-celery's own suite (the longest file, about five minutes) first: with ``make test``'s ``-n``, one
-    process starts it while the others take the rest, instead of it starting last and running alone."""
+    """dagster-celery's own suite (the longest file, about five minutes) first: with ``make test``'s ``-n`` (files in
+    collection order: ``--no-loadscope-reorder``), one process starts it while the others take the rest, instead of
+    it starting last (xdist's default order is by tests per file, and it is one test) and running alone."""
     items.sort(key=lambda item: item.path.name != "test_peer_suite.py")

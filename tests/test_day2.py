@@ -9,9 +9,10 @@ from functools import cache
 
 import pytest
 
+from infra.aws.components.cluster import Cluster
 from infra.specs import contract
-from infra.tools.testing import reveal
-from tests.day2 import CHANGES, FORCE_NEW, Diff, describe, run
+from infra.tools.testing import reveal, run_stack
+from tests.day2 import CHANGES, FORCE_NEW, ROOT, Diff, describe, diff, run
 
 TASKDEF = "aws:ecs/taskDefinition:TaskDefinition"
 WORKERS = {"worker-dagster", "worker-heavy"}
@@ -201,3 +202,18 @@ def test_adding_viewers_creates_only_their_resources():
         ("aws:ecs/taskDefinition:TaskDefinition", "viewers-task"), ("aws:ecs/service:Service", "viewers-service"),
     }, describe(d)
     assert not d.resources("update") and not d.resources("delete"), describe(d)
+
+
+def test_giving_the_run_tasks_a_role_of_their_own_rolls_only_the_daemon(monkeypatch):
+    # The upgrade from a stack whose run tasks ran under the workers' role, which held the pre-warming grant:
+    # a new run task definition under the run role, which the daemon launches; no worker rolls.
+    after = run_stack(ROOT / "Pulumi.prod.yaml", {}, stack="prod")
+    init = Cluster.__init__
+
+    def runs_under_the_workers_role(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.run_role = self.worker_role
+
+    monkeypatch.setattr(Cluster, "__init__", runs_under_the_workers_role)
+    d = diff(run_stack(ROOT / "Pulumi.prod.yaml", {}, stack="prod"), after, prefix="dagster-prod-")
+    assert (d.named("replace"), d.restarts) == ({"run-task", "daemon-task", "prewarm"}, {"daemon"}), describe(d)

@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import postgres_database, s3_server, wait_for
+
+# A step as the Celery loop hands it to the executor's send: an op of no mapping (its queue is the one given).
+STEP = types.SimpleNamespace(key="step", tags={}, get_mapping_key=lambda: None)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -487,15 +492,15 @@ def test_run_worker_executor_is_the_stock_one_that_first_tunes_the_run_worker(st
     checked = []
     monkeypatch.setattr(executor, "check_routing", lambda *args: checked.append(args))
     monkeypatch.setenv("DCA_QUEUES", "dagster,heavy")
-    context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id)
+    context = SimpleNamespace(instance=instance, run_id=instance.get_runs()[0].run_id, log=logging.getLogger("run"))
     list(ours.execute(context, "plan"))
     assert [r[:2] for r in ran] == [(context, "plan")]  # the stock loop
     # after the run's steps were checked against the deployment's queues
     assert checked == [(context, "plan", "dagster", frozenset({"dagster", "heavy"}))]
     sent, handle = [], SimpleNamespace(id="task", backend="the loop's backend")
     monkeypatch.setattr(executor, "submit_step", lambda *args: sent.append(args) or handle)
-    assert ran[0][2]("app", context, "step", "q", 0, None) is handle  # sending with submit_step
-    assert sent == [("app", context, "step", "q", 0, None)]
+    assert ran[0][2]("app", context, STEP, "q", 0, None) is handle  # sending with submit_step
+    assert sent == [("app", context, STEP, "q", 0, None)]
     pooled = fast_task._postgres_engines(instance)
     assert all(isinstance(e.pool, QueuePool) for e in pooled)
     list(ours.execute(context, "plan"))  # a second run on the same instance keeps its pools
@@ -883,19 +888,19 @@ def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(m
     monkeypatch.setattr(executor, "submit_step", lambda app, *a: SimpleNamespace(id=f"t{len(waits)}", backend=backend))
 
     def fake_loop(context, plan, step_execution_fn):
-        step_execution_fn("app", context, "step", "q", 0, None)
+        step_execution_fn("app", context, STEP, "q", 0, None)
         loop.time.sleep(1.0)  # a step in flight
         finished.add("t0")
         loop.time.sleep(1.0)  # nothing in flight: short
         loop.time.sleep(1.0)  # still nothing: the interval
-        step_execution_fn("app", context, "step", "q", 0, None)
+        step_execution_fn("app", context, STEP, "q", 0, None)
         loop.time.sleep(1.0)  # in flight again
         yield from ()
 
     monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
     ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
     ours.backend = "db+postgresql://u@db/d"
-    context = SimpleNamespace(instance=None, run_id="r")
+    context = SimpleNamespace(instance=None, run_id="r", log=logging.getLogger("run"))
     monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
     list(ours.execute(context, "plan"))
     assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]

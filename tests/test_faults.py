@@ -69,7 +69,11 @@ pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds worker
 
 
 def _stack_file(path: Path) -> Path:
-    path.write_text(yaml.safe_dump({"config": {"dagster-celery-aws:queues": [{"name": "dagster", "concurrency": 2}]}}))
+    # No run retries: each fault's outcome is that of its own run. With the default (one retry) a run these faults
+    # fail -- by the watchdog, a lost worker, run monitoring -- is relaunched as a new run whose steps go to the
+    # test's queue again (docs/operations.md, "Run retries"; tests/test_instance_settings.py tests the retry).
+    path.write_text(yaml.safe_dump({"config": {"dagster-celery-aws:queues": [{"name": "dagster", "concurrency": 2}],
+                                               "dagster-celery-aws:runs": {"retries": {"maxRetries": 0}}}}))  # fmt: skip
     return path
 
 

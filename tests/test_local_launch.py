@@ -163,7 +163,9 @@ def test_without_a_job_the_ui_serves_every_location_and_the_secrets_lacking_are_
                                      "locationOrLoadError { __typename } } } } }"}).encode()  # fmt: skip
         with urllib.request.urlopen(urllib.request.Request(f"{url}/graphql", query, {"Content-Type": "application/json"})) as r:
             entries = json.loads(r.read())["data"]["workspaceOrError"]["locationEntries"]
-        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [("assets", "RepositoryLocation")]
+        # the user's location, and the runtime's pipeline alerts (docs/operations.md) which every workspace loads
+        assert [(e["name"], e["locationOrLoadError"]["__typename"]) for e in entries] == [
+            ("assets", "RepositoryLocation"), ("dagster_celery_aws_alerts", "RepositoryLocation")]
 
         # dagster-celery's own command on the file the runner printed: the topology's two workers answer.
         cli = re.search(r"^workers: dagster-celery worker list -y (\S+)$", out, re.M)[1]

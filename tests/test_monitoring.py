@@ -68,6 +68,8 @@ def test_ecs_exec_is_off_unless_switched_on():
         for policy in stack.of_type("aws:iam/rolePolicy:RolePolicy"):
             if policy.name.endswith(("-worker", "-control")):
                 assert ("ssmmessages:OpenDataChannel" in policy.inputs["policy"]) is enabled, policy.urn
+            if policy.name.endswith("-ecs-run"):  # no ECS Exec into run tasks (taskdef.EXEC_ROLES)
+                assert "ssmmessages" not in policy.inputs["policy"], policy.urn
 
 
 def test_flower_is_optional_and_behind_the_same_access_control_as_the_ui():

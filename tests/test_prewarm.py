@@ -1,8 +1,8 @@
 """Plan-aware pre-warming (dagster_celery_aws.prewarm) against an ECS / Application Auto Scaling API server on
 127.0.0.1 (moto): the worker services of the queues a run's plan uses that have no task are asked one, the others
 are left alone, the queues' scaling targets (and so their scale-in) are untouched; and what the program grants
-for it: DescribeServices and UpdateService on exactly the stack's worker services, for the role of the run
-workers."""
+for it: DescribeServices and UpdateService (naming no task definition) on exactly the stack's worker services, for
+the role of the run workers (the run tasks' own, or the daemon's) and never the workers'."""
 
 from __future__ import annotations
 
@@ -122,13 +122,31 @@ def test_wake_runs_beside_the_run_and_a_failure_is_only_a_warning(aws, monkeypat
 def test_the_run_workers_role_may_wake_exactly_the_worker_services(mode):
     stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "heavy"}], "runs": {"mode": mode}})
     policy = stack.one("aws:iam/rolePolicy:RolePolicy", "-prewarm")
-    role = stack.one("aws:iam/role:Role", "-worker" if mode == "task" else "-control")
+    role = stack.one("aws:iam/role:Role", "-ecs-run" if mode == "task" else "-ecs-control")
     assert policy.inputs["role"] == f"{role.name}-id", policy.urn  # the mocks' id of that role
-    (statement,) = json.loads(policy.inputs["policy"])["Statement"]
+    describe, update = json.loads(policy.inputs["policy"])["Statement"]
     cluster = stack.one("aws:ecs/cluster:Cluster", "").state["arn"]
     service = cluster.replace(":cluster/", ":service/")
-    assert statement["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
-    assert statement["Resource"] == [f"{service}/worker-dagster", f"{service}/worker-heavy"], statement
+    assert (describe["Action"], update["Action"]) == ("ecs:DescribeServices", "ecs:UpdateService")
+    for statement in (describe, update):
+        assert statement["Resource"] == [f"{service}/worker-dagster", f"{service}/worker-heavy"], statement
+    # No other task definition on a service: where the request carries one, a revision of a worker's family.
+    families = sorted(td.inputs["family"] for td in stack.of_type("aws:ecs/taskDefinition:TaskDefinition")
+                      if "-worker-" in td.name)  # fmt: skip
+    assert len(families) == 2, families
+    region_account = cluster.split(":cluster/")[0]
+    assert update["Condition"] == {"ArnLikeIfExists": {"ecs:task-definition": [
+        f"{region_account}:task-definition/{family}:*" for family in families]}}, update
+    # Only the run workers' role: no worker task (any queue's step) may change a service.
+    worker = stack.one("aws:iam/role:Role", "-ecs-worker")
+    on_worker = [p for p in stack.of_type("aws:iam/rolePolicy:RolePolicy") if p.inputs["role"] == f"{worker.name}-id"]
+    assert on_worker and not any("ecs:UpdateService" in p.inputs["policy"] for p in on_worker), on_worker
+    if mode == "task":  # the daemon passes the run task definition's roles: the run role, not the workers'
+        control = json.loads(stack.one("aws:iam/rolePolicy:RolePolicy", "-ecs-control").inputs["policy"])
+        (passing,) = [s for s in control["Statement"] if s["Action"] == "iam:PassRole"]
+        assert passing["Resource"] == [stack.one("aws:iam/role:Role", "-ecs-execution").state["arn"], role.state["arn"]]
+        run_task = stack.one("aws:ecs/taskDefinition:TaskDefinition", "-run-task")
+        assert run_task.inputs["taskRoleArn"] == role.state["arn"], run_task.inputs
     run_task = "run" if mode == "task" else "daemon"
     env = {e["name"]: e["value"] for t in stack.of_type("aws:ecs/taskDefinition:TaskDefinition")
            if t.name.endswith(f"-{run_task}-task") for c in json.loads(t.inputs["containerDefinitions"])

@@ -271,8 +271,8 @@ def waits_for(stack, resource) -> set[str]:
 def test_rollout_order_and_autoscaled_counts_survive_pulumi_up():
     stack = run_stack(config={"queues": [{"name": "dagster"}, {"name": "etl"}]})
     grants = {r.name for r in stack.resources if r.typ.startswith("aws:iam/rolePolicy") and "-ecs-" in r.name}
-    # The execution role's two policies, the worker's and the control role's, and the control role's alerts.
-    assert len(grants) == 5
+    # The execution role's two policies, the worker's, the run tasks', the control role's, and its alerts'.
+    assert len(grants) == 6
     for service in stack.of_type(SERVICE):
         after = waits_for(stack, service)
         # No task starts before its roles may pull, read secrets and do their work (IAM propagation).

@@ -443,9 +443,11 @@ def _(name, cfg, stack):
 @rule("ECS-workers-cannot-launch-runs")
 def _(name, cfg, stack):
     roles = {t.inputs["family"]: t.inputs["taskRoleArn"] for t in stack.of_type("aws:ecs/taskDefinition:TaskDefinition")}
-    workers = {arn for fam, arn in roles.items() if "-worker-" in fam or fam.endswith("-run")}
+    workers = {arn for fam, arn in roles.items() if "-worker-" in fam}
+    runs = {arn for fam, arn in roles.items() if fam.endswith("-run")}  # their own role: they may wake workers
     control = {arn for fam, arn in roles.items() if fam.endswith(("-webserver", "-daemon"))}
-    assert len(workers) == 1 and len(control) == 1 and workers != control
+    assert (len(workers), len(runs), len(control)) == (1, 1 if cfg.runs.mode == "task" else 0, 1), roles
+    assert len(workers | runs | control) == len(workers) + len(runs) + len(control), roles
 
 
 @rule("ECS-circuit-breaker-rollback")
@@ -537,7 +539,7 @@ def _(name, cfg, stack):
             if any(a.startswith("kms:") for a in actions):
                 assert resources == [stack_key(stack)] and set(actions) <= {"kms:Decrypt", "kms:GenerateDataKey"}, p.urn
                 used.add(p.name.rsplit("-", 1)[-1])
-    assert used == {"execution", "worker", "control"}
+    assert used == {"execution", "worker", "control", *(("run",) if cfg.runs.mode == "task" else ())}
 
 
 @rule("IAM-task-protection-only-for-own-cluster-tasks")

@@ -106,9 +106,9 @@ def cluster_task_arns(cluster_arn: str) -> str:
 
 
 def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms_key_arn: str | None = None) -> dict:
-    """Workers and run tasks: step outputs and compute logs in the stack's bucket (encrypted with the stack's
-    key), and scale-in protection of their own tasks while a step runs (the ECS agent calls it with the task
-    role; docs/facts.md)."""
+    """Workers and run tasks (each under a role of its own): step outputs and compute logs in the stack's bucket
+    (encrypted with the stack's key), and scale-in protection of their own tasks while a step runs (the ECS agent
+    calls it with the task role; docs/facts.md)."""
     return {
         "Version": VERSION,
         "Statement": [
@@ -121,15 +121,23 @@ def worker_policy(bucket_arn: str, cluster_arn: str, ecs_exec: bool = False, kms
     }  # fmt: skip
 
 
-def prewarm_policy(cluster_arn: str, service_names: list[str]) -> dict:
+def prewarm_policy(cluster_arn: str, services: dict[str, str]) -> dict:
     """The run workers: a cold queue's worker service scaled out of zero as a run starts
-    (dagster_celery_aws.prewarm), on exactly the stack's worker services."""
-    services = [cluster_arn.replace(":cluster/", ":service/", 1) + f"/{name}" for name in sorted(service_names)]
+    (dagster_celery_aws.prewarm), on exactly the stack's worker services (``services``: service name -> its task
+    definition family). UpdateService may not put another task definition on a service: where the request carries
+    ``ecs:task-definition`` (a condition key of ecs:UpdateService, Service Authorization Reference: ECS;
+    docs/facts.md), it must be a revision of the worker families (``ArnLikeIfExists``: whether ECS sets the key only
+    when the request names a task definition or also from the service's own, the pre-warming call, which names
+    none, passes, and a run cannot put another role's task definition on a worker service). No condition key covers
+    desiredCount alone."""
+    arns = [cluster_arn.replace(":cluster/", ":service/", 1) + f"/{name}" for name in sorted(services)]
+    families = [cluster_arn.split(":cluster/", 1)[0] + f":task-definition/{services[name]}:*" for name in sorted(services)]
     return {
         "Version": VERSION,
         "Statement": [
-            {"Sid": "WakeColdQueues", "Effect": "Allow", "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
-             "Resource": services},
+            {"Sid": "SeeWorkerServices", "Effect": "Allow", "Action": "ecs:DescribeServices", "Resource": arns},
+            {"Sid": "WakeColdQueues", "Effect": "Allow", "Action": "ecs:UpdateService", "Resource": arns,
+             "Condition": {"ArnLikeIfExists": {"ecs:task-definition": families}}},
         ],
     }  # fmt: skip
 

@@ -258,11 +258,12 @@ def _services(at: _Common, specs: dict[str, ProcessSpec], locations, network: Ne
     queues |= {contract.CLUSTER: cluster.cluster.name, contract.WORKER_SERVICES: json.dumps(worker_service_names)}
     aws.iam.RolePolicy(
         naming.fit(aws.iam.RolePolicy, f"{prefix}-prewarm"),
-        role=(cluster.worker_role if at.task_runs else cluster.control_role).id,  # the role of the run workers
-        policy=cluster.cluster.arn.apply(lambda arn: json.dumps(iam.prewarm_policy(arn, list(worker_service_names.values())))),
+        role=(cluster.run_role if at.task_runs else cluster.control_role).id,  # the role of the run workers
+        policy=cluster.cluster.arn.apply(lambda arn: json.dumps(iam.prewarm_policy(arn, {
+            name: naming.fit(aws.ecs.TaskDefinition, f"{prefix}-{name}") for name in worker_service_names.values()}))),
         opts=pulumi.ResourceOptions(parent=cluster),  # with the cluster's other grants
     )
-    run = service(specs.pop("run"), cluster.worker_role, env=queues) if at.task_runs else None
+    run = service(specs.pop("run"), cluster.run_role, env=queues) if at.task_runs else None
     launch_env = {
         contract.RUN_TASK_DEFINITION: run.task_definition.arn,
         contract.RUN_SUBNETS: pulumi.Output.all(*network.task_subnet_ids).apply(",".join),

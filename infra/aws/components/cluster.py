@@ -2,10 +2,11 @@
 
 Creates: an ECS cluster with Container Insights (its performance log group with the stack's key and retention,
 components/service_logs.py), one log group (retention from config, encrypted with the stack's key), an execution
-role (pull the image, read and decrypt the stack's secrets, write logs), and two task roles: ``control`` for the webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no
-launching, and the run workers in the daemon's task run under it; with pipeline alerts on, publishing to the alarm
-topic) and ``worker`` for workers and run tasks
-(bucket only); both may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
+role (pull the image, read and decrypt the stack's secrets, write logs), and task roles: ``control`` for the
+webserver and daemon (bucket + launching run tasks; in runs mode "daemon" no launching, and the run workers in the
+daemon's task run under it; with pipeline alerts on, publishing to the alarm topic), ``worker`` for workers
+(bucket only) and, in runs mode "task", ``run`` for the run tasks (the workers' grants, and waking a cold queue's
+workers: stack.py); all may use the stack's key for the bucket's objects. User secrets encrypted with keys of their
 own (``access.secretKmsKeys``): the execution role may decrypt with those keys, through Secrets Manager only.
 """
 
@@ -84,21 +85,21 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         self.worker_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-worker"), assume_role_policy=trust, opts=child)
-        worker = aws.iam.RolePolicy(
-            naming.fit(aws.iam.RolePolicy, f"{name}-worker"),
-            role=self.worker_role.id,
-            policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn, key).apply(
-                lambda a: json.dumps(iam.worker_policy(a[0], a[1], args.ecs_exec, a[2]))
-            ),
-            opts=child,
-        )
+        worker = self._worker_policy(self.worker_role, f"{name}-worker", args.ecs_exec)
+        # Runs mode "task": the run tasks' own role -- the workers' grants plus waking cold queues (stack.py), so no
+        # worker step may change the worker services.
+        self.run_role = None
+        if args.run_family:
+            self.run_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-run"), assume_role_policy=trust, opts=child)
+            run = self._worker_policy(self.run_role, f"{name}-run", ecs_exec=False)  # run tasks take no ECS Exec
         self.control_role = aws.iam.Role(naming.fit(aws.iam.Role, f"{name}-control"), assume_role_policy=trust, opts=child)
         account = aws.get_caller_identity_output().account_id
         control = aws.iam.RolePolicy(
             naming.fit(aws.iam.RolePolicy, f"{name}-control"),
             role=self.control_role.id,
             policy=pulumi.Output.all(
-                args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn, self.worker_role.arn,
+                args.bucket_arn, self.cluster.arn, region, account, self.execution_role.arn,
+                (self.run_role or self.worker_role).arn,  # the run task definition's roles, which the daemon passes
                 self.log_group.arn, key,
             ).apply(
                 lambda a: json.dumps(
@@ -112,16 +113,29 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         # What a task needs granted before it starts: services depend on these.
-        self.grants = [managed, execution, worker, control, self.capacity_providers, insights]
+        self.grants = [managed, execution, worker, control, self.capacity_providers, insights, *([run] if self.run_role else [])]
         if args.alert_topic_arn is not None:  # the daemon's alert sensors publish to the alarm topic
             self.grants.append(aws.iam.RolePolicy(
                 naming.fit(aws.iam.RolePolicy, f"{name}-control-alerts"), role=self.control_role.id,
                 policy=pulumi.Output.from_input(args.alert_topic_arn).apply(lambda arn: json.dumps(iam.alerts_policy(arn))),
                 opts=child,
             ))  # fmt: skip
-        for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control")):
+        for role, suffix in ((self.worker_role, "worker"), (self.control_role, "control"), (self.run_role, "run")):
+            if role is None:  # no run role in runs mode "daemon"
+                continue
             self.grants += self._grant_user_access(role, f"{name}-{suffix}", args.access)
         self.register_outputs({"cluster_name": self.cluster.name, "log_group": self.log_group.name})
+
+    def _worker_policy(self, role: aws.iam.Role, name: str, ecs_exec: bool) -> aws.iam.RolePolicy:
+        """What every task running user steps needs (iam.worker_policy) on ``role``."""
+        args = self._args
+        return aws.iam.RolePolicy(
+            naming.fit(aws.iam.RolePolicy, name), role=role.id,
+            policy=pulumi.Output.all(args.bucket_arn, self.cluster.arn, args.kms_key_arn).apply(
+                lambda a: json.dumps(iam.worker_policy(a[0], a[1], ecs_exec, a[2]))
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )  # fmt: skip
 
     def _grant_user_access(self, role: aws.iam.Role, name: str, access: Access) -> list[pulumi.Resource]:
         """The user code's own statements and managed policies on ``role``."""
@@ -142,13 +156,7 @@ class Cluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         name = f"{self._name}-queue-{queue.replace('.', '-')}"
         role = aws.iam.Role(naming.fit(aws.iam.Role, name), assume_role_policy=self._trust, opts=child)
-        base = aws.iam.RolePolicy(
-            naming.fit(aws.iam.RolePolicy, name), role=role.id,
-            policy=pulumi.Output.all(self._args.bucket_arn, self.cluster.arn, self._args.kms_key_arn).apply(
-                lambda a: json.dumps(iam.worker_policy(a[0], a[1], self._args.ecs_exec, a[2]))
-            ),
-            opts=child,
-        )  # fmt: skip
+        base = self._worker_policy(role, name, self._args.ecs_exec)
         stack_wide = self._grant_user_access(role, f"{name}-stack", self._args.access)
         self.grants += [base, *stack_wide, *self._grant_user_access(role, name, access)]
         return role
