@@ -99,6 +99,21 @@ def s3_server():
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def _moto_server():
+    with s3_server() as (url, _):  # one moto server for every AWS API a module calls
+        yield url
+
+
+@pytest.fixture
+def moto_endpoint(_moto_server):
+    """The module's moto server on 127.0.0.1, reset to an empty backend for this test: its URL."""
+    import requests
+
+    requests.post(f"{_moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    return _moto_server
+
+
 RABBIT_MANAGEMENT = "http://127.0.0.1:15672"
 RABBIT_AUTH = ("guest", "guest")
 

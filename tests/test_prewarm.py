@@ -15,7 +15,6 @@ from dagster import job, op
 
 from dagster_celery_aws import prewarm
 from infra.tools.testing import run_stack
-from tests.conftest import s3_server
 
 CLUSTER = "dca-test-cluster"
 SERVICES = {"dagster": "worker-dagster", "heavy": "worker-heavy", "gpu.small": "worker-gpu-small"}
@@ -23,19 +22,11 @@ ENV = {prewarm.CLUSTER_VAR: CLUSTER, prewarm.SERVICES_VAR: json.dumps(SERVICES)}
 DIMENSION = "ecs:service:DesiredCount"
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with s3_server() as (url, _):  # one moto server for every AWS API
-        yield url
-
-
 @pytest.fixture
-def aws(endpoint, monkeypatch):
+def aws(moto_endpoint, monkeypatch):
     """ECS and Application Auto Scaling clients on a fresh backend with the stack's worker services: dagster and
     heavy at zero, gpu.small with two tasks asked."""
-    import requests
-
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    endpoint = moto_endpoint
     for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)

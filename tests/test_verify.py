@@ -16,25 +16,16 @@ from botocore.stub import Stubber
 
 from infra.aws.stack import SSM_UI_URL
 from infra.tools import verify
-from tests.conftest import s3_server
 
 CLUSTER = "dca-prod-cluster"
 QUEUES = {"dagster": "dca-prod-worker-dagster", "heavy": "dca-prod-worker-heavy"}
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dca@sha256:" + "a" * 64
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    with s3_server() as (url, _):  # one moto server for every AWS API
-        yield url
-
-
 @pytest.fixture
-def aws(endpoint, monkeypatch):
+def aws(moto_endpoint, monkeypatch):
     """{name: client} on a fresh moto backend, and the healthy stack's outputs."""
-    import requests
-
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    endpoint = moto_endpoint
 
     def client(name):
         return boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
