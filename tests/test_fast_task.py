@@ -719,8 +719,9 @@ def test_a_redelivered_step_stores_again_but_never_over_a_success(results_db):
 
 def test_a_failed_store_is_retried_and_notifies_only_once_stored(results_db):
     """The one statement fails after its ``pg_notify`` ran (a trigger at the end of the statement refuses the
-    row): no notice goes out, and Celery's retry (``result_backend_always_retry``) stores it, which notifies.
-    A store that fails for good notifies nothing and raises Celery's BackendStoreError."""
+    row, or has the server end the connection): no notice goes out, and Celery's retry
+    (``result_backend_always_retry``) stores it, which notifies. A store that fails for good notifies nothing
+    and raises Celery's BackendStoreError."""
     import psycopg2
     from celery.exceptions import BackendStoreError
 
@@ -730,9 +731,13 @@ def test_a_failed_store_is_retried_and_notifies_only_once_stored(results_db):
     admin.autocommit = True
     admin.cursor().execute("""
         CREATE SEQUENCE attempts;
+        CREATE SEQUENCE cuts;
         CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
           BEGIN
-            IF NEW.task_id = 'refused' OR nextval('attempts') = 1 THEN RAISE EXCEPTION 'refused'; END IF;
+            IF NEW.task_id = 'refused' OR (NEW.task_id = 'retried' AND nextval('attempts') = 1) THEN
+              RAISE EXCEPTION 'refused';
+            END IF;
+            IF NEW.task_id = 'cut' AND nextval('cuts') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
             RETURN NEW;
           END $$;
         CREATE TRIGGER refuse AFTER INSERT OR UPDATE ON celery_taskmeta FOR EACH ROW EXECUTE FUNCTION refuse();
@@ -740,11 +745,12 @@ def test_a_failed_store_is_retried_and_notifies_only_once_stored(results_db):
     listener = _Listener(results_db, "run")
     try:
         ours.store_result("retried", ["event"], "SUCCESS", request=_request("run"))  # refused once, then stored
+        ours.store_result("cut", ["event"], "SUCCESS", request=_request("run"))  # its connection lost once
         with pytest.raises(BackendStoreError):
             ours.store_result("refused", ["event"], "SUCCESS", request=_request("run"))  # refused twice
         ours.store_result("last", [], "SUCCESS", request=_request("run"))
-        assert listener.until("last") == ["retried", "last"]
-        assert stock.get_task_meta("retried", cache=False)["status"] == "SUCCESS"
+        assert listener.until("last") == ["retried", "cut", "last"]
+        assert [stock.get_task_meta(i, cache=False)["status"] for i in ("retried", "cut")] == ["SUCCESS"] * 2
         assert stock.get_task_meta("refused", cache=False)["status"] == "PENDING"  # no row
     finally:
         listener.conn.close()
