@@ -792,6 +792,13 @@ def test_a_result_is_stored_and_read_in_one_round_trip_each(results_db):
             assert run_worker._finished_among({f"t{i}", "unknown"}) == {f"t{i}"}
             polls.append(proxy.round_trips - before)
         assert (stores, reads, polls) == ([1, 1, 1], [1, 1, 1], [1, 1, 1])
+        for i in range(3, 6):  # steps that end together: their notices come to one wait of the loop
+            ours.store_result(f"t{i}", ["event", i], "SUCCESS", request=_request("run"))
+        run_worker.note_finished({"t3", "t4", "t5"})
+        before = proxy.round_trips
+        assert [run_worker.get_task_meta(f"t{i}")["result"] for i in range(3, 6)] == [["event", i] for i in range(3, 6)]
+        assert proxy.round_trips - before == 1  # one query for the three
+        assert run_worker.get_task_meta("t4", cache=False)["result"] == ["event", 4]  # read again: read anew
 
         connections = proxy.accepted
         proxy.cut()  # the database restarts: every connection reset

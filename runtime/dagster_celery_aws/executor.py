@@ -103,7 +103,8 @@ class BatchPolledDatabaseBackend(CheckedPoolDatabaseBackend):
     error drops the kept engine (Celery's ``on_backend_retryable_error``), so a restarted database is
     reconnected to. Its connections are checked as the workers' are (``CheckedPoolDatabaseBackend``), and are in
     autocommit: a read is one statement, one round trip, not BEGIN, SELECT and ROLLBACK. The run worker only
-    reads results (the workers store them)."""
+    reads results (the workers store them). The tasks known finished since the last read (a notice names
+    several when steps end together) are read in one query, at the first read of one of them (``_query_task``)."""
 
     BATCH_SECONDS = EXECUTOR_POLL_SECONDS / 2  # one executor poll reads all its steps well within this
 
@@ -114,6 +115,8 @@ class BatchPolledDatabaseBackend(CheckedPoolDatabaseBackend):
         self._batch_lock = threading.Lock()
         self._waiting: set[str] = set()
         self._finished: set[str] = set()
+        self._unread: set[str] = set()  # finished, their rows not read yet
+        self._rows: dict = {}  # rows read with another task's, not yet asked for
         self._polled_at = float("-inf")
 
     def finished_ids(self) -> set[str]:
@@ -126,8 +129,7 @@ class BatchPolledDatabaseBackend(CheckedPoolDatabaseBackend):
             if task_id not in self._finished:
                 self._waiting.add(task_id)
                 if time.monotonic() - self._polled_at >= self.BATCH_SECONDS:
-                    self._finished |= self._finished_among(self._waiting)
-                    self._waiting -= self._finished
+                    self._add_finished(self._finished_among(self._waiting))
                     self._polled_at = time.monotonic()
             finished = task_id in self._finished
         if finished:
@@ -139,8 +141,24 @@ class BatchPolledDatabaseBackend(CheckedPoolDatabaseBackend):
     def note_finished(self, task_ids) -> None:
         """These tasks' results are stored (the workers' result notices): read them without asking first."""
         with self._batch_lock:
-            self._finished |= set(task_ids)
-            self._waiting -= self._finished
+            self._add_finished(task_ids)
+
+    def _add_finished(self, task_ids) -> None:
+        new = set(task_ids) - self._finished
+        self._finished |= new
+        self._unread |= new
+        self._waiting -= new
+
+    def _query_task(self, session, task_id, for_update=False):
+        """The stock backend's read of a task's row (in its ``_get_task_meta_for``); the row of a task known
+        finished comes with those of the others not read yet, in one query."""
+        with self._batch_lock:
+            if not for_update and task_id in self._unread:
+                column = self.task_cls.task_id
+                self._rows |= {t.task_id: t for t in session.query(self.task_cls).filter(column.in_(self._unread))}
+                self._unread.clear()
+            row = self._rows.pop(task_id, None)
+        return row if row is not None else super()._query_task(session, task_id, for_update=for_update)
 
     def _finished_among(self, task_ids: set[str]) -> set[str]:
         session = self.ResultSession()
