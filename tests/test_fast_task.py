@@ -14,6 +14,9 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   ended elsewhere (its revoke: tests/test_executor.py);
 - a stored result is noticed by its run's run worker (PostgreSQL NOTIFY after the result is stored), which
   wakes its loop and reads the task without the batch query, and waits only briefly with nothing in flight;
+- the workers store a finished step's result and its notice in one statement: the row Celery stores, never
+  over a SUCCESS, notified only once stored, retried as Celery retries; the store and the run worker's reads
+  are one round trip each (counted on the wire), and a connection the database closed is still replaced;
 - a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
   once per process and run (jobs with dynamic outputs keep the stock path).
 """
