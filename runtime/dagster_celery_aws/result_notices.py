@@ -100,8 +100,8 @@ class NotifyingDatabaseBackend(CheckedPoolDatabaseBackend):
     whose request names its run: ``dca_run_id``, set by dagster_celery_aws.fast_task) and notifies the run's
     channel in one statement, i.e. one round trip.
 
-    Celery's ``_store_result`` (celery/backends/database/__init__.py) is a transaction of up to seven round
-    trips: BEGIN, a SELECT of the row (and a SELECT ... FOR UPDATE of an existing one), the INSERT (its id's
+    Celery's ``_store_result`` (celery/backends/database/__init__.py) is a transaction of six round trips:
+    BEGIN, a SELECT of the row (and a SELECT ... FOR UPDATE of an existing one), the INSERT (its id's
     sequence is rendered inline, ``nextval``: no round trip of its own), an UPDATE of the columns, a second
     UPDATE of ``status`` (``flag_modified``), COMMIT; plus the ``pg_notify`` and the pool's ping. Here it is
     ``WITH stored AS (INSERT ... ON CONFLICT (task_id) DO UPDATE ... WHERE status IS DISTINCT FROM 'SUCCESS'
@@ -125,7 +125,7 @@ class NotifyingDatabaseBackend(CheckedPoolDatabaseBackend):
         # the model's columns, as Celery's flush writes them (TaskExtended adds its columns to the shared table)
         values = {key: getattr(task, key) for key in sa.inspect(self.task_cls).columns.keys() if key != "id"}
         insert = postgresql.insert(table).values(id=table.c.id.default.next_value(), **values)
-        # Celery keeps a row's stamps when a store brings none (_update_result sets them only on a new row)
+        # Celery keeps a row's stamps when a store brings none (_update_result leaves them as they are)
         kept = {"task_id"} | ({"stamps"} if values.get("stamps") is None else set())
         stored = (
             insert.on_conflict_do_update(
