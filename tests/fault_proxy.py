@@ -5,6 +5,11 @@ database failover (every connection reset, new ones refused until the service is
 one thread per direction. ``cut()`` resets every open connection and refuses new ones (the listening socket
 is closed, so a connect gets ECONNREFUSED, as from a rebooting host); ``restore()`` listens again on the same
 port. Nothing leaves the loopback interface.
+
+``round_trips`` counts the client's turns: a connection's bytes towards the upstream that follow bytes from it
+(or open the connection). A client that waits for each reply before it sends again (psycopg2, py-amqp's
+synchronous methods) makes one such turn per network round trip, whatever the TCP segmentation: the proxy
+notes the turn before it forwards, so the reply, and with it the client's next send, comes after.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ class FaultProxy:
         self._listener: socket.socket | None = None
         self.port = 0
         self.accepted = 0  # connections forwarded so far (a test can tell clients reconnected)
+        self.round_trips = 0  # the clients' turns so far, over all connections (module docstring)
         self.restore()
 
     def restore(self) -> None:
@@ -79,12 +85,17 @@ class FaultProxy:
                     return
                 self._conns |= {client, upstream}
                 self.accepted += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            turn = {"client": False}  # whose bytes went last on this connection
+            for a, b, is_client in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, turn, is_client), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, turn: dict, is_client: bool) -> None:
         try:
             while data := src.recv(65536):
+                with self._lock:
+                    if is_client and not turn["client"]:
+                        self.round_trips += 1
+                    turn["client"] = is_client
                 dst.sendall(data)
         except OSError:
             pass

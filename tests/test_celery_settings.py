@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from celery import Celery
+from celery.app.task import Context
 
 from dagster_celery_aws.celery_config import celery_settings, executor_config
 from tests.conftest import postgres_database
@@ -47,7 +48,8 @@ def test_result_writes_wait_out_a_database_outage(monkeypatch, vhost, database):
         proxy.cut()
         back = threading.Timer(CUT_SECONDS, proxy.restore)  # the outage's length, not a synchronisation
         back.start()
-        app.backend.store_result(task_id, 42, "SUCCESS")
+        # as a worker stores a step's result: one statement (result_notices.NotifyingDatabaseBackend), retried
+        app.backend.store_result(task_id, 42, "SUCCESS", request=Context(dca_run_id="run"))
         back.join()
         assert app.AsyncResult(task_id).get(timeout=10) == 42
         app.close()

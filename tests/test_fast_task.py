@@ -14,6 +14,9 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   ended elsewhere (its revoke: tests/test_executor.py);
 - a stored result is noticed by its run's run worker (PostgreSQL NOTIFY after the result is stored), which
   wakes its loop and reads the task without the batch query, and waits only briefly with nothing in flight;
+- the workers store a finished step's result and its notice in one statement: the row Celery stores, never
+  over a SUCCESS, notified only once stored, retried as Celery retries; the store and the run worker's reads
+  are one round trip each (counted on the wire), and a connection the database closed is still replaced;
 - a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
   once per process and run (jobs with dynamic outputs keep the stock path).
 """
@@ -613,6 +616,204 @@ def test_notices_are_sent_only_on_a_postgresql_backend(tmp_path):
     notices = ResultNotices("db+postgresql+psycopg2://postgres@127.0.0.1:1/x", "run")
     assert notices.enabled and not notices.listen()
     assert notices.wait(0.01) == set()  # no connection: the loop's plain sleep
+
+
+# ------------------------------------------------------------------------------ the workers' one-statement store
+def _result_backends(url: str, **settings):
+    """The workers' result backend (``NotifyingDatabaseBackend``, its engine kept as in a forked pool process)
+    and Celery's stock one, on the same database and settings."""
+    from celery import Celery
+    from celery.backends.database import DatabaseBackend
+
+    from dagster_celery_aws.result_notices import NotifyingDatabaseBackend, with_backend_class
+
+    app = Celery("w", set_as_current=False, backend=with_backend_class(url, NotifyingDatabaseBackend))
+    app.conf.update(result_backend_base_sleep_between_retries_ms=1, **settings)
+    ours = app.backend
+    ours.session_manager.forked = True  # as Celery's after-fork hook sets it in a worker's pool process
+    return ours, DatabaseBackend(app=app, url=url[3:])
+
+
+class _Listener:
+    """A plain LISTEN on a run's channel, keeping every notice's task id in the order they came."""
+
+    def __init__(self, url: str, run_id: str):
+        import psycopg2
+
+        from dagster_celery_aws.result_notices import channel
+
+        self.conn = psycopg2.connect(url.replace("db+postgresql+psycopg2", "postgresql"))
+        self.conn.autocommit = True
+        self.conn.cursor().execute(f"LISTEN {channel(run_id)}")
+        self.got: list[str] = []
+
+    def until(self, last: str) -> list[str]:
+        """The notices so far, once ``last`` has come: PostgreSQL delivers them in commit order, so every
+        notice of a store committed before the store that sent ``last`` is in the list."""
+
+        def arrived() -> bool:
+            self.conn.poll()
+            self.got += [n.payload for n in self.conn.notifies]
+            self.conn.notifies.clear()
+            return last in self.got
+
+        wait_for(f"the notice of {last}", arrived)
+        return self.got
+
+
+def _rows(backend, *task_ids) -> list[dict]:
+    """The stored rows, but for the id and the time."""
+    from sqlalchemy import select
+
+    table = backend.task_cls.__table__
+    with backend.ResultSession().get_bind().connect() as conn:
+        rows = [conn.execute(select(table).where(table.c.task_id == i)).mappings().one() for i in task_ids]
+    return [{k: v for k, v in row.items() if k not in ("id", "task_id", "date_done")} for row in rows]
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_a_result_stored_in_one_statement_is_the_row_celery_stores(results_db, extended):
+    """The workers' one-statement store writes the row Celery's own store writes (every column but the id and
+    the time), with ``result_extended`` off and on, and Celery's stock backend reads it back identically."""
+    from celery import states
+
+    ours, stock = _result_backends(results_db, result_extended=extended)
+    request = _request("run")
+    request.update(task="execute_plan", args=[1, "a"], kwargs={"k": "v"}, hostname="w@h", retries=2,
+                   delivery_info={"routing_key": "dagster"})  # fmt: skip
+    for backend, prefix in ((ours, "ours"), (stock, "stock")):
+        backend.store_result(f"{prefix}-ok", ["event", {"n": 1}], states.SUCCESS, request=request)
+        backend.mark_as_failure(f"{prefix}-failed", ValueError("step failed"), traceback="Traceback ...", request=request)
+    mine = _rows(ours, "ours-ok", "ours-failed")
+    assert mine == _rows(ours, "stock-ok", "stock-failed")
+    assert [r["status"] for r in mine] == [states.SUCCESS, states.FAILURE]
+    assert (mine[0].get("name") == "execute_plan") == extended  # the extended columns are written when on
+    for name in ("ok", "failed"):
+        read = [stock.get_task_meta(f"{p}-{name}", cache=False) for p in ("ours", "stock")]
+        assert [m.pop("task_id") for m in read] == [f"ours-{name}", f"stock-{name}"]
+        assert all(m.pop("date_done") is not None for m in read)
+        assert repr(read[0]) == repr(read[1])  # repr: a failure's exceptions compare by identity
+    ours.ResultSession().get_bind().dispose()
+
+
+def test_a_redelivered_step_stores_again_but_never_over_a_success(results_db):
+    """A step's task stored again (its message redelivered) overwrites the row, as Celery's store does, unless
+    the row is a SUCCESS, which stays, as Celery keeps it. Each store that writes the row notifies, after it."""
+    from celery import states
+
+    ours, stock = _result_backends(results_db)
+    listener = _Listener(results_db, "run")
+    try:
+        stock.store_result("t", None, states.STARTED)  # a row already there, written by Celery's own store
+        ours.mark_as_failure("t", ValueError("first try"), request=_request("run"))
+        assert stock.get_task_meta("t", cache=False)["status"] == states.FAILURE
+        assert listener.until("t") == ["t"]
+        ours.store_result("t", ["second try"], states.SUCCESS, request=_request("run"))
+        ours.store_result("t", ["third try"], states.SUCCESS, request=_request("run"))
+        ours.mark_as_failure("t", ValueError("fourth try"), request=_request("run"))
+        meta = stock.get_task_meta("t", cache=False)
+        assert (meta["status"], meta["result"]) == (states.SUCCESS, ["second try"])
+        ours.store_result("last", [], states.SUCCESS, request=_request("run"))
+        assert listener.until("last") == ["t", "t", "last"]  # the stores over the SUCCESS wrote nothing
+    finally:
+        listener.conn.close()
+        ours.ResultSession().get_bind().dispose()
+
+
+def test_a_failed_store_is_retried_and_notifies_only_once_stored(results_db):
+    """The one statement fails after its ``pg_notify`` ran (a trigger at the end of the statement refuses the
+    row, or has the server end the connection): no notice goes out, and Celery's retry
+    (``result_backend_always_retry``) stores it, which notifies. A store that fails for good notifies nothing
+    and raises Celery's BackendStoreError."""
+    import psycopg2
+    from celery.exceptions import BackendStoreError
+
+    ours, stock = _result_backends(results_db, result_backend_always_retry=True, result_backend_max_retries=1)
+    stock.store_result("tables-made", None, "STARTED")
+    admin = psycopg2.connect(results_db.replace("db+postgresql+psycopg2", "postgresql"))
+    admin.autocommit = True
+    admin.cursor().execute("""
+        CREATE SEQUENCE attempts;
+        CREATE SEQUENCE cuts;
+        CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN
+            IF NEW.task_id = 'refused' OR (NEW.task_id = 'retried' AND nextval('attempts') = 1) THEN
+              RAISE EXCEPTION 'refused';
+            END IF;
+            IF NEW.task_id = 'cut' AND nextval('cuts') = 1 THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+            RETURN NEW;
+          END $$;
+        CREATE TRIGGER refuse AFTER INSERT OR UPDATE ON celery_taskmeta FOR EACH ROW EXECUTE FUNCTION refuse();
+    """)
+    listener = _Listener(results_db, "run")
+    try:
+        ours.store_result("retried", ["event"], "SUCCESS", request=_request("run"))  # refused once, then stored
+        ours.store_result("cut", ["event"], "SUCCESS", request=_request("run"))  # its connection lost once
+        with pytest.raises(BackendStoreError):
+            ours.store_result("refused", ["event"], "SUCCESS", request=_request("run"))  # refused twice
+        ours.store_result("last", [], "SUCCESS", request=_request("run"))
+        assert listener.until("last") == ["retried", "cut", "last"]
+        assert [stock.get_task_meta(i, cache=False)["status"] for i in ("retried", "cut")] == ["SUCCESS"] * 2
+        assert stock.get_task_meta("refused", cache=False)["status"] == "PENDING"  # no row
+    finally:
+        listener.conn.close()
+        admin.close()
+        ours.ResultSession().get_bind().dispose()
+
+
+def test_a_result_is_stored_and_read_in_one_round_trip_each(results_db):
+    """On a healthy pool, the workers' store of a finished step's result and the run worker's reads (a finished
+    task, the batched poll) are one round trip each: no BEGIN/COMMIT/ROLLBACK, no ping per checkout (counted
+    on the wire: ``FaultProxy.round_trips``). A connection the database closed meanwhile is still replaced
+    before use, without the store's retry (none here)."""
+    from celery import Celery
+
+    from dagster_celery_aws.executor import BatchPolledDatabaseBackend
+    from dagster_celery_aws.result_notices import with_backend_class
+    from tests.fault_proxy import FaultProxy
+
+    proxy = FaultProxy(5432)
+    url = results_db.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    ours, _ = _result_backends(url, result_backend_always_retry=False)
+    run_worker = Celery("r", set_as_current=False, backend=with_backend_class(url, BatchPolledDatabaseBackend)).backend
+    try:
+        ours.store_result("warm", [], "SUCCESS", request=_request("run"))  # the engine's first connection
+        assert run_worker.get_task_meta("warm")["status"] == "SUCCESS"
+        stores, reads, polls = [], [], []
+        for i in range(3):
+            before = proxy.round_trips
+            if i:
+                ours.store_result(f"t{i}", ["event", i], "SUCCESS", request=_request("run"))
+            else:
+                ours.mark_as_failure(f"t{i}", ValueError("step failed"), request=_request("run"))
+            stores.append(proxy.round_trips - before)
+            run_worker.note_finished({f"t{i}"})  # its notice
+            before = proxy.round_trips
+            assert run_worker.get_task_meta(f"t{i}")["status"] == ("SUCCESS" if i else "FAILURE")
+            reads.append(proxy.round_trips - before)
+            before = proxy.round_trips
+            assert run_worker._finished_among({f"t{i}", "unknown"}) == {f"t{i}"}
+            polls.append(proxy.round_trips - before)
+        assert (stores, reads, polls) == ([1, 1, 1], [1, 1, 1], [1, 1, 1])
+        for i in range(3, 6):  # steps that end together: their notices come to one wait of the loop
+            ours.store_result(f"t{i}", ["event", i], "SUCCESS", request=_request("run"))
+        run_worker.note_finished({"t3", "t4", "t5"})
+        before = proxy.round_trips
+        assert [run_worker.get_task_meta(f"t{i}")["result"] for i in range(3, 6)] == [["event", i] for i in range(3, 6)]
+        assert proxy.round_trips - before == 1  # one query for the three
+        assert run_worker.get_task_meta("t4", cache=False)["result"] == ["event", 4]  # read again: read anew
+
+        connections = proxy.accepted
+        proxy.cut()  # the database restarts: every connection reset
+        proxy.restore()
+        ours.store_result("after", [], "SUCCESS", request=_request("run"))  # no retry: the checkout replaced it
+        run_worker.note_finished({"after"})
+        assert run_worker.get_task_meta("after")["status"] == "SUCCESS"
+        assert proxy.accepted == connections + 2  # one new connection for each pool
+    finally:
+        ours.ResultSession().get_bind().dispose()
+        run_worker.ResultSession().get_bind().dispose()
+        proxy.close()
 
 
 def test_the_task_notices_its_result_after_storing_it(step_env, results_db):

@@ -53,7 +53,7 @@ import threading
 import time
 
 from celery import states
-from celery.backends.database import DatabaseBackend, session_cleanup
+from celery.backends.database import session_cleanup
 from celery.exceptions import TaskRevokedError
 from celery.result import AsyncResult, EagerResult
 from dagster import ExecutorDefinition, Field, multiple_process_executor_requirements
@@ -69,7 +69,12 @@ from dagster_celery_aws.canary import step_queue
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
 from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
-from dagster_celery_aws.result_notices import ResultNotices, waiting_for_notices, with_backend_class
+from dagster_celery_aws.result_notices import (
+    CheckedPoolDatabaseBackend,
+    ResultNotices,
+    waiting_for_notices,
+    with_backend_class,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ def set_executor_poll_interval(seconds: float = EXECUTOR_POLL_SECONDS) -> None:
     loop.TICK_SECONDS = seconds
 
 
-class BatchPolledDatabaseBackend(DatabaseBackend):
+class BatchPolledDatabaseBackend(CheckedPoolDatabaseBackend):
     """Celery's database result backend, whose reads of unfinished tasks are answered from one query per
     poll: the first read after ``BATCH_SECONDS`` asks which of the tasks read so far have finished; the
     others read in the same poll use that answer. A finished task is then read exactly as the stock backend
@@ -96,16 +101,22 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
     new engine and a new connection for every read anywhere else (celery/backends/database/session.py), i.e.
     a PostgreSQL connection and SQLAlchemy's dialect set-up per poll in a run worker. A retryable database
     error drops the kept engine (Celery's ``on_backend_retryable_error``), so a restarted database is
-    reconnected to."""
+    reconnected to. Its connections are checked as the workers' are (``CheckedPoolDatabaseBackend``), and are in
+    autocommit: a read is one statement, one round trip, not BEGIN, SELECT and ROLLBACK. The run worker only
+    reads results (the workers store them). The tasks known finished since the last read (a notice names
+    several when steps end together) are read in one query, at the first read of one of them (``_query_task``)."""
 
     BATCH_SECONDS = EXECUTOR_POLL_SECONDS / 2  # one executor poll reads all its steps well within this
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.session_manager.forked = True  # the session manager's switch for "keep the engine"
+        self.engine_options["isolation_level"] = "AUTOCOMMIT"
         self._batch_lock = threading.Lock()
         self._waiting: set[str] = set()
         self._finished: set[str] = set()
+        self._unread: set[str] = set()  # finished, their rows not read yet
+        self._rows: dict = {}  # rows read with another task's, not yet asked for
         self._polled_at = float("-inf")
 
     def finished_ids(self) -> set[str]:
@@ -118,8 +129,7 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
             if task_id not in self._finished:
                 self._waiting.add(task_id)
                 if time.monotonic() - self._polled_at >= self.BATCH_SECONDS:
-                    self._finished |= self._finished_among(self._waiting)
-                    self._waiting -= self._finished
+                    self._add_finished(self._finished_among(self._waiting))
                     self._polled_at = time.monotonic()
             finished = task_id in self._finished
         if finished:
@@ -131,8 +141,24 @@ class BatchPolledDatabaseBackend(DatabaseBackend):
     def note_finished(self, task_ids) -> None:
         """These tasks' results are stored (the workers' result notices): read them without asking first."""
         with self._batch_lock:
-            self._finished |= set(task_ids)
-            self._waiting -= self._finished
+            self._add_finished(task_ids)
+
+    def _add_finished(self, task_ids) -> None:
+        new = set(task_ids) - self._finished
+        self._finished |= new
+        self._unread |= new
+        self._waiting -= new
+
+    def _query_task(self, session, task_id, for_update=False):
+        """The stock backend's read of a task's row (in its ``_get_task_meta_for``); the row of a task known
+        finished comes with those of the others not read yet, in one query."""
+        with self._batch_lock:
+            if not for_update and task_id in self._unread:
+                column = self.task_cls.task_id
+                self._rows |= {t.task_id: t for t in session.query(self.task_cls).filter(column.in_(self._unread))}
+                self._unread.clear()
+            row = self._rows.pop(task_id, None)
+        return row if row is not None else super()._query_task(session, task_id, for_update=for_update)
 
     def _finished_among(self, task_ids: set[str]) -> set[str]:
         session = self.ResultSession()

@@ -8,8 +8,9 @@ poll and per run worker.
 
 With results in PostgreSQL (celery_config.yaml) the database can carry the notice: the workers' result backend
 (``NotifyingDatabaseBackend``: Celery's, which the workers' settings name in place of ``db``) sends
-``pg_notify(<run's channel>, <task id>)`` in the very transaction that stores a step's result (a success or a
-failure), and PostgreSQL delivers it when that transaction commits, never before and never if it rolls back.
+``pg_notify(<run's channel>, <task id>)`` in the very statement that stores a step's result (a success or a
+failure; one statement in autocommit, one round trip), and PostgreSQL delivers it when that statement commits,
+never before and never if it fails.
 The run worker LISTENs on its run's channel (``ResultNotices``) and its loop's sleep between polls
 (``waiting_for_notices``) ends as soon as a notice arrives; the task ids it names are known finished, so the
 batched backend (dagster_celery_aws.executor) reads them without asking first.
@@ -32,9 +33,11 @@ import threading
 import time
 
 from celery import states
-from celery.backends.database import DatabaseBackend
-from sqlalchemy import text
-from sqlalchemy.orm import object_session
+from celery.backends.database import DatabaseBackend, session_cleanup
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from dagster_celery_aws.storage import check_on_checkout
 
 log = logging.getLogger(__name__)
 
@@ -69,20 +72,81 @@ def with_backend_class(url: str | None, backend_class: type) -> str | None:
     return f"{backend_class.__module__}:{backend_class.__qualname__}+{url[len('db+'):]}"
 
 
-class NotifyingDatabaseBackend(DatabaseBackend):
-    """Celery's database result backend, whose transaction that stores a finished ``execute_plan`` task (one
-    whose request names its run: ``dca_run_id``, set by dagster_celery_aws.fast_task) also notifies the run's
-    channel. Celery's ``_store_result`` calls ``_update_result`` in its session before it commits."""
+class CheckedPoolDatabaseBackend(DatabaseBackend):
+    """Celery's database result backend whose pooled connections are checked as the deployment's Dagster
+    storage checks its own (``storage.check_on_checkout``: only a connection with something to read, i.e. one
+    the server closed, is pinged), not with Celery's default ``pool_pre_ping`` (``database_engine_options``,
+    celery/app/defaults.py), a ``SELECT 1`` round trip before every store and every read. A dead connection is
+    still replaced before use, and a statement that fails on one is retried on a new engine (Celery's
+    ``on_backend_retryable_error``). On PostgreSQL; other databases keep Celery's ping."""
 
-    def _update_result(self, task, result, state, traceback=None, request=None):
-        super()._update_result(task, result, state, traceback=traceback, request=request)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if sa.make_url(self.url).get_backend_name() != "postgresql":
+            return  # the check polls the connection's socket (psycopg2's fileno)
+        self.engine_options["pool_pre_ping"] = False
+        callback = self.session_manager.engine_callback  # Celery's database_engine_callback, if any
+
+        def on_new_engine(engine) -> None:
+            sa.event.listen(engine, "checkout", check_on_checkout)
+            if callback is not None:
+                callback(engine)
+
+        self.session_manager.engine_callback = on_new_engine
+
+
+class NotifyingDatabaseBackend(CheckedPoolDatabaseBackend):
+    """The workers' result backend: Celery's, which on PostgreSQL stores a finished ``execute_plan`` task (one
+    whose request names its run: ``dca_run_id``, set by dagster_celery_aws.fast_task) and notifies the run's
+    channel in one statement, i.e. one round trip.
+
+    Celery's ``_store_result`` (celery/backends/database/__init__.py) is a transaction of six round trips:
+    BEGIN, a SELECT of the row (and a SELECT ... FOR UPDATE of an existing one), the INSERT (its id's
+    sequence is rendered inline, ``nextval``: no round trip of its own), an UPDATE of the columns, a second
+    UPDATE of ``status`` (``flag_modified``), COMMIT; plus the ``pg_notify`` and the pool's ping. Here it is
+    ``WITH stored AS (INSERT ... ON CONFLICT (task_id) DO UPDATE ... WHERE status IS DISTINCT FROM 'SUCCESS'
+    RETURNING task_id) SELECT pg_notify(channel, task_id) FROM stored`` in autocommit: the row's values are the
+    ones Celery's ``_update_result`` sets (the same encoding, read back by the stock backend), a row already
+    SUCCESS is left as it is and notifies nothing (Celery ignores a write after a SUCCESS), and the notice is
+    delivered when the statement commits, never if it fails. The base backend's ``store_result`` still retries
+    it (``result_backend_always_retry``). Other states, tasks without a run and other databases are stored by
+    Celery's code, without a notice."""
+
+    def _store_result(self, task_id, result, state, traceback=None, request=None, **kwargs):
         run_id = getattr(request, "dca_run_id", None)
-        if run_id is None or state not in states.READY_STATES:
-            return
-        session = object_session(task)
-        if session is not None and session.get_bind().dialect.name == "postgresql":
-            notice = {"channel": channel(run_id), "task_id": task.task_id}
-            session.execute(text("SELECT pg_notify(:channel, :task_id)"), notice)
+        session = self.ResultSession()
+        with session_cleanup(session):
+            engine = session.get_bind()
+        if run_id is None or state not in states.READY_STATES or engine.dialect.name != "postgresql":
+            return super()._store_result(task_id, result, state, traceback=traceback, request=request, **kwargs)
+        task = self.task_cls(task_id)
+        self._update_result(task, result, state, traceback=traceback, request=request)
+        table = self.task_cls.__table__
+        # the model's columns, as Celery's flush writes them (TaskExtended adds its columns to the shared table)
+        values = {key: getattr(task, key) for key in sa.inspect(self.task_cls).columns.keys() if key != "id"}
+        insert = postgresql.insert(table).values(id=table.c.id.default.next_value(), **values)
+        # Celery keeps a row's stamps when a store brings none (_update_result leaves them as they are)
+        kept = {"task_id"} | ({"stamps"} if values.get("stamps") is None else set())
+        stored = (
+            insert.on_conflict_do_update(
+                index_elements=[table.c.task_id],
+                set_={name: insert.excluded[name] for name in values if name not in kept},
+                where=table.c.status.is_distinct_from(states.SUCCESS),
+            )
+            .returning(table.c.task_id)
+            .cte("stored")
+        )
+        with engine.connect() as conn:
+            # psycopg2's autocommit is a switch in the client (the statement goes without BEGIN and COMMIT). Not
+            # SQLAlchemy's isolation_level option: putting the connection back, it sets an explicit READ COMMITTED,
+            # which psycopg2 sends as a SET (a round trip) once the connection has been in autocommit.
+            dbapi = conn.connection.dbapi_connection
+            dbapi.autocommit = True
+            try:
+                conn.execute(sa.select(sa.func.pg_notify(channel(run_id), stored.c.task_id)))
+            finally:
+                if not dbapi.closed:
+                    dbapi.autocommit = False
 
 
 class ResultNotices:
