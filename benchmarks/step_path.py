@@ -3,10 +3,14 @@
     python benchmarks/step_path.py --quick          # a few minutes: one run of each shape but fan500 and sleep8x2, no multiprocess
     python benchmarks/step_path.py                  # full: 3 runs of each shape (medians), fan500, sleep8x2, multiprocess
     python benchmarks/step_path.py --compare before.json after.json   # before/after table from two outputs
+    python benchmarks/step_path.py --quick --rtt-ms 1   # every service behind a 0.5 ms-each-way delay line
 
 Services (as tests/test_local_e2e.py): RabbitMQ on 127.0.0.1:5672 (guest/guest) with a private vhost made by
 ``rabbitmqctl``, PostgreSQL on 127.0.0.1:5432 (user postgres, trust) with a private database, and a moto S3
 server started here on 127.0.0.1. ``--broker-url`` / ``--database-url`` / ``--s3-endpoint`` use given ones.
+``--rtt-ms X`` puts all three behind benchmarks/delay_proxy.py (X/2 each way, a process of its own), and every
+process of the benchmark reaches them through it: the network of AWS, where a round trip within a region costs
+0.5-1 ms, instead of the loopback's tens of microseconds.
 The environment is the local runner's own (infra.local: services, runtime files, environment contract,
 Supervisor), with the jobs of ``benchmarks.jobs``; the Celery workers are the topology's command
 (``celery -A dagster_celery.app worker -Q dagster -n ... -c C``), W of them. Each run is executed by a fresh
@@ -23,6 +27,7 @@ cold start (process start -> ready -> first step received -> its STEP_START).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -39,6 +44,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit, urlunsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT)]
@@ -79,6 +85,8 @@ class Environment:
         self.args, self.state = args, state
         self.cleanups: list = []
         self.sup = None
+        self.proxies = None
+        self.round_trips: dict = {}
 
     def _enter(self, context):
         """Enter a context manager now; it is exited with the other clean-ups (last in, first out)."""
@@ -87,6 +95,13 @@ class Environment:
         return value
 
     def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:  # `with` exits only what entered: a failed start cleans up (processes, vhost, ...)
+            self.__exit__(None, None, None)
+            raise
+
+    def _start(self):
         from infra.stackfile.config import load_stack_file
         from infra.local import code, runtime_files, services
         from infra.local.processes import Supervisor
@@ -112,8 +127,16 @@ class Environment:
             wait_for(f"moto_server on {s3}", lambda: moto.poll() is not None or port_open(port), 60)
             if moto.poll() is not None:
                 raise RuntimeError(f"moto_server exited rc={moto.returncode} before listening on {s3}")
+        if args.rtt_ms:
+            direct = {"amqp": broker, "postgres": database, "s3": s3}
+            broker, database, s3 = delayed = self._delayed(direct)
         self.svc = services.start(broker, database, s3, "bench", self.state)
         self.cleanups.append(self.svc.close)
+        if args.rtt_ms:  # now that the S3 client has its (local) credentials
+            for (name, url), through in zip(direct.items(), delayed):
+                trips = self.round_trips[name] = round_trips(name, url, through)
+                say(f"round trip to {name}, median: {trips['direct_ms']:.2f} ms direct, {trips['delayed_ms']:.2f} ms "
+                    f"through the delay proxy (2·D = {args.rtt_ms} ms)")  # fmt: skip
         # As `python -m infra.local --code-module benchmarks.jobs` with the default stack file.
         self.cfg = load_stack_file(REPO_ROOT / "Pulumi.dev.yaml")
         locs = code.locations(SimpleNamespace(code_module=CODE_MODULE, code_dir=None), self.cfg)
@@ -134,6 +157,21 @@ class Environment:
         for w in self.workers:
             self.wait_ready(w)
         return self
+
+    def _delayed(self, direct: dict[str, str]) -> list[str]:
+        """The services' URLs through one delay proxy process (D = rtt/2 each way)."""
+        from benchmarks.delay_proxy import DelayProxies
+
+        netlocs = {name: urlsplit(url) for name, url in direct.items()}
+        targets = [(u.hostname, u.port or DEFAULT_PORTS[u.scheme]) for u in netlocs.values()]
+        self.proxies = DelayProxies(self.args.rtt_ms / 2, targets)
+        self.cleanups.append(self.proxies.stop)
+        delayed = []
+        for u, target in zip(netlocs.values(), targets):
+            userinfo = u.netloc.rpartition("@")[0]
+            netloc = f"{userinfo + '@' if userinfo else ''}127.0.0.1:{self.proxies.ports[target]}"
+            delayed.append(urlunsplit(u._replace(netloc=netloc)))
+        return delayed
 
     def worker_argv(self, queue: str, concurrency: int, index: int) -> list[str]:
         from infra.specs import topology
@@ -180,6 +218,42 @@ class Environment:
                 self.cleanups.pop()()
             except Exception as e:  # noqa: BLE001 - best effort
                 say(f"cleanup: {type(e).__name__}: {e}")
+
+
+DEFAULT_PORTS = {"amqp": 5672, "postgresql": 5432, "http": 80, "https": 443}
+
+
+def round_trips(service: str, direct: str, delayed: str) -> dict[str, float]:
+    """{direct_ms, delayed_ms}: median of one request and its answer on an open connection, direct and through
+    the delay proxy, in turns (so that the machine's load falls on both alike): PostgreSQL ``SELECT 1`` (200),
+    AMQP ``basic.qos`` -> ``qos-ok`` (200), S3 ``ListBuckets`` (50; most of it is moto's own time)."""
+    with contextlib.ExitStack() as stack:
+        calls = []
+        for url in (direct, delayed):
+            if service == "postgres":
+                import psycopg2
+
+                conn = psycopg2.connect(url)
+                stack.callback(conn.close)
+                conn.autocommit = True  # one statement, one round trip (no BEGIN before it)
+                cur = conn.cursor()
+                calls.append(lambda cur=cur: (cur.execute("SELECT 1"), cur.fetchall()))
+            elif service == "amqp":
+                from kombu import Connection
+
+                channel = stack.enter_context(Connection(url)).default_channel
+                calls.append(lambda channel=channel: channel.basic_qos(0, 1, False))
+            else:
+                from infra.local.services import s3_client
+
+                calls.append(s3_client(url).list_buckets)
+        times: list[list[float]] = [[], []]
+        for _ in range(50 if service == "s3" else 200):
+            for call, out in zip(calls, times):
+                t = time.perf_counter()
+                call()
+                out.append(time.perf_counter() - t)
+    return {"direct_ms": statistics.median(times[0]) * 1000, "delayed_ms": statistics.median(times[1]) * 1000}
 
 
 # ------------------------------------------------------------------------------------------ measures
@@ -334,13 +408,16 @@ def main_measure(args) -> dict:
             "workers": args.workers, "concurrency": args.concurrency, "slots": slots,
             "cpus": os.cpu_count(), "python": platform.python_version(),
             "loadavg_start": os.getloadavg(), "started": datetime.now().isoformat(timespec="seconds"),
+            "rtt_ms": args.rtt_ms,
         },
         "runs": [],
         "cold": [],
     }  # fmt: skip
     t_start = time.monotonic()
+    env = Environment(args, state)
     try:
-        with Environment(args, state) as env:
+        with env:
+            results["meta"]["round_trip_ms"] = env.round_trips
             say(f"environment ready in {time.monotonic() - t_start:.0f} s: {args.workers} worker(s) x -c {args.concurrency}")
             # Not measured: one Celery run first, so that every pool process has imported the code location
             # and made its instance, as in a worker that has been up for a while (cold start: measured below).
@@ -377,6 +454,8 @@ def main_measure(args) -> dict:
                     say(f"  rep {rep + 1}/{reps} cold start: {results['cold'][-1]}")
     finally:
         shutil.rmtree(state, ignore_errors=True)
+    if env.proxies is not None:
+        results["meta"]["proxy_late"] = env.proxies.stats.get("late")  # how late chunks left the delay line
     results["meta"]["loadavg_end"] = os.getloadavg()
     results["meta"]["seconds"] = time.monotonic() - t_start
     results["summary"] = summarize(results)
@@ -448,7 +527,7 @@ def markdown(results: dict) -> str:
         f"### {meta.get('label') or 'step path'}: {meta['mode']} mode, medians of {meta['reps']} run(s); celery "
         f"{meta['workers']} worker(s) x -c {meta['concurrency']} = {meta['slots']} slots; multiprocess "
         f"max_concurrent {meta['slots']}; in-process 1 slot; {meta['cpus']} CPUs, load average "
-        f"{meta['loadavg_start'][0]:.1f} at start; {meta['seconds']:.0f} s in all",
+        f"{meta['loadavg_start'][0]:.1f} at start; {meta['seconds']:.0f} s in all; {network(meta)}",
         "",
         "| shape | figure | in-process | multiprocess | celery | celery / in-process | celery / multiprocess |",
         "|---|---|---|---|---|---|---|",
@@ -479,6 +558,13 @@ def markdown(results: dict) -> str:
         lines += ["", f"Celery worker cold start (process start ->): ready {fmt(c['ready'])}, first step received "
                       f"{fmt(c['received'])}, its STEP_START {fmt(c['step_start'])}."]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def network(meta: dict) -> str:
+    if not meta.get("rtt_ms"):
+        return "no added network delay"
+    trips = ", ".join(f"{k} {v['direct_ms']:.2f} -> {v['delayed_ms']:.2f} ms" for k, v in meta["round_trip_ms"].items())
+    return f"**emulated round trip {meta['rtt_ms']} ms** (delay proxy; one round trip, direct -> through it: {trips})"
 
 
 GOAL_RATIO, GOAL_GAP, GOAL_DISPATCH = 1.5, 0.030, 0.010  # the goals (fan-outs; chain10 gap and dispatch)
@@ -614,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker-url", default=None, help="amqp://... (default: a private vhost on 127.0.0.1:5672)")
     p.add_argument("--database-url", default=None, help="postgresql://... (default: a private database on 127.0.0.1)")
     p.add_argument("--s3-endpoint", default=None, help="S3 API endpoint (default: a moto server on 127.0.0.1)")
+    p.add_argument("--rtt-ms", type=float, default=0, help="an emulated network: a delay proxy adding this round-trip "
+                   "time (half each way) in front of the broker, the database and the S3 API (default 0: none)")  # fmt: skip
     p.add_argument("--compare", nargs=2, metavar=("BEFORE_JSON", "AFTER_JSON"), help="print a before/after table")
     args = p.parse_args(argv)
     if args.compare:

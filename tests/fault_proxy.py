@@ -2,9 +2,11 @@
 database failover (every connection reset, new ones refused until the service is back).
 
 ``FaultProxy(upstream_port)`` listens on a free port and forwards each connection to 127.0.0.1:upstream_port,
-one thread per direction. ``cut()`` resets every open connection and refuses new ones (the listening socket
-is closed, so a connect gets ECONNREFUSED, as from a rebooting host); ``restore()`` listens again on the same
-port. Nothing leaves the loopback interface.
+one thread per direction (``_forward``; benchmarks/delay_proxy.py forwards through a delay line instead), with
+TCP_NODELAY on both sides, so that the proxy holds back no small write the client or server sent at once.
+``cut()`` resets every open connection and refuses new ones (the listening socket is closed, so a connect gets
+ECONNREFUSED, as from a rebooting host); ``restore()`` listens again on the same port. Nothing leaves the
+loopback interface.
 
 ``round_trips`` counts the client's turns: a connection's bytes towards the upstream that follow bytes from it
 (or open the connection). A client that waits for each reply before it sends again (psycopg2, py-amqp's
@@ -75,6 +77,8 @@ class FaultProxy:
             try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
                 upstream.settimeout(None)
+                for s in (client, upstream):
+                    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 client.close()
                 continue
@@ -85,9 +89,13 @@ class FaultProxy:
                     return
                 self._conns |= {client, upstream}
                 self.accepted += 1
-            turn = {"client": False}  # whose bytes went last on this connection
-            for a, b, is_client in ((client, upstream, True), (upstream, client, False)):
-                threading.Thread(target=self._pipe, args=(a, b, turn, is_client), daemon=True).start()
+            self._forward(client, upstream)
+
+    def _forward(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Pass bytes both ways, a thread per direction; either side's end (or an error) ends the connection."""
+        turn = {"client": False}  # whose bytes went last on this connection
+        for a, b, is_client in ((client, upstream, True), (upstream, client, False)):
+            threading.Thread(target=self._pipe, args=(a, b, turn, is_client), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket, turn: dict, is_client: bool) -> None:
         try:
@@ -100,11 +108,15 @@ class FaultProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
-            with self._lock:
-                self._conns -= {src, dst}
+            self._closed(src, dst)
+
+    def _closed(self, *socks: socket.socket) -> None:
+        """End a connection: both sockets shut down (the peers see an end of stream) and closed."""
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        with self._lock:
+            self._conns -= set(socks)
