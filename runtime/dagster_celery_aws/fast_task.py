@@ -319,7 +319,7 @@ class HoldRule:
 
     def __init__(self, body_resumes: bool):
         self.held = SET_UP_HELD if body_resumes else SET_UP_HELD | {DagsterEventType.HANDLED_OUTPUT}
-        self.ended = False  # the step's outcome was stored: all that follows waits for the task's end
+        self.ended = False  # once the step's outcome came, all that follows waits for the task's end
 
     def __call__(self, event: EventLogEntry) -> bool:
         self.ended = self.ended or event.dagster_event_type in OUTCOMES

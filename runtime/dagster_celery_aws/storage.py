@@ -130,12 +130,6 @@ class RunStorage(_RidesThroughOutages, PostgresRunStorage):
         return self._within_outage()
 
 
-def _indexed(event: EventLogEntry) -> bool:
-    """Whether storing the event also writes the asset tables (dagster-postgres ``store_event``)."""
-    kind = event.dagster_event_type
-    return kind in ASSET_CHECK_EVENTS or (kind in ASSET_EVENTS and bool(event.get_dagster_event().asset_key))
-
-
 class EventLogStorage(_RidesThroughOutages, PostgresEventLogStorage):
     """dagster-postgres's event log storage; ``store_event`` in one round trip, and ``holding``.
 
@@ -178,20 +172,22 @@ class EventLogStorage(_RidesThroughOutages, PostgresEventLogStorage):
         return events if events is not None and self._held.pid == os.getpid() else None
 
     def store_event(self, event: EventLogEntry) -> None:
+        # The asset tables are written as dagster_postgres/event_log/event_log.py ``store_event`` writes them.
+        asset = event.dagster_event_type in ASSET_EVENTS and bool(event.get_dagster_event().asset_key)
+        asset_check = event.dagster_event_type in ASSET_CHECK_EVENTS
         held = self._hold()
-        if held is not None and not _indexed(event) and self._held.rule(event):
+        if held is not None and not (asset or asset_check) and self._held.rule(event):
             held.append(event)
             return
         pending = [*held, event] if held else [event]
         if held:
             held.clear()  # before the write: a statement cut mid-way may have committed, so it is not repeated
         event_id = self._insert(pending)[-1]
-        # The asset tables, as dagster_postgres/event_log/event_log.py ``store_event`` writes them.
-        if event.dagster_event_type in ASSET_EVENTS and event.get_dagster_event().asset_key:
+        if asset:
             with self.index_transaction() as conn:
                 self._store_asset_event_tags(conn, [event], [event_id])
                 self._store_asset_event(conn, event, event_id)
-        if event.dagster_event_type in ASSET_CHECK_EVENTS:
+        if asset_check:
             self.store_asset_check_event(event, event_id)
 
     def _insert(self, events: Sequence[EventLogEntry]) -> list[int]:
