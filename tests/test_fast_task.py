@@ -18,7 +18,11 @@ resources (dagster_celery_aws.executor, dagster_celery_aws.s3).
   over a SUCCESS, notified only once stored, retried as Celery retries; the store and the run worker's reads
   are one round trip each (counted on the wire), and a connection the database closed is still replaced;
 - a step's plan is the stock plan for that step and its known state, built from the run's whole plan made
-  once per process and run (jobs with dynamic outputs keep the stock path).
+  once per process and run (jobs with dynamic outputs keep the stock path);
+- a step stores the same events in the same order in fewer statements (set-up and end held back), while
+  user code (tests/jobs/events.py) always finds the events before it stored; failing steps store all theirs;
+  any event is one statement (insert and notify), an asset event then writes its asset tables; held events
+  stay in their thread and process and are written when the block ends, also when it raises.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -141,15 +146,32 @@ def step_env(pg_url, tmp_path, monkeypatch):
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(runtime_files.instance_config(None)))
 
     from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(tmp_path))
+    try:
+        yield instance, messages_of_a_run(instance, "benchmarks.jobs", "bench_fan40_celery")
+    finally:
+        from dagster_celery_aws import fast_task
+
+        for inst in fast_task._instances.values():
+            inst.dispose()
+        fast_task._instances.clear()
+        fast_task.run_for.cache_clear()
+        instance.dispose()
+        stack.close()
+
+
+def messages_of_a_run(instance, module: str, job_name: str):
+    """A new run of the job (``module``'s ``defs``); returns a function that builds the executor's message for
+    one of its steps."""
     from dagster._core.definitions.reconstruct import ReconstructableRepository
     from dagster._core.execution.api import create_execution_plan
     from dagster._core.execution.retries import RetryMode
     from dagster._grpc.types import ExecuteStepArgs
     from dagster._serdes import pack_value
 
-    instance = DagsterInstance.from_config(str(tmp_path))
-    recon = ReconstructableRepository.for_module("benchmarks.jobs", "defs", working_directory=str(REPO_ROOT))
-    job = recon.get_reconstructable_job("bench_fan40_celery")
+    recon = ReconstructableRepository.for_module(module, "defs", working_directory=str(REPO_ROOT))
+    job = recon.get_reconstructable_job(job_name)
     run = instance.create_run_for_job(job_def=job.get_definition(), execution_plan=create_execution_plan(job), run_config={})
 
     def message(step_key: str) -> dict:
@@ -160,17 +182,8 @@ def step_env(pg_url, tmp_path, monkeypatch):
         )  # fmt: skip
         return {"execute_step_args_packed": pack_value(args), "executable_dict": job.to_dict()}
 
-    try:
-        yield instance, message
-    finally:
-        from dagster_celery_aws import fast_task
-
-        for inst in fast_task._instances.values():
-            inst.dispose()
-        fast_task._instances.clear()
-        fast_task.run_for.cache_clear()
-        instance.dispose()
-        stack.close()
+    message.run_id = run.run_id
+    return message
 
 
 def _event_types(result) -> list[str]:
@@ -1105,3 +1118,233 @@ def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(m
     monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
     list(ours.execute(context, "plan"))
     assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------------------ event writes (fast_task "Event writes")
+@contextlib.contextmanager
+def statements_sent():
+    """Every statement that any SQLAlchemy engine of this process sends meanwhile, as (SQL, parameters): a round
+    trip each (dagster-postgres's engines are AUTOCOMMIT: no BEGIN or COMMIT of their own)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    sent = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+
+
+def _event_writes(sent, run_id: str) -> list[int]:
+    """How many of the run's events each statement that wrote events wrote (a row's run id is a parameter)."""
+    return [sum(v == run_id for v in params.values()) for sql, params in sent if "INSERT INTO event_logs" in sql]
+
+
+def _stored_since(instance, run_id: str, count: int) -> list:
+    return instance.all_logs(run_id)[count:]
+
+
+def _kinds(entries) -> list[str]:
+    return [e.dagster_event.event_type_value if e.dagster_event else "LOG" for e in entries]
+
+
+def _run_step(instance, message, step_key: str, task_id: str):
+    """(events the task returned, the events it stored, the statements it sent) for one delivery of the step."""
+    from dagster import DagsterEvent
+    from dagster._serdes import deserialize_value
+
+    from dagster_celery_aws import fast_task
+
+    before = len(instance.all_logs(message.run_id))
+    with statements_sent() as sent:
+        returned = fast_task.execute_plan(_delivery(task_id, False), **message(step_key))
+    stored = _stored_since(instance, message.run_id, before)
+    return [deserialize_value(e, DagsterEvent) for e in returned], stored, sent
+
+
+STEP_KINDS = ["ENGINE_EVENT", "RESOURCE_INIT_STARTED", "RESOURCE_INIT_SUCCESS", "LOGS_CAPTURED", "STEP_START",
+              "STEP_OUTPUT", "LOG", "HANDLED_OUTPUT", "STEP_SUCCESS"]  # fmt: skip
+
+
+def test_a_steps_events_are_stored_as_before_in_fewer_statements(step_env, monkeypatch):
+    """Unheld, each of a step's events is one statement (dagster-postgres: an INSERT and a NOTIFY); held, the
+    set-up's are 3 statements instead of 5 and the end's 2 instead of 3: the same events, same order, same
+    content as the task returns; the run check and 6 event writes in all."""
+    from dagster._serdes import serialize_value
+
+    from dagster_celery_aws import fast_task
+
+    instance, message = step_env
+    _run_step(instance, message, "step_1", "warm")  # the pool process's instance and the run's plan
+    with monkeypatch.context() as unheld:
+        unheld.setattr(fast_task, "holding", lambda instance, rule: contextlib.nullcontext())
+        _, stored_unheld, sent_unheld = _run_step(instance, message, "step_2", "unheld")
+    returned, stored, sent = _run_step(instance, message, "step_3", "held")
+
+    assert _kinds(stored_unheld) == _kinds(stored) == STEP_KINDS
+    assert _event_writes(sent_unheld, message.run_id) == [1] * len(STEP_KINDS) and len(sent_unheld) == 1 + 9
+    assert _event_writes(sent, message.run_id) == [1, 1, 3, 1, 1, 2] and len(sent) == 1 + 6
+    assert [serialize_value(e) for e in returned] == [serialize_value(e.dagster_event) for e in stored if e.dagster_event]
+    assert [e.step_key for e in stored if e.dagster_event_type != "LOGS_CAPTURED"] == ["step_3"] * 8
+
+
+def test_user_code_runs_with_the_events_before_it_stored(step_env):
+    """What a worker killed in user code leaves in the log: the resource as it is built sees RESOURCE_INIT_STARTED
+    (after "Executing steps", the delivery count), the body STEP_START, handle_output STEP_OUTPUT, a generator's
+    body after its first output that output's HANDLED_OUTPUT."""
+    from tests.jobs import events
+
+    instance, _ = step_env
+    message = messages_of_a_run(instance, "tests.jobs.events", "witnessed")
+    events.SEEN.clear()
+    writes = {}
+    for step_key in ("plain", "generator"):
+        returned, stored, sent = _run_step(instance, message, step_key, step_key)
+        assert _kinds(stored) == [e.event_type_value for e in returned] and _kinds(stored)[-1] == "STEP_SUCCESS"
+        writes[step_key] = _event_writes(sent, message.run_id)
+    assert events.SEEN == [
+        ("resource init", "RESOURCE_INIT_STARTED"),
+        ("plain body", "STEP_START"),
+        ("handle_output plain", "STEP_OUTPUT"),
+        ("resource init", "RESOURCE_INIT_STARTED"),
+        ("handle_output generator", "STEP_OUTPUT"),
+        ("generator body after an output", "HANDLED_OUTPUT"),
+        ("handle_output generator", "STEP_OUTPUT"),
+    ]
+    kinds = _kinds(instance.all_logs(message.run_id))
+    assert kinds[kinds.index("RESOURCE_INIT_STARTED") - 1] == "ENGINE_EVENT"  # "Executing steps" came first
+    assert writes["plain"] == [1, 1, 3, 1, 2]
+    assert writes["generator"] == [1, 1, 3, 1, 1, 1, 1, 1]  # its body goes on: each HANDLED_OUTPUT at once
+
+
+def test_a_failing_step_stores_all_its_events(step_env, monkeypatch):
+    """A resource that fails to build: the task raises as before, after RESOURCE_INIT_FAILURE is stored; an op
+    that raises: STEP_FAILURE is stored before the task returns. Same events with and without holding."""
+    from dagster._core.errors import DagsterResourceFunctionError
+
+    from dagster_celery_aws import fast_task
+
+    instance, _ = step_env
+    message = messages_of_a_run(instance, "tests.jobs.events", "broken_job")
+    stored_by = {}
+    for held in (False, True):
+        with monkeypatch.context() as m:
+            if not held:
+                m.setattr(fast_task, "holding", lambda instance, rule: contextlib.nullcontext())
+            before = len(instance.all_logs(message.run_id))
+            with pytest.raises(DagsterResourceFunctionError, match="broken"):
+                fast_task.execute_plan(_delivery(f"broken-{held}", False), **message("needs_broken"))
+            broken = _kinds(_stored_since(instance, message.run_id, before))
+            returned, stored, sent = _run_step(instance, message, "fails", f"fails-{held}")
+            stored_by[held] = (broken, _kinds(stored), [e.event_type_value for e in returned])
+    assert stored_by[True] == stored_by[False]
+    broken, fails, returned = stored_by[True]
+    assert broken == ["ENGINE_EVENT", "RESOURCE_INIT_STARTED", "RESOURCE_INIT_FAILURE"]
+    assert fails == returned == [*STEP_KINDS[:5], "STEP_FAILURE"]
+    assert _event_writes(sent, message.run_id) == [1, 1, 3, 1]  # the failure on its own, as the task ends
+
+
+def _entry(run_id: str, message: str, kind: str = "ENGINE_EVENT", **event):
+    from dagster._core.events import DagsterEvent, EngineEventData
+    from dagster._core.events.log import EventLogEntry
+
+    data = event.pop("event_specific_data", EngineEventData())
+    dagster_event = DagsterEvent(kind, "job", message=message, event_specific_data=data, **event)
+    return EventLogEntry(error_info=None, level="INFO", user_message=message, run_id=run_id, timestamp=1.0,
+                         dagster_event=dagster_event)  # fmt: skip
+
+
+def test_an_event_is_one_statement_and_an_asset_event_writes_its_asset_tables(step_env, pg_url):
+    """In any process (here: no holding, NullPool engines) an event is one statement that inserts and notifies;
+    an asset materialization then writes the asset tables with its id, as dagster-postgres does."""
+    import select
+
+    import psycopg2
+    from dagster import AssetKey, AssetMaterialization
+    from dagster._core.definitions.data_version import DATA_VERSION_TAG
+    from dagster._core.events import StepMaterializationData
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    instance, message = step_env
+    storage, run_id = instance.event_log_storage, message.run_id
+    with statements_sent() as sent:
+        storage.store_event(_entry(run_id, "plain"))
+    assert _event_writes(sent, run_id) == [1] and len(sent) == 1 and "pg_notify" in sent[0][0]
+
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=pg_url)) as listener:
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN run_events")
+        key = AssetKey("table")
+        materialization = _entry(run_id, "m", "ASSET_MATERIALIZATION",
+                                 event_specific_data=StepMaterializationData(AssetMaterialization(key, tags={DATA_VERSION_TAG: "v1"})))  # fmt: skip
+        storage.store_event(materialization)  # the first also reads whether the tables exist
+        transactions = []
+
+        def commit(conn):
+            transactions.append(conn)
+
+        event.listen(Engine, "commit", commit)
+        try:
+            with statements_sent() as sent:
+                storage.store_event(materialization)
+        finally:
+            event.remove(Engine, "commit", commit)
+        assert select.select([listener], [], [], 30)[0], "no notification"
+        listener.poll()
+        notified = [n.payload for n in listener.notifies]
+    stored_id = instance.get_asset_records([key])[0].asset_entry.last_materialization_record.storage_id
+    assert notified == [f"{run_id}_{stored_id - 1}", f"{run_id}_{stored_id}"]
+    tagged = instance.event_log_storage.get_event_tags_for_asset(key, filter_event_id=stored_id)
+    assert tagged == [{DATA_VERSION_TAG: "v1"}]
+    # the event, then in one transaction (BEGIN, COMMIT: psycopg2's own round trips) its tag and the asset's row
+    assert _event_writes(sent, run_id) == [1] and len(transactions) == 1
+    assert [sql.split()[:3] for sql, _ in sent[1:]] == [["INSERT", "INTO", "asset_event_tags"], ["INSERT", "INTO", "asset_keys"]]
+
+
+def test_held_events_stay_in_their_thread_and_process_and_are_written_at_the_end(step_env):
+    """Held events are written after the block, also when it raises, or before the next event not held (in one
+    statement); another thread or a forked process writes its own events at once and never the held ones; an
+    asset event is never held."""
+    from dagster import AssetKey, AssetMaterialization
+    from dagster._core.events import StepMaterializationData
+
+    instance, message = step_env
+    storage, run_id = instance.event_log_storage, message.run_id
+    before = len(instance.all_logs(run_id))
+
+    def stored():
+        return [e.user_message for e in _stored_since(instance, run_id, before)]
+
+    with pytest.raises(RuntimeError, match="in the block"), storage.holding(lambda e: e.user_message.startswith("held")):
+        storage.store_event(_entry(run_id, "held 1"))
+        thread = threading.Thread(target=storage.store_event, args=(_entry(run_id, "held by another thread"),))
+        thread.start()
+        thread.join()
+        pid = os.fork()
+        if pid == 0:  # the child: writes its own event, never the parent's held one
+            try:
+                storage.store_event(_entry(run_id, "held in a forked process"))
+            finally:
+                os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        assert stored() == ["held by another thread", "held in a forked process"]
+        with statements_sent() as sent:
+            storage.store_event(_entry(run_id, "next"))
+        assert _event_writes(sent, run_id) == [2]
+        storage.store_event(_entry(run_id, "held 2"))
+        key = AssetKey("held")
+        storage.store_event(_entry(run_id, "asset", "ASSET_MATERIALIZATION",
+                                   event_specific_data=StepMaterializationData(AssetMaterialization(key))))  # fmt: skip
+        assert stored()[-2:] == ["held 2", "asset"]
+        storage.store_event(_entry(run_id, "held 3"))
+        raise RuntimeError("in the block")
+    assert stored() == ["held by another thread", "held in a forked process", "held 1", "next", "held 2", "asset", "held 3"]
+    with statements_sent() as sent, storage.holding(lambda e: True):
+        pass
+    assert sent == []  # a new block holds nothing of the last one's

@@ -7,7 +7,7 @@ and every event of the step opens a new PostgreSQL connection (dagster-postgres 
 webserver). Profiled on a trivial step (benchmarks/profile_step.py) that set-up was most of the step.
 
 This task is the same function with the same name (``execute_plan``), arguments and return value: the stock
-executor's messages are unchanged and a run worker cannot tell the two apart. It differs in two things:
+executor's messages are unchanged and a run worker cannot tell the two apart. It differs in these things:
 - the instance is kept for the life of the pool process, per ``InstanceRef``, with its PostgreSQL storages on
   a small connection pool (``DagsterInstance.optimize_for_webserver``, what dagster-webserver does, without a
   statement timeout) whose connections are checked when taken from the pool (``storage.check_on_checkout``), so a
@@ -15,7 +15,8 @@ executor's messages are unchanged and a run worker cannot tell the two apart. It
 - the run's record is read once per pool process and run (``run_for``; ~12 ms per step in the profile), not
   once per step;
 - the job's whole execution plan is built once per pool process and run, and each step runs its subset of it
-  (``plan_for_steps``), not a whole plan per step (47 ms per step in a fan-out of 500).
+  (``plan_for_steps``), not a whole plan per step (47 ms per step in a fan-out of 500);
+- the step's events are written in fewer statements: some wait for the next one (below, "Event writes").
 
 It adds three checks before it runs a step (docs/reliability.md; the third in ``scoped_env``):
 - a step whose run has ended (failed, canceled, being canceled) is not run: a message can outlive its run
@@ -34,6 +35,31 @@ It adds three checks before it runs a step (docs/reliability.md; the third in ``
   placeholder of ``scoped_env``) fails at once with a STEP_FAILURE naming the variable, the resource and the
   queues granted it.
 
+Event writes. Each event is a statement, one round trip to PostgreSQL (``storage.EventLogStorage``). A step of
+benchmarks/jobs.py writes, in this order (Dagster 1.13, dagster/_core/execution/plan/execute_plan.py and
+execute_step.py, context_creation_job.py), with user code where the brackets are:
+  "Executing steps" (this task) [the job's code loaded] RESOURCE_INIT_STARTED [resources built]
+  RESOURCE_INIT_SUCCESS LOGS_CAPTURED STEP_START [inputs loaded, the op's body] STEP_OUTPUT [the I/O manager's
+  handle_output, whose log lines are events too] HANDLED_OUTPUT STEP_SUCCESS [hooks, resource teardown]
+and the task returns the events to Celery, which stores the result. During ``execute_plan_iterator`` this
+task holds some events back (``EventLogStorage.holding``, per thread and pool process) and writes them in one
+statement with the next event written, in the same order, with the same content (``HoldRule``):
+- RESOURCE_INIT_SUCCESS and LOGS_CAPTURED wait for STEP_START: in between Dagster only starts the log capture
+  and builds the step's context. The set-up is 3 statements instead of 5.
+- HANDLED_OUTPUT waits for the next event (STEP_SUCCESS, the next output's STEP_OUTPUT) when the op is a plain
+  function: its body returned before its first output was handled, and what runs meanwhile is Dagster's,
+  except the type check of a next output (a ``DagsterType``'s function). A generator op's body goes on after
+  each output, so there HANDLED_OUTPUT is written at once.
+- the step's outcome (STEP_SUCCESS, STEP_FAILURE, STEP_UP_FOR_RETRY) and whatever follows wait until
+  ``execute_plan_iterator`` ends or raises, before the task returns: the result the run worker waits for is
+  stored after them. Hooks and resource teardown run meanwhile: a worker lost there loses these events, and its
+  message is redelivered and the step run again (its result never reached the run worker), as before.
+- every other event is written at once, with what waits before it: "Executing steps" (before the job's code
+  is loaded: the delivery count), RESOURCE_INIT_STARTED (before resources are built), STEP_START, STEP_OUTPUT
+  (before handle_output), log lines, failures, asset events (then their asset tables). So no event waits while
+  user code builds resources, loads inputs, runs the op's body or handles an output, and what a worker killed
+  there had written is in the log as before. The end is 2 statements instead of 3 (tests/test_fast_task.py).
+
 What is NOT changed: how the message is acknowledged or redelivered. ``task_acks_late``,
 ``task_reject_on_worker_lost`` and the prefetch limit are app-wide settings (celery_config.yaml) that this
 task picks up like the stock one did (tests/test_fast_task.py checks it); if the pool process dies
@@ -49,7 +75,9 @@ pool processes fork. ``install`` puts this task in the stock one's place. Import
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import inspect
 import logging
 import os
 import threading
@@ -58,8 +86,10 @@ from collections import OrderedDict
 from celery import Celery
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 from dagster import _check as check
+from dagster._core.definitions.decorators.op_decorator import DecoratedOpFunction
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
 from dagster._core.execution.plan.handle import StepHandle
 from dagster._core.execution.plan.objects import ErrorSource, StepFailureData
@@ -77,6 +107,7 @@ from dagster_celery.executor import CeleryExecutor
 
 from dagster_celery_aws import scoped_env
 from dagster_celery_aws.compute_logs import deferring_uploads
+from dagster_celery_aws.storage import EventLogStorage
 from dagster_celery_aws.storage import check_on_checkout as _check_on_checkout
 
 log = logging.getLogger(__name__)
@@ -92,6 +123,10 @@ MAX_DELIVERIES = 3  # broker.maxDeliveries' default (infra/stackfile/config.py)
 # A step of a run in one of these is not run: the run is over, or its termination was asked for.
 RUN_ENDED = (*FINISHED_STATUSES, DagsterRunStatus.CANCELING)
 TASK_ID = "Celery task id"  # metadata key of the "Executing steps" engine event
+# Events that wait for the next one written (module docstring, "Event writes")
+SET_UP_HELD = frozenset({DagsterEventType.RESOURCE_INIT_SUCCESS, DagsterEventType.LOGS_CAPTURED})
+OUTCOMES = frozenset({DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE,
+                      DagsterEventType.STEP_UP_FOR_RETRY})  # fmt: skip
 
 _lock = threading.Lock()
 _instances: dict[str, DagsterInstance] = {}
@@ -279,6 +314,34 @@ def ungranted(recon_job, dagster_run, execution_plan, step_key: str, queue: str 
     return scoped_env.step_problems(job_def, step, resolved, execution_plan, queue)
 
 
+class HoldRule:
+    """Which of a Celery step's events wait for the next one written (module docstring, "Event writes")."""
+
+    def __init__(self, body_resumes: bool):
+        self.held = SET_UP_HELD if body_resumes else SET_UP_HELD | {DagsterEventType.HANDLED_OUTPUT}
+        self.ended = False  # once the step's outcome came, all that follows waits for the task's end
+
+    def __call__(self, event: EventLogEntry) -> bool:
+        self.ended = self.ended or event.dagster_event_type in OUTCOMES
+        return self.ended or event.dagster_event_type in self.held
+
+
+def body_resumes(recon_job: ReconstructableJob, execution_plan: ExecutionPlan, step_key: str) -> bool:
+    """Whether the step's op runs code of its own after it yields an output: a generator op, or an op whose
+    compute function is not an ``@op``'s (``@asset`` makes an ``@op``) and so cannot be told apart."""
+    handle = execution_plan.get_step_by_key(step_key).node_handle
+    compute = getattr(recon_job.get_definition().get_node(handle).definition, "compute_fn", None)
+    if not isinstance(compute, DecoratedOpFunction):
+        return True
+    return inspect.isgeneratorfunction(compute.decorated_fn) or inspect.isasyncgenfunction(compute.decorated_fn)
+
+
+def holding(instance: DagsterInstance, rule: HoldRule):
+    """The instance's event log storage holding events by ``rule``; nothing held if it is not ours."""
+    storage = instance.event_log_storage
+    return storage.holding(rule) if isinstance(storage, EventLogStorage) else contextlib.nullcontext()
+
+
 def execute_plan(self, execute_step_args_packed, executable_dict):
     """dagster_celery.tasks ``_execute_plan``, with the instance from ``instance_for``, after the checks in
     this module's docstring."""
@@ -326,7 +389,8 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
             return [serialize_value(engine_event), serialize_value(event)]
     events = [engine_event]
     # The compute-log upload at the step's end runs while the result is stored and the next step starts.
-    with deferring_uploads():
+    rule = HoldRule(body_resumes(recon_job, execution_plan, step_key))
+    with deferring_uploads(), holding(instance, rule):
         events.extend(
             execute_plan_iterator(
                 execution_plan=execution_plan,

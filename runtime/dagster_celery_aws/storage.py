@@ -21,20 +21,32 @@ things:
   the database closed.
 A statement that was running when the connection was cut still fails (it may have been committed: running it
 again could write twice); the outage is then not waited out for that one call.
+
+The event log storage also writes each event in one round trip instead of two, and can hold events back to
+write them together (``EventLogStorage``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import select
+import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
+import sqlalchemy as db
 import sqlalchemy.exc
 from dagster import Field, IntSource
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log import SqlEventLogStorageTable
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.event_log.event_log import CHANNEL_NAME
 from dagster_postgres.run_storage import PostgresRunStorage
 from dagster_postgres.schedule_storage import PostgresScheduleStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_config, pg_url_from_config
@@ -119,6 +131,84 @@ class RunStorage(_RidesThroughOutages, PostgresRunStorage):
 
 
 class EventLogStorage(_RidesThroughOutages, PostgresEventLogStorage):
+    """dagster-postgres's event log storage; ``store_event`` in one round trip, and ``holding``.
+
+    dagster-postgres's ``store_event`` (dagster_postgres/event_log/event_log.py) runs ``INSERT ... RETURNING``
+    and then ``NOTIFY run_events, '<run id>_<event id>'`` (kept "to support version skew": no process of Dagster
+    1.13 LISTENs on it, its event watcher polls): two sequential round trips per event on an AUTOCOMMIT
+    connection. Here both are one statement, a data-modifying CTE whose rows are notified with ``pg_notify``:
+    the same row, the same notification, sent when that statement commits. An asset or asset check event then
+    writes the asset tables as dagster-postgres does (an ``@asset``'s materialization: BEGIN, its data version
+    tag, the asset's row, COMMIT), except that whether the tags table exists is asked once (``has_table``).
+
+    ``holding(rule)`` lets the calling thread write several events in that one statement (a Celery step's,
+    dagster_celery_aws.fast_task)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._held = threading.local()  # .events (list), .rule, .pid: this thread's hold, while in holding()
+        self._tables_found: set[str] = set()
+
+    @contextmanager
+    def holding(self, rule: Callable[[EventLogEntry], bool]):
+        """While in this block, an event this thread stores for which ``rule(event)`` is true is held back,
+        not written; the next event written (one the rule does not hold) is written in one statement after
+        the held ones, in the order they were stored, and so are those still held when the block ends (also
+        when it raises). An asset or asset check event is never held. Another thread, or a process forked
+        meanwhile, writes as usual: nothing held here is written, or lost, there."""
+        if self._hold() is not None:
+            raise DagsterInvariantViolationError("EventLogStorage.holding is not re-entrant")
+        self._held.events, self._held.rule, self._held.pid = [], rule, os.getpid()
+        try:
+            yield
+        finally:
+            held, self._held.events = self._held.events, None
+            if held:
+                self._insert(held)
+
+    def _hold(self) -> list[EventLogEntry] | None:
+        """This thread's held events, if it is in ``holding`` (in this process)."""
+        events = getattr(self._held, "events", None)
+        return events if events is not None and self._held.pid == os.getpid() else None
+
+    def store_event(self, event: EventLogEntry) -> None:
+        # The asset tables are written as dagster_postgres/event_log/event_log.py ``store_event`` writes them.
+        asset = event.dagster_event_type in ASSET_EVENTS and bool(event.get_dagster_event().asset_key)
+        asset_check = event.dagster_event_type in ASSET_CHECK_EVENTS
+        held = self._hold()
+        if held is not None and not (asset or asset_check) and self._held.rule(event):
+            held.append(event)
+            return
+        pending = [*held, event] if held else [event]
+        if held:
+            held.clear()  # before the write: a statement cut mid-way may have committed, so it is not repeated
+        event_id = self._insert(pending)[-1]
+        if asset:
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(conn, [event], [event_id])
+                self._store_asset_event(conn, event, event_id)
+        if asset_check:
+            self.store_asset_check_event(event, event_id)
+
+    def _insert(self, events: Sequence[EventLogEntry]) -> list[int]:
+        """Insert the events (one statement, one transaction) and notify each as dagster-postgres does; their
+        ids, in order."""
+        table = SqlEventLogStorageTable
+        inserted = self.prepare_insert_event_batch(events).returning(table.c.run_id, table.c.id).cte("inserted")
+        payload = inserted.c.run_id + "_" + db.cast(inserted.c.id, db.Text)
+        statement = db.select(inserted.c.id, db.func.pg_notify(CHANNEL_NAME, payload)).order_by(inserted.c.id)
+        with self._connect() as conn:
+            return [row[0] for row in conn.execute(statement)]
+
+    def has_table(self, table_name: str) -> bool:
+        """dagster-postgres's, remembering a table found: storing an asset event with an indexed tag (every
+        ``@asset`` output has its data version) asks for the asset tags table each time, on a connection of its
+        own (dagster/_core/storage/event_log/sql_event_log.py ``_store_asset_event_tags``). A table missing is
+        asked again: a migration may create it."""
+        if table_name not in self._tables_found and super().has_table(table_name):
+            self._tables_found.add(table_name)
+        return table_name in self._tables_found
+
     def _connect(self):
         return self._within_outage()
 
