@@ -61,11 +61,16 @@ def record(kind: str, start: float, detail: str = "", **extra) -> None:
 
 
 def _event_fields(params) -> dict:
-    """The Dagster event types and step keys an event-log insert's parameters carry (multi-row inserts too)."""
-    if not isinstance(params, dict):
-        return {}
-    types = [v for k, v in params.items() if k.startswith("dagster_event_type") and v]
-    steps = [v for k, v in params.items() if k.startswith("step_key") and v]
+    """The Dagster event types and step keys an event-log insert writes: read from the serialized
+    ``EventLogEntry`` values among its parameters (whatever the statement names them: a CTE renames them)."""
+    values = params.values() if isinstance(params, dict) else params if isinstance(params, (list, tuple)) else ()
+    types, steps = [], []
+    for v in values:
+        if isinstance(v, str) and v.startswith('{"__class__": "EventLogEntry"'):
+            event = json.loads(v).get("dagster_event") or {}
+            if event.get("event_type_value"):
+                types.append(event["event_type_value"])
+                steps.append(event.get("step_key"))
     return {"events": types, "steps": steps} if types else {}
 
 

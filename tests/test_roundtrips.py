@@ -16,12 +16,16 @@ from tests.conftest import REPO_ROOT, postgres_database, rabbit_vhost
 
 CLIENTS = textwrap.dedent("""
     import sys, boto3, kombu, psycopg2
+    from dagster._core.events import DagsterEvent
+    from dagster._core.events.log import EventLogEntry
+    from dagster._serdes import serialize_value
     db, vhost, s3 = sys.argv[1:4]
+    event = EventLogEntry(error_info=None, level=10, user_message="", run_id="r", timestamp=1.0, step_key="a",
+                          job_name="j", dagster_event=DagsterEvent("STEP_START", "j", step_key="a"))
     conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=db)
     with conn.cursor() as cur:               # not autocommit: BEGIN, 2 statements, COMMIT
-        cur.execute("CREATE TABLE t (run_id text, dagster_event_type text, step_key text)")
-        cur.execute("INSERT INTO t VALUES (%(run_id)s, %(dagster_event_type)s, %(step_key)s)",
-                    {"run_id": "r", "dagster_event_type": "STEP_START", "step_key": "a"})
+        cur.execute("CREATE TABLE t (run_id text, event text)")
+        cur.execute("INSERT INTO t VALUES (%(param_1)s, %(param_2)s)", {"param_1": "r", "param_2": serialize_value(event)})
     conn.commit()
     conn.commit()                            # nothing open: nothing sent
     conn.autocommit = True
