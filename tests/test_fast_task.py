@@ -1114,10 +1114,70 @@ def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(m
     monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
     ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
     ours.backend = "db+postgresql://u@db/d"
-    context = SimpleNamespace(instance=None, run_id="r", log=logging.getLogger("run"))
+    context = SimpleNamespace(instance=SimpleNamespace(event_log_storage=None), run_id="r", log=logging.getLogger("run"))
     monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
     list(ours.execute(context, "plan"))
     assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]
+
+
+def test_the_run_worker_writes_its_submitting_events_after_it_sends_the_steps(step_env, monkeypatch):
+    """The loop's "Submitting celery task" events are not yet stored when their steps are sent; all those of one
+    pass are stored in one statement as the loop goes to sleep, with the time they were made; another event
+    written meanwhile is stored after them, in order."""
+    from types import SimpleNamespace
+
+    import dagster_celery.core_execution_loop as loop
+    from dagster._core.events import EngineEventData
+
+    from dagster_celery_aws import executor
+
+    instance, message = step_env
+    run = instance.get_run_by_id(message.run_id)
+    stored_at_send, made = [], []
+
+    def submitting():
+        return [e for e in instance.all_logs(run.run_id) if executor.is_submission(e)]
+
+    def send(app, context, step, queue, *args):
+        stored_at_send.append(len(submitting()))
+        return SimpleNamespace(id=f"t{len(stored_at_send)}", backend=None)
+
+    class Notices:
+        def __init__(self, backend_url, run_id):
+            pass
+
+        listen = close = lambda self: True
+
+        def wait(self, seconds):
+            return set()
+
+    monkeypatch.setattr(executor, "ResultNotices", Notices)
+    monkeypatch.setattr(executor, "check_routing", lambda *args: None)
+    monkeypatch.setattr(executor, "submit_step", send)
+    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
+
+    def fake_loop(context, plan, step_execution_fn):
+        for key in ("step_1", "step_2"):  # as dagster-celery's loop: the event, then the send
+            made.append(instance.report_engine_event(f'{executor.SUBMITTING}"{key}" to queue "q".', run, EngineEventData()))
+            step_execution_fn("app", context, STEP, "q", 0, None)
+        with statements_sent() as sent:
+            loop.time.sleep(0.01)
+        made.append(instance.report_engine_event(f'{executor.SUBMITTING}"step_3" to queue "q".', run, EngineEventData()))
+        step_execution_fn("app", context, STEP, "q", 0, None)
+        instance.report_engine_event("something else", run, EngineEventData())  # written after step_3's
+        made.append(sent)
+        yield from ()
+
+    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
+    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
+    ours.backend = None
+    context = SimpleNamespace(instance=instance, run_id=run.run_id, log=logging.getLogger("run"))
+    list(ours.execute(context, "plan"))
+    assert stored_at_send == [0, 0, 2]
+    assert _event_writes(made[-1], run.run_id) == [2]  # the two of the first pass, in one statement
+    messages = [e.dagster_event.message for e in instance.all_logs(run.run_id)][-4:]
+    assert messages == [e.message for e in made[:2]] + [made[2].message, "something else"]
+    assert [e.timestamp for e in submitting()] == [e.timestamp for e in instance.all_logs(run.run_id) if e.dagster_event.message in {m.message for m in made[:3]}]
 
 
 # ------------------------------------------------------------------------------ event writes (fast_task "Event writes")
@@ -1188,7 +1248,8 @@ def test_a_steps_events_are_stored_as_before_in_fewer_statements(step_env, monke
 
     assert _kinds(stored_unheld) == _kinds(stored) == STEP_KINDS
     assert _event_writes(sent_unheld, message.run_id) == [1] * len(STEP_KINDS) and len(sent_unheld) == 1 + 9
-    assert _event_writes(sent, message.run_id) == [1, 1, 3, 1, 1, 2] and len(sent) == 1 + 6
+    # step_3's run has run a step in this process: its code is loaded, "Executing steps" waits for RESOURCE_INIT_STARTED
+    assert _event_writes(sent, message.run_id) == [2, 3, 1, 1, 2] and len(sent) == 1 + 5
     assert [serialize_value(e) for e in returned] == [serialize_value(e.dagster_event) for e in stored if e.dagster_event]
     assert [e.step_key for e in stored if e.dagster_event_type != "LOGS_CAPTURED"] == ["step_3"] * 8
 
@@ -1218,8 +1279,8 @@ def test_user_code_runs_with_the_events_before_it_stored(step_env):
     ]
     kinds = _kinds(instance.all_logs(message.run_id))
     assert kinds[kinds.index("RESOURCE_INIT_STARTED") - 1] == "ENGINE_EVENT"  # "Executing steps" came first
-    assert writes["plain"] == [1, 1, 3, 1, 2]
-    assert writes["generator"] == [1, 1, 3, 1, 1, 1, 1, 1]  # its body goes on: each HANDLED_OUTPUT at once
+    assert writes["plain"] == [1, 1, 3, 1, 2]  # the run's first step here: "Executing steps" before the code loads
+    assert writes["generator"] == [2, 3, 1, 1, 1, 1, 1]  # code loaded; its body goes on: each HANDLED_OUTPUT at once
 
 
 def test_a_failing_step_stores_all_its_events(step_env, monkeypatch):
@@ -1246,7 +1307,7 @@ def test_a_failing_step_stores_all_its_events(step_env, monkeypatch):
     broken, fails, returned = stored_by[True]
     assert broken == ["ENGINE_EVENT", "RESOURCE_INIT_STARTED", "RESOURCE_INIT_FAILURE"]
     assert fails == returned == [*STEP_KINDS[:5], "STEP_FAILURE"]
-    assert _event_writes(sent, message.run_id) == [1, 1, 3, 1]  # the failure on its own, as the task ends
+    assert _event_writes(sent, message.run_id) == [2, 3, 1]  # the failure on its own, as the task ends
 
 
 def _entry(run_id: str, message: str, kind: str = "ENGINE_EVENT", **event):

@@ -18,7 +18,11 @@ the run worker first:
 4. ends the loop's sleep between polls as soon as a worker's notice says a step's result is stored
    (dagster_celery_aws.result_notices: PostgreSQL LISTEN/NOTIFY on the result backend's database), so the
    next step is sent at once instead of up to a poll interval later; the poll stays as it was. With no step
-   in flight (the loop's last sleep before it sees the run complete), that sleep is ``IDLE_WAIT_SECONDS``.
+   in flight (the loop's last sleep before it sees the run complete), that sleep is ``IDLE_WAIT_SECONDS``;
+4b. writes its "Submitting celery task" events after the steps are sent, all those of one pass of the loop in
+   one statement as the loop goes to sleep (``submissions_held``), instead of one write before each step is
+   sent: a step's message leaves without waiting for a database round trip. Each event keeps its time (taken
+   before the send) and its content; it may be stored after the worker's first event of the step.
 
 It also ends the run's Celery work when the run ends (docs/reliability.md):
 5. a run ended by someone else -- failed by the local watchdog or by run monitoring, marked canceled -- is
@@ -68,6 +72,7 @@ from dagster_celery_aws import prewarm
 from dagster_celery_aws.canary import step_queue
 from dagster_celery_aws.celery_config import executor_config
 from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+from dagster_celery_aws.storage import EventLogStorage
 from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
 from dagster_celery_aws.result_notices import (
     CheckedPoolDatabaseBackend,
@@ -232,6 +237,22 @@ def interrupt_when_ended_elsewhere(instance, run_id: str, seconds: float = RUN_W
         done.set()
 
 
+SUBMITTING = "Submitting celery task for step "  # dagster_celery/core_execution_loop.py, before each send
+
+
+def is_submission(event) -> bool:
+    """Whether a stored event is dagster-celery's "Submitting celery task for step ..." engine event."""
+    dagster_event = event.dagster_event
+    return dagster_event is not None and dagster_event.is_engine_event and (dagster_event.message or "").startswith(SUBMITTING)
+
+
+def submissions_held(instance):
+    """While in this block, this thread's "Submitting" events wait (``EventLogStorage.holding``) until the next
+    other event it writes or ``write_held``; nothing held if the instance's event log storage is not ours."""
+    storage = instance.event_log_storage
+    return storage.holding(is_submission) if isinstance(storage, EventLogStorage) else contextlib.nullcontext()
+
+
 class QueueRoutingError(Exception):
     """A run's steps would not reach the deployment's workers (``check_routing``)."""
 
@@ -288,7 +309,11 @@ class TunedCeleryExecutor(CeleryExecutor):
             sent.add(result.id)
             return result
 
+        storage = plan_context.instance.event_log_storage
+
         def wait(seconds: float) -> None:
+            if isinstance(storage, EventLogStorage):
+                storage.write_held()  # this pass's "Submitting" events: its steps are sent (4b)
             backend = backends[0] if backends else None
             batched = hasattr(backend, "note_finished")
             # The loop sleeps once more after it has read its last step's result, before it sees that the run
@@ -306,7 +331,11 @@ class TunedCeleryExecutor(CeleryExecutor):
                 backend.note_finished(finished)
 
         try:
-            with interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id), waiting_for_notices(wait):
+            with (
+                interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id),
+                waiting_for_notices(wait),
+                submissions_held(plan_context.instance),
+            ):
                 yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
         finally:
             notices.close()

@@ -45,7 +45,7 @@ and the task returns the events to Celery, which stores the result. During ``exe
 task holds some events back (``EventLogStorage.holding``, per thread and pool process) and writes them in one
 statement with the next event written, in the same order, with the same content (``HoldRule``):
 - RESOURCE_INIT_SUCCESS and LOGS_CAPTURED wait for STEP_START: in between Dagster only starts the log capture
-  and builds the step's context. The set-up is 3 statements instead of 5.
+  and builds the step's context. The set-up is 3 statements instead of 5 (2 where the code is loaded already).
 - HANDLED_OUTPUT waits for the next event (STEP_SUCCESS, the next output's STEP_OUTPUT) when the op is a plain
   function: its body returned before its first output was handled, and what runs meanwhile is Dagster's,
   except the type check of a next output (a ``DagsterType``'s function). A generator op's body goes on after
@@ -54,9 +54,12 @@ statement with the next event written, in the same order, with the same content 
   ``execute_plan_iterator`` ends or raises, before the task returns: the result the run worker waits for is
   stored after them. Hooks and resource teardown run meanwhile: a worker lost there loses these events, and its
   message is redelivered and the step run again (its result never reached the run worker), as before.
-- every other event is written at once, with what waits before it: "Executing steps" (before the job's code
-  is loaded: the delivery count), RESOURCE_INIT_STARTED (before resources are built), STEP_START, STEP_OUTPUT
-  (before handle_output), log lines, failures, asset events (then their asset tables). So no event waits while
+- "Executing steps" (the delivery count) waits for RESOURCE_INIT_STARTED where this pool process has loaded
+  the job's code for the run already (a step of the run ran here before): in between Dagster only builds the
+  step's plan and context. Where the code is still to be loaded (user code: a module that OOMs on import), it
+  is written at once.
+- every other event is written at once, with what waits before it: RESOURCE_INIT_STARTED (before resources
+  are built), STEP_START, STEP_OUTPUT (before handle_output), log lines, failures, asset events (then their asset tables). So no event waits while
   user code builds resources, loads inputs, runs the op's body or handles an output, and what a worker killed
   there had written is in the log as before. The end is 2 statements instead of 3 (tests/test_fast_task.py).
 
@@ -202,10 +205,14 @@ _plans: OrderedDict = OrderedDict()  # (run id, job) -> (job_def, resolved run c
 _plans_lock = threading.Lock()
 
 
+def _plan_key(recon_job: ReconstructableJob, dagster_run: DagsterRun) -> tuple[str, str]:
+    return dagster_run.run_id, serialize_value(recon_job.get_python_origin())
+
+
 def _whole_plan(recon_job: ReconstructableJob, dagster_run: DagsterRun):
     """The run's whole execution plan with its job and resolved config, made once per pool process and run;
     None for a job with dynamic outputs (its steps exist only once resolved from the known state)."""
-    key = (dagster_run.run_id, serialize_value(recon_job.get_python_origin()))
+    key = _plan_key(recon_job, dagster_run)
     with _plans_lock:
         if key in _plans:
             _plans.move_to_end(key)
@@ -220,6 +227,12 @@ def _whole_plan(recon_job: ReconstructableJob, dagster_run: DagsterRun):
         while len(_plans) > RUNS_KEPT:
             _plans.popitem(last=False)
     return entry
+
+
+def code_loaded(recon_job: ReconstructableJob, dagster_run: DagsterRun) -> bool:
+    """Whether this process has loaded the job's code for this run already (``_whole_plan`` has its entry)."""
+    with _plans_lock:
+        return _plan_key(recon_job, dagster_run) in _plans
 
 
 def plan_for_steps(recon_job: ReconstructableJob, dagster_run: DagsterRun, step_keys, known_state) -> ExecutionPlan:
@@ -315,15 +328,22 @@ def ungranted(recon_job, dagster_run, execution_plan, step_key: str, queue: str 
 
 
 class HoldRule:
-    """Which of a Celery step's events wait for the next one written (module docstring, "Event writes")."""
+    """Which of a Celery step's events wait for the next one written (module docstring, "Event writes"):
+    the first event ("Executing steps") if ``hold_first``; the set-up's; HANDLED_OUTPUT unless the op's body
+    resumes after an output (``body_resumes``, known once the step's plan is); the outcome and what follows."""
 
-    def __init__(self, body_resumes: bool):
-        self.held = SET_UP_HELD if body_resumes else SET_UP_HELD | {DagsterEventType.HANDLED_OUTPUT}
+    def __init__(self, hold_first: bool = False):
+        self.first = hold_first
+        self.held = SET_UP_HELD
         self.ended = False  # once the step's outcome came, all that follows waits for the task's end
 
+    def body_resumes(self, resumes: bool) -> None:
+        self.held = SET_UP_HELD if resumes else SET_UP_HELD | {DagsterEventType.HANDLED_OUTPUT}
+
     def __call__(self, event: EventLogEntry) -> bool:
+        first, self.first = self.first, False
         self.ended = self.ended or event.dagster_event_type in OUTCOMES
-        return self.ended or event.dagster_event_type in self.held
+        return first or self.ended or event.dagster_event_type in self.held
 
 
 def body_resumes(recon_job: ReconstructableJob, execution_plan: ExecutionPlan, step_key: str) -> bool:
@@ -366,31 +386,34 @@ def execute_plan(self, execute_step_args_packed, executable_dict):
             log.error("execute_plan: run %s: %s", run_id, event.step_failure_data.error.message)
             return [serialize_value(event)]
 
-    # Written before the job's code is loaded, so that a worker that dies loading it is counted too.
-    engine_event = instance.report_engine_event(
-        f"Executing steps {step_key} in celery worker",
-        dagster_run,
-        EngineEventData(
-            {"step_keys": step_key, "Celery worker": self.request.hostname, TASK_ID: self.request.id},
-            marker_end=DELEGATE_MARKER,
-        ),
-        CeleryExecutor,
-        step_key=step_key,
-    )
     recon_job = ReconstructableJob.from_dict(executable_dict)
-    execution_plan = plan_for_steps(
-        recon_job, dagster_run, execute_step_args.step_keys_to_execute, execute_step_args.known_state
-    )
-    if scoped_env.any_placeholder():
-        problems = ungranted(recon_job, dagster_run, execution_plan, step_key, delivery.get("routing_key"))
-        if problems:
-            event = step_failure(instance, dagster_run, step_key, "; ".join(problems), "QueueScopedVariableNotGranted")
-            log.error("execute_plan: run %s: %s", run_id, "; ".join(problems))
-            return [serialize_value(engine_event), serialize_value(event)]
-    events = [engine_event]
+    # "Executing steps" is in the log before any user code of the step runs, so that a worker that dies there is
+    # counted: written at once if the job's code is still to be loaded in this process; else held, and written
+    # with RESOURCE_INIT_STARTED, before the resources are built.
+    rule = HoldRule(hold_first=code_loaded(recon_job, dagster_run))
     # The compute-log upload at the step's end runs while the result is stored and the next step starts.
-    rule = HoldRule(body_resumes(recon_job, execution_plan, step_key))
     with deferring_uploads(), holding(instance, rule):
+        engine_event = instance.report_engine_event(
+            f"Executing steps {step_key} in celery worker",
+            dagster_run,
+            EngineEventData(
+                {"step_keys": step_key, "Celery worker": self.request.hostname, TASK_ID: self.request.id},
+                marker_end=DELEGATE_MARKER,
+            ),
+            CeleryExecutor,
+            step_key=step_key,
+        )
+        execution_plan = plan_for_steps(
+            recon_job, dagster_run, execute_step_args.step_keys_to_execute, execute_step_args.known_state
+        )
+        if scoped_env.any_placeholder():
+            problems = ungranted(recon_job, dagster_run, execution_plan, step_key, delivery.get("routing_key"))
+            if problems:
+                event = step_failure(instance, dagster_run, step_key, "; ".join(problems), "QueueScopedVariableNotGranted")
+                log.error("execute_plan: run %s: %s", run_id, "; ".join(problems))
+                return [serialize_value(engine_event), serialize_value(event)]
+        rule.body_resumes(body_resumes(recon_job, execution_plan, step_key))
+        events = [engine_event]
         events.extend(
             execute_plan_iterator(
                 execution_plan=execution_plan,

@@ -162,9 +162,18 @@ class EventLogStorage(_RidesThroughOutages, PostgresEventLogStorage):
         try:
             yield
         finally:
-            held, self._held.events = self._held.events, None
-            if held:
-                self._insert(held)
+            try:
+                self.write_held()
+            finally:
+                self._held.events = None
+
+    def write_held(self) -> None:
+        """Write the events this thread holds now, in one statement (nothing if it holds none)."""
+        held = self._hold()
+        if held:
+            events = list(held)
+            held.clear()  # before the write: a statement cut mid-way may have committed, so it is not repeated
+            self._insert(events)
 
     def _hold(self) -> list[EventLogEntry] | None:
         """This thread's held events, if it is in ``holding`` (in this process)."""
