@@ -33,7 +33,7 @@ def main() -> int:
     a = p.parse_args()
     from pyinstrument import Profiler
 
-    args = SimpleNamespace(broker_url=None, database_url=None, s3_endpoint=None, workers=0, concurrency=1)
+    args = SimpleNamespace(broker_url=None, database_url=None, s3_endpoint=None, workers=0, concurrency=1, rtt_ms=0)
     with tempfile.TemporaryDirectory(prefix="dca-profile-") as state, Environment(args, Path(state)) as env:
         from dagster._core.definitions.reconstruct import ReconstructableRepository
         from dagster._core.execution.api import create_execution_plan
