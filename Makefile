@@ -35,10 +35,11 @@ test: venv checkov-venv
 local: venv
 	$(PY) -m infra.local up $(ARGS)
 
-# The step path on every job shape (Celery against in-process) and a run's start in both runs modes, on the
-# services of this machine (benchmarks/README.md); ARGS go to step_path.py.
+# The step path on every job shape (Celery against in-process), on the services of this machine and again behind
+# a 1 ms emulated network, and a run's start in both runs modes (benchmarks/README.md); ARGS go to step_path.py.
 bench: venv
 	PYTHONPATH=runtime:. $(PY) benchmarks/step_path.py --quick $(ARGS)
+	PYTHONPATH=runtime:. $(PY) benchmarks/step_path.py --quick --rtt-ms 1 --out benchmarks/results/step_path_rtt1 $(ARGS)
 	PYTHONPATH=runtime:. $(PY) benchmarks/run_start.py --runs 5
 
 # What `pulumi up` would create from a stack file, and its monthly cost at minimum and maximum scale.

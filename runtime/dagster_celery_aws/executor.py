@@ -20,7 +20,7 @@ the run worker first:
    next step is sent at once instead of up to a poll interval later; the poll stays as it was. With no step
    in flight (the loop's last sleep before it sees the run complete), that sleep is ``IDLE_WAIT_SECONDS``;
 4b. writes its "Submitting celery task" events after the steps are sent, all those of one pass of the loop in
-   one statement as the loop goes to sleep (``submissions_held``), instead of one write before each step is
+   one statement as the loop goes to sleep (``is_submission``, ``EventLogStorage.holding``), instead of one write before each step is
    sent: a step's message leaves without waiting for a database round trip. Each event keeps its time (taken
    before the send) and its content; it may be stored after the worker's first event of the step.
 
@@ -71,7 +71,7 @@ from dagster_celery.executor import CeleryExecutor, _submit_task
 from dagster_celery_aws import prewarm
 from dagster_celery_aws.canary import step_queue
 from dagster_celery_aws.celery_config import executor_config
-from dagster_celery_aws.fast_task import pool_connections, run_has_ended
+from dagster_celery_aws.fast_task import holding, pool_connections, run_has_ended
 from dagster_celery_aws.storage import EventLogStorage
 from dagster_celery_aws.queues import DEFAULT_QUEUE, QUEUE_TAG, deployment_queues, routing_problems
 from dagster_celery_aws.result_notices import (
@@ -246,13 +246,6 @@ def is_submission(event) -> bool:
     return dagster_event is not None and dagster_event.is_engine_event and (dagster_event.message or "").startswith(SUBMITTING)
 
 
-def submissions_held(instance):
-    """While in this block, this thread's "Submitting" events wait (``EventLogStorage.holding``) until the next
-    other event it writes or ``write_held``; nothing held if the instance's event log storage is not ours."""
-    storage = instance.event_log_storage
-    return storage.holding(is_submission) if isinstance(storage, EventLogStorage) else contextlib.nullcontext()
-
-
 class QueueRoutingError(Exception):
     """A run's steps would not reach the deployment's workers (``check_routing``)."""
 
@@ -334,7 +327,7 @@ class TunedCeleryExecutor(CeleryExecutor):
             with (
                 interrupt_when_ended_elsewhere(plan_context.instance, plan_context.run_id),
                 waiting_for_notices(wait),
-                submissions_held(plan_context.instance),
+                holding(plan_context.instance, is_submission),
             ):
                 yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
         finally:

@@ -356,8 +356,9 @@ def body_resumes(recon_job: ReconstructableJob, execution_plan: ExecutionPlan, s
     return inspect.isgeneratorfunction(compute.decorated_fn) or inspect.isasyncgenfunction(compute.decorated_fn)
 
 
-def holding(instance: DagsterInstance, rule: HoldRule):
-    """The instance's event log storage holding events by ``rule``; nothing held if it is not ours."""
+def holding(instance: DagsterInstance, rule):
+    """The instance's event log storage holding this thread's events by ``rule`` (``EventLogStorage.holding``);
+    nothing held if it is not ours. Here a ``HoldRule``; in the run worker, its "Submitting" events (executor)."""
     storage = instance.event_log_storage
     return storage.holding(rule) if isinstance(storage, EventLogStorage) else contextlib.nullcontext()
 
