@@ -1320,6 +1320,33 @@ def _entry(run_id: str, message: str, kind: str = "ENGINE_EVENT", **event):
                          dagster_event=dagster_event)  # fmt: skip
 
 
+def test_a_step_uses_the_runs_resolved_config_instead_of_building_it_again(step_env, monkeypatch):
+    """Dagster validates and resolves the run config as each step's context is made; in a worker's task the one
+    resolved for the run (``_whole_plan``) is used, so it is built once per pool process and run, not per step.
+    The steps' events are the same; outside a task, and for another run config, Dagster builds it."""
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from dagster_celery_aws import fast_task
+
+    instance, message = step_env
+    fast_task.install_known_run_config()
+    builds = []
+    real = ResolvedRunConfig.build
+    monkeypatch.setattr(ResolvedRunConfig, "build", staticmethod(lambda *a, **k: builds.append(a) or real(*a, **k)))
+    first, _, _ = _run_step(instance, message, "step_1", "t1")  # the run's plan and its config, once
+    built_first = len(builds)
+    assert built_first >= 1
+    second, stored, _ = _run_step(instance, message, "step_2", "t2")
+    assert len(builds) == built_first
+    assert [e.event_type_value for e in second] == [e.event_type_value for e in first]
+    assert _kinds(stored) == STEP_KINDS
+    import dagster._core.execution.context_creation_job as context_creation
+
+    job_def = builds[0][0]
+    context_creation.ResolvedRunConfig.build(job_def, {})  # no task: Dagster's build
+    assert len(builds) == built_first + 1
+
+
 def test_event_writes_of_one_shape_compile_their_statement_once(step_env):
     """Storing events is not compiling SQL: the statement of a row count comes from SQLAlchemy's compiled cache
     after its first use (the same statement as an expression had no cache key and cost ~3 ms of CPU per event,
