@@ -671,6 +671,20 @@ def compare(before: dict, after: dict) -> str:
             f"{fmt(a.get('gap_p50'), 'ms')} | {fmt(ai.get('gap_p50'), 'ms')} | {fmt(b.get('dispatch_p50'), 'ms')} | "
             f"{fmt(a.get('dispatch_p50'), 'ms')} | {fmt(b.get('wall'))} | {fmt(a.get('wall'))} |"
         )
+    lines += [
+        "",
+        "| shape | round trips per step, celery: before | after | in-process: before | after | "
+        "chain link critical path, celery: before | after | in-process: before | after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for shape in [k for k in as_ if k in bs and k != "cold_start"]:
+        cells = []
+        for figure, key in (("roundtrips", "total"), ("critical_path", "median")):
+            for executor in ("celery", "inprocess"):
+                for side in (bs, as_):
+                    value = side[shape].get(executor, {}).get(figure, {}).get(key)
+                    cells.append("-" if value is None else f"{value:.1f}".removesuffix(".0"))
+        lines.append(f"| {shape} | " + " | ".join(cells) + " |")
     cb, ca = bs.get("cold_start", {}), as_.get("cold_start", {})
     if cb.get("step_start") and ca.get("step_start"):
         lines += ["", f"Worker cold start to its first STEP_START: {fmt(cb['step_start'])} before, {fmt(ca['step_start'])} after."]
