@@ -64,6 +64,8 @@ INVALID = [
     pytest.param(config(network={"privateSubnetIds": ["subnet-1", "subnet-2"]}), ["vpcId"], id="subnets-without-vpc"),
     pytest.param(config(ui={"access": "cidr"}), ["ui", "allowedCidrs"], id="cidr-access-without-cidrs"),
     pytest.param(config(ui={"access": "cidr", "allowedCidrs": ["office"]}), ["ui.allowedCidrs[0]", "'office'", "CIDR"], id="cidr-not-parsing"),
+    pytest.param(config(ui={"access": "cidr", "allowedCidrs": ["203.0.113.0/24", "2001:db8::/32"]}), ["ui.allowedCidrs[1]", "'2001:db8::/32'", "IPv6", "IPv4 only"], id="cidr-ipv6"),
+    pytest.param(config(network={"vpcCidr": "fd00::/56"}), ["network.vpcCidr", "IPv6", "IPv4 block"], id="vpc-cidr-ipv6"),
     pytest.param(config(ui={"access": "private", "allowedCidrs": ["10.0.0.0/8"]}), ["allowedCidrs", "only used with access 'cidr'"], id="cidrs-on-private"),
     pytest.param(config(ui={"access": "cidr", "allowedCidrs": ["203.0.113.0/24"]}), ["ui", "'cidr'", "HTTPS", "certificateArn", "allowPlainHttp"], id="internet-facing-without-https"),
     pytest.param(config(ui={"access": "public"}), ["ui", "'public'", "certificateArn", "allowPlainHttp"], id="public-without-https"),

@@ -541,9 +541,13 @@ class Database(_Model):
 
 def _cidr(value: str) -> str:
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError as err:
         raise ValueError(f"{value!r} is not a CIDR block like 10.0.0.0/16 ({err})") from None
+    if network.version != 4:
+        # The stack's VPC, load balancer and security group rules are IPv4 only: an IPv6 block would admit nobody.
+        raise ValueError(f"{value!r} is an IPv6 block; the stack is IPv4 only: give an IPv4 block like 203.0.113.0/24")
+    return str(network)
 
 
 Cidr = Annotated[str, BeforeValidator(lambda v: _cidr(v) if isinstance(v, str) else v)]
