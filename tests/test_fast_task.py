@@ -1347,6 +1347,39 @@ def test_a_step_uses_the_runs_resolved_config_instead_of_building_it_again(step_
     assert len(builds) == built_first + 1
 
 
+def test_a_process_freezes_its_objects_once_after_its_first_step_or_as_its_run_starts_sending(step_env, monkeypatch):
+    """A pool process freezes what it holds (``gc.freeze``: not walked by each full collection again) after its
+    first step, not after every step; a run worker as its executor starts sending steps."""
+    from types import SimpleNamespace
+
+    from dagster_celery_aws import executor, fast_task
+
+    instance, message = step_env
+    frozen = []
+    monkeypatch.setattr(fast_task, "_frozen_in", set())
+    monkeypatch.setattr(fast_task.gc, "freeze", lambda: frozen.append(("freeze", os.getpid())))
+    _run_step(instance, message, "step_1", "f1")
+    _run_step(instance, message, "step_2", "f2")
+    assert frozen == [("freeze", os.getpid())]
+
+    monkeypatch.setattr(fast_task, "_frozen_in", set())
+    order = []
+    monkeypatch.setattr(fast_task.gc, "freeze", lambda: order.append("freeze"))
+    monkeypatch.setattr(executor, "check_routing", lambda *args: None)
+    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
+
+    def fake_loop(context, plan, step_execution_fn):
+        order.append("loop")
+        yield from ()
+
+    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
+    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
+    ours.backend = None
+    context = SimpleNamespace(instance=instance, run_id=message.run_id, log=logging.getLogger("run"))
+    list(ours.execute(context, "plan"))
+    assert order == ["freeze", "loop"]
+
+
 def test_event_writes_of_one_shape_compile_their_statement_once(step_env):
     """Storing events is not compiling SQL: the statement of a row count comes from SQLAlchemy's compiled cache
     after its first use (the same statement as an expression had no cache key and cost ~3 ms of CPU per event,
