@@ -82,36 +82,36 @@ def test_bytes_arrive_complete_and_in_order_both_ways(upstream):
         proxy.close()
 
 
-@pytest.mark.parametrize("closing", ["client", "server"])
-def test_an_end_of_stream_passes_on_and_the_other_way_stays_open(upstream, closing):
+@pytest.fixture(params=["client", "server"])
+def ends(request, upstream):
+    """(proxy, the side that ends the connection, its peer) through a proxy with a 1 ms delay; the client's
+    side or the server's closes."""
     proxy = DelayProxy(upstream.getsockname()[1], delay=0.001)
     try:
         client, server_side = connect(proxy, upstream)
-        closer, peer = (client, server_side) if closing == "client" else (server_side, client)
-        closer.sendall(b"last words")
-        closer.shutdown(socket.SHUT_WR)
-        assert recv_exactly(peer, 10) == b"last words"
-        assert peer.recv(1) == b""  # the end of stream, after the bytes before it
-        peer.sendall(b"reply")  # a half-close: the other direction still carries bytes
-        assert recv_exactly(closer, 5) == b"reply"
-        peer.close()
-        assert closer.recv(1) == b""
+        yield (proxy, client, server_side) if request.param == "client" else (proxy, server_side, client)
     finally:
         proxy.close()
 
 
-@pytest.mark.parametrize("closing", ["client", "server"])
-def test_a_reset_ends_the_other_side(upstream, closing):
-    proxy = DelayProxy(upstream.getsockname()[1], delay=0.001)
-    try:
-        client, server_side = connect(proxy, upstream)
-        closer, peer = (client, server_side) if closing == "client" else (server_side, client)
-        closer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        closer.close()  # SO_LINGER 0: an RST, as from a process killed mid-connection
-        assert peer.recv(1) == b""
-        wait_for("the proxy to drop the connection", lambda: not proxy._conns)
-    finally:
-        proxy.close()
+def test_an_end_of_stream_passes_on_and_the_other_way_stays_open(ends):
+    proxy, closer, peer = ends
+    closer.sendall(b"last words")
+    closer.shutdown(socket.SHUT_WR)
+    assert recv_exactly(peer, 10) == b"last words"
+    assert peer.recv(1) == b""  # the end of stream, after the bytes before it
+    peer.sendall(b"reply")  # a half-close: the other direction still carries bytes
+    assert recv_exactly(closer, 5) == b"reply"
+    peer.close()
+    assert closer.recv(1) == b""
+
+
+def test_a_reset_ends_the_other_side(ends):
+    proxy, closer, peer = ends
+    closer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    closer.close()  # SO_LINGER 0: an RST, as from a process killed mid-connection
+    assert peer.recv(1) == b""
+    wait_for("the proxy to drop the connection", lambda: not proxy._conns)
 
 
 def test_a_round_trip_through_the_proxy_process_takes_at_least_two_delays(upstream):

@@ -1120,6 +1120,21 @@ def test_the_run_worker_waits_briefly_only_when_none_of_its_steps_is_in_flight(m
     assert waits == [1.0, executor.IDLE_WAIT_SECONDS, 1.0, 1.0]
 
 
+def _execute_with_loop(monkeypatch, instance, run_id: str, loop) -> None:
+    """``TunedCeleryExecutor.execute`` with ``loop`` in place of dagster-celery's, no routing check, no run-end
+    watch."""
+    from types import SimpleNamespace
+
+    from dagster_celery_aws import executor
+
+    monkeypatch.setattr(executor, "core_celery_execution_loop", loop)
+    monkeypatch.setattr(executor, "check_routing", lambda *args: None)
+    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
+    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
+    ours.backend = None
+    list(ours.execute(SimpleNamespace(instance=instance, run_id=run_id, log=logging.getLogger("run")), "plan"))
+
+
 def test_the_run_worker_writes_its_submitting_events_after_it_sends_the_steps(step_env, monkeypatch):
     """The loop's "Submitting celery task" events are not yet stored when their steps are sent; all those of one
     pass are stored in one statement as the loop goes to sleep, with the time they were made; another event
@@ -1152,9 +1167,7 @@ def test_the_run_worker_writes_its_submitting_events_after_it_sends_the_steps(st
             return set()
 
     monkeypatch.setattr(executor, "ResultNotices", Notices)
-    monkeypatch.setattr(executor, "check_routing", lambda *args: None)
     monkeypatch.setattr(executor, "submit_step", send)
-    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
 
     def fake_loop(context, plan, step_execution_fn):
         for key in ("step_1", "step_2"):  # as dagster-celery's loop: the event, then the send
@@ -1168,11 +1181,7 @@ def test_the_run_worker_writes_its_submitting_events_after_it_sends_the_steps(st
         made.append(sent)
         yield from ()
 
-    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
-    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
-    ours.backend = None
-    context = SimpleNamespace(instance=instance, run_id=run.run_id, log=logging.getLogger("run"))
-    list(ours.execute(context, "plan"))
+    _execute_with_loop(monkeypatch, instance, run.run_id, fake_loop)
     assert stored_at_send == [0, 0, 2]
     assert _event_writes(made[-1], run.run_id) == [2]  # the two of the first pass, in one statement
     messages = [e.dagster_event.message for e in instance.all_logs(run.run_id)][-4:]
@@ -1350,9 +1359,8 @@ def test_a_step_uses_the_runs_resolved_config_instead_of_building_it_again(step_
 def test_a_process_freezes_its_objects_once_after_its_first_step_or_as_its_run_starts_sending(step_env, monkeypatch):
     """A pool process freezes what it holds (``gc.freeze``: not walked by each full collection again) after its
     first step, not after every step; a run worker as its executor starts sending steps."""
-    from types import SimpleNamespace
 
-    from dagster_celery_aws import executor, fast_task
+    from dagster_celery_aws import fast_task
 
     instance, message = step_env
     frozen = []
@@ -1365,18 +1373,12 @@ def test_a_process_freezes_its_objects_once_after_its_first_step_or_as_its_run_s
     monkeypatch.setattr(fast_task, "_frozen_in", set())
     order = []
     monkeypatch.setattr(fast_task.gc, "freeze", lambda: order.append("freeze"))
-    monkeypatch.setattr(executor, "check_routing", lambda *args: None)
-    monkeypatch.setattr(executor, "interrupt_when_ended_elsewhere", lambda *a: contextlib.nullcontext())
 
     def fake_loop(context, plan, step_execution_fn):
         order.append("loop")
         yield from ()
 
-    monkeypatch.setattr(executor, "core_celery_execution_loop", fake_loop)
-    ours = executor.TunedCeleryExecutor.__new__(executor.TunedCeleryExecutor)
-    ours.backend = None
-    context = SimpleNamespace(instance=instance, run_id=message.run_id, log=logging.getLogger("run"))
-    list(ours.execute(context, "plan"))
+    _execute_with_loop(monkeypatch, instance, message.run_id, fake_loop)
     assert order == ["freeze", "loop"]
 
 
