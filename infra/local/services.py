@@ -1,7 +1,8 @@
 """Backing services: the broker, Dagster's storage and an S3 API endpoint, embedded or given by URL.
 
 Embedded (a fresh machine with nothing but Python; development only):
-- broker: Celery's ``filesystem://`` transport in ``<state>/broker``; results (celery_config.yaml ``backend``)
+- broker: Celery's ``filesystem://`` transport in ``<state>/broker``, each message file whole before a consumer
+  can see it (``dagster_celery_aws.filesystem_broker``); results (celery_config.yaml ``backend``)
   in the storage's database: PostgreSQL, or a ``db+sqlite`` file beside the embedded storage
   (docs/facts.md, "Embedded mode that works with no servers"). It ignores priorities and cannot
   redeliver a killed worker's step;
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from dagster_celery_aws import filesystem_broker
 
 from infra.specs import contract
 
@@ -87,6 +90,8 @@ def _broker(url: str | None, state: Path, svc: Services) -> None:
             "config_source": {
                 # The AMQP-only options of celery_config.yaml (publisher confirms, retry timings) do not
                 # apply to this transport; these replace them (kombu.transport.filesystem).
+                # Its channel, with each message file whole before a consumer sees it (filesystem_broker).
+                "broker_transport": filesystem_broker.TRANSPORT,
                 "broker_transport_options": {
                     "data_folder_in": str(folders["data"]),
                     "data_folder_out": str(folders["data"]),

@@ -40,6 +40,7 @@ settings module next to this package, which ``celery -A dagster_celery.app worke
 - ``scoped_env``: placeholders for queue-scoped variables where they are not granted, checked before a step;
 - ``canary``: an optional job with one step on every queue (``canary_job``; ``make verify ARGS=--canary``);
 - ``prewarm``: a run's cold queues asked a worker as it starts (the executor).
+- ``filesystem_broker``: the local runner's embedded broker, each message file whole before a consumer sees it.
 
 The names above are imported on first use, so a process that needs only one module (the queue-metrics
 sidecar, the instance's compute log manager) does not import the executor and its dependencies.
