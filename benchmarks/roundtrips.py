@@ -242,6 +242,9 @@ def _task_windows(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+LINK_EXECUTORS = ("inprocess", "celery")
+
+
 def chain_links(records: list[dict], steps: list[str], run_pid: int, executor: str) -> list[list[dict]]:
     """The round trips on a chain's critical path, per link ``steps[i-1] -> steps[i]``.
 
@@ -252,6 +255,8 @@ def chain_links(records: list[dict], steps: list[str], run_pid: int, executor: s
     its notice sent) to its publish of ``steps[i]``'s message: reading the result, the step's submit event,
     the publish; (c) in ``steps[i]``'s task, from its start to its STEP_SUCCESS write. Other threads (the
     run-end watch, deferred compute-log uploads) are off the path and not counted; so is an AMQP ack (one-way)."""
+    if executor not in LINK_EXECUTORS:  # multiprocess: each step in a process of its own, no task windows
+        raise ValueError(f"chain links are counted for the executors {', '.join(LINK_EXECUTORS)}, not {executor!r}")
     links = []
     if executor == "inprocess":
         main = [r for r in records if r["pid"] == run_pid and r["main"] and is_round_trip(r)]

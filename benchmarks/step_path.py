@@ -443,7 +443,7 @@ def main_measure(args) -> dict:
                     if executor == "celery":
                         row["worker_task"] = worker_task_times(offsets)
                     row["roundtrips"] = roundtrips.per_step(env.last_records, env.last_pid, n_steps)
-                    if figure == "chain":
+                    if figure == "chain" and executor in roundtrips.LINK_EXECUTORS:
                         order = sorted(m["end"], key=m["end"].get)
                         row["chain_links"] = roundtrips.link_summary(
                             roundtrips.chain_links(env.last_records, order, env.last_pid, executor))

@@ -102,6 +102,14 @@ def test_an_in_process_links_critical_path_runs_from_one_success_to_the_next():
     assert roundtrips.link_summary([link])["median"] == 3
 
 
+def test_a_multiprocess_chain_has_no_links_counted_and_says_so():
+    """Its steps run in processes of their own with no task windows: the benchmark counts links for in-process
+    and Celery only (``step_path`` runs chain10 on the multiprocess executor too, without --quick)."""
+    records = [write(1, 1, "STEP_SUCCESS", "a"), write(2, 1, "STEP_SUCCESS", "b")]
+    with pytest.raises(ValueError, match="inprocess, celery, not 'multiprocess'"):
+        roundtrips.chain_links(records, ["a", "b"], 1, "multiprocess")
+
+
 @pytest.mark.parametrize("thread, waited", [("MainThread", True), ("ThreadPoolExecutor-3_0", True), ("compute-log-upload", False)])
 def test_only_threads_the_step_waits_for_are_on_its_path(thread, waited):
     import threading
