@@ -284,6 +284,39 @@ def test_a_step_of_an_ended_run_is_not_run(step_env):
     assert _step_events(instance, run.run_id, "step_7") == _step_events(instance, run.run_id, "step_8") == []
 
 
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_the_run_ended_check_agrees_with_dagsters_query_for_every_status(storage, tmp_path):
+    """``run_has_ended``'s own statement answers as ``get_run_ids`` with the same filter would, on both SQL run
+    storages (the local runner's SQLite, the stack's PostgreSQL): for a run in each status, and a run that
+    does not exist."""
+    from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+    from dagster._core.storage.runs.schema import RunsTable
+
+    from dagster_celery_aws import fast_task
+
+    with contextlib.ExitStack() as stack:
+        if storage == "sqlite":
+            (tmp_path / "dagster.yaml").write_text("")
+        else:
+            db = stack.enter_context(postgres_database("dca_ended"))
+            (tmp_path / "dagster.yaml").write_text(
+                f"storage:\n  postgres:\n    postgres_url: postgresql+psycopg2://postgres@127.0.0.1:5432/{db}\n"
+            )
+        instance = stack.enter_context(DagsterInstance.from_config(str(tmp_path)))
+        assert type(instance.run_storage).__name__ == ("SqliteRunStorage" if storage == "sqlite" else "PostgresRunStorage")
+        statuses = list(DagsterRunStatus)
+        assert len(statuses) > 5
+        for status in statuses:
+            run = instance.add_run(DagsterRun(job_name="j", run_id=f"run-{status.value.lower()}"))
+            with instance.run_storage.connect() as conn:  # the status column, as the run's events set it
+                conn.execute(RunsTable.update().where(RunsTable.c.run_id == run.run_id).values(status=status.value))
+                conn.commit()
+            for asked in (fast_task.RUN_ENDED, fast_task.FINISHED_STATUSES):
+                stock = bool(instance.get_run_ids(RunsFilter(run_ids=[run.run_id], statuses=list(asked)), limit=1))
+                assert fast_task.run_has_ended(instance, run.run_id, asked) is stock == (status in asked), status
+        assert fast_task.run_has_ended(instance, "no-such-run") is False
+
+
 def test_max_deliveries_setting():
     from dagster_celery_aws.fast_task import MAX_DELIVERIES, max_deliveries
 
