@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tarfile
 import uuid
+import warnings
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -53,6 +54,11 @@ SETTINGS = {
     "postgresql": [f"--ignore-glob=*/{SUITE}/{name}" for name in ("test_cli.py", "test_config.py", "test_utils.py", "test_version.py")],
 }
 SUITE_SECONDS = 1800  # the bound on one run of the suite (measured: docs/facts.md)
+# The bound on each of its tests (pytest-timeout; the slowest took 51 s on a loaded machine). Its priority test
+# waits for two runs' threads with no bound: a thread that fails (its SQLite instance, shared by both runs, can
+# refuse a write under load) leaves it waiting forever. Seen twice in this project's CI runs on a loaded machine,
+# never on an idle one; bounded, such a test fails in minutes and is tried once more on its own.
+TEST_SECONDS = 240
 
 
 def pinned_version(package: str = "dagster-celery") -> str:
@@ -81,12 +87,16 @@ def suite_dir(version: str) -> Path:
     return target
 
 
-def run_suite(directory: Path, env: dict[str, str], report: Path, target: str = "runtime", args=()) -> dict[str, str]:
-    """Run the suite against ``target`` ('runtime' or 'stock'), with more pytest ``args`` (a selection); the
-    outcome of each test by its node id. Its output goes to ``report`` with the suffix ``.log``."""
+def run_suite(directory: Path, env: dict[str, str], report: Path, target: str = "runtime", args=(),
+              nodes=()) -> dict[str, str]:  # fmt: skip
+    """Run the suite (or only its tests ``nodes``: ``file.py::name``) against ``target`` ('runtime' or 'stock'),
+    with more pytest ``args`` (a selection); the outcome of each test by its node id. Its output goes to
+    ``report`` with the suffix ``.log``."""
+    paths = [str(directory / SUITE / node) for node in nodes] or [str(directory / SUITE)]
     command = [
-        sys.executable, "-m", "pytest", str(directory / SUITE), *args, "-p", "tests.peer_suite", "--noconftest",
+        sys.executable, "-m", "pytest", *paths, *args, "-p", "tests.peer_suite", "--noconftest",
         "-p", "no:cacheprovider", f"--junitxml={report}", "-v", "--durations=0", "-o", "junit_family=xunit2",
+        f"--timeout={TEST_SECONDS}", "--timeout-method=signal",
         # node ids are relative to the rootdir, this repository's (its pytest settings)
         *(f"--deselect={(directory / SUITE).relative_to(REPO_ROOT)}/{node}" for node in NOT_APPLICABLE),
     ]  # fmt: skip
@@ -144,9 +154,9 @@ def suite_services(setting: str):
                 yield {**env, "DAGSTER_CELERY_BACKEND_URL": f"db+postgresql+psycopg2://postgres@127.0.0.1:5432/{db}"}
 
 
-def run_in(setting: str, directory: Path, report: Path, target: str = "runtime", args=()) -> dict[str, str]:
+def run_in(setting: str, directory: Path, report: Path, target: str = "runtime", args=(), nodes=()) -> dict[str, str]:
     with suite_services(setting) as env:
-        return run_suite(directory, env, report, target=target, args=args)
+        return run_suite(directory, env, report, target=target, args=args, nodes=nodes)
 
 
 def test_dagster_celery_suite_passes_with_the_runtime(tmp_path):
@@ -156,6 +166,15 @@ def test_dagster_celery_suite_passes_with_the_runtime(tmp_path):
     with concurrent.futures.ThreadPoolExecutor(len(SETTINGS)) as pool:
         runs = {s: pool.submit(run_in, s, directory, tmp_path / f"{s}.xml", args=a) for s, a in SETTINGS.items()}
         outcomes = {setting: run.result() for setting, run in runs.items()}
+    # A test that did not pass is tried once more, on its own, on fresh services (TEST_SECONDS); both outcomes are
+    # reported, and one that does not pass again fails this test.
+    for setting, ran in outcomes.items():
+        again = sorted(node for node, outcome in ran.items() if outcome != "passed")
+        if again:
+            second = run_in(setting, directory, tmp_path / f"{setting}-again.xml", nodes=again)
+            warnings.warn(f"dagster-celery suite, results {setting}: tried again after {[(n, ran[n]) for n in again]} "
+                          f"(output: {tmp_path / f'{setting}.log'}): {second}", stacklevel=1)  # fmt: skip
+            ran.update({node: second.get(node, "not run") for node in again})
     counts = {setting: per_file(o) for setting, o in outcomes.items()}
     print(f"dagster-celery {pinned_version()} suite with the runtime, per file (passed/ran): {counts}")
     for setting, ran in outcomes.items():
