@@ -55,9 +55,9 @@ SETTINGS = {
 }
 SUITE_SECONDS = 1800  # the bound on one run of the suite (measured: docs/facts.md)
 # The bound on each of its tests (pytest-timeout; the slowest took 51 s on a loaded machine). Its priority test
-# waits for two runs' threads with no bound: a thread that fails (its SQLite instance, shared by both runs, can
-# refuse a write under load) leaves it waiting forever. Seen twice in this project's CI runs on a loaded machine,
-# never on an idle one; bounded, such a test fails in minutes and is tried once more on its own.
+# waits for two runs' threads with no bound, so a thread that fails leaves it waiting forever: it hung so in two
+# full `make test` runs on a machine loaded besides (the hung runs printed nothing more), never alone. Bounded,
+# such a test fails in minutes, its stacks in the log, and is tried once more on its own (docs/facts.md).
 TEST_SECONDS = 240
 
 
