@@ -25,10 +25,12 @@ class ManualClock(Clock):
 
     def __init__(self):
         self.t = 0.0
+        self.reads = 0  # how many times the proxy asked the time
         self._cond = threading.Condition()
 
     def now(self) -> float:
         with self._cond:
+            self.reads += 1
             return self.t
 
     def sleep_until(self, t: float) -> None:
@@ -143,6 +145,9 @@ def test_back_to_back_chunks_are_in_the_line_together_and_leave_at_their_own_due
     proxy = DelayProxy(upstream.getsockname()[1], delay=d, clock=clock, trace=trace)
     try:
         client, server_side = connect(proxy, upstream)
+        # The proxy takes the connection's opening time once it has connected upstream, which may be after the
+        # service accepted: only then may time move.
+        wait_for("the proxy to take the connection's opening time", lambda: clock.reads >= 1)
         clock.advance_to(10.0)  # well past the connection's handshake (3·D)
         chunks = [b"first", b"second", b"third"]
         for n, chunk in enumerate(chunks, 1):
