@@ -27,7 +27,8 @@ $(CHECKOV_VENV)/.installed: tests/checkov-requirements.txt
 	touch $@
 
 # The whole suite, offline plus the end-to-end tests against RabbitMQ/PostgreSQL on 127.0.0.1.
-test: venv checkov-venv
+test:
+	$(MAKE) -j2 venv checkov-venv  # two independent virtualenvs, built side by side
 	$(PY) -m ruff check .
 	DCA_CHECKOV_PYTHON=$(CHECKOV_VENV)/bin/python $(PY) -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
