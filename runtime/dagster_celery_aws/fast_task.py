@@ -289,7 +289,7 @@ def run_has_ended(instance: DagsterInstance, run_id: str, statuses=RUN_ENDED) ->
     """Whether the run is in one of ``statuses``: one indexed query that reads no run record (reading the record
     costs more, and ``run_for`` caches it, so it would not show a status that changed since).
 
-    On a SQL run storage (PostgreSQL, SQLite) the query is a statement made once per process and run on the
+    On a SQL run storage (PostgreSQL, SQLite) the query is a statement made once per process, run on the
     storage's own connection: ``get_run_ids`` builds and compiles its query anew each time, 2-3 ms of CPU
     per step before it starts (benchmarks/profile_step.py), for the same one round trip."""
     storage = instance.run_storage
