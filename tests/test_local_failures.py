@@ -9,6 +9,7 @@ each ends in one message that says what happened and a non-zero exit code, never
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -90,5 +91,6 @@ def test_a_worker_that_dies_mid_run_stops_the_runner_naming_it(tmp_path, code_di
 def test_a_run_past_the_timeout_is_reported_with_its_status(tmp_path, code_dir):
     proc = run(tmp_path, code_dir, "failing_jobs", "slow_job", "--timeout", "1")
     assert proc.returncode == 1
-    assert "error: the run did not finish within 1 s (status STARTED)" in proc.stdout \
-        or "error: the run did not finish within 1 s (status STARTING)" in proc.stdout
+    # Still queued, starting or started at 1 s, by the machine's load: the status is said, whichever it is.
+    assert re.search(r"^error: the run did not finish within 1 s \(status (QUEUED|STARTING|STARTED)\)$", proc.stdout,
+                     re.MULTILINE), proc.stdout
