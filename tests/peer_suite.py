@@ -94,7 +94,31 @@ def start_runtime_worker(queue: str | None = None):
             process.wait()
 
 
+def no_logging_reset_without_handlers() -> None:
+    """Dagster's ``EventMethods.get_yaml_python_handlers``, skipped when the instance configures no handlers.
+
+    The suite's priority test runs two jobs on threads of this process. At each run's start dagster calls
+    ``logging.config.dictConfig`` whenever the instance has any settings, even with no ``python_logs`` handlers:
+    that call holds logging's module lock while it takes every handler's lock, and the other run's thread, storing
+    an event, holds its handler's lock while it asks for the module lock -- a deadlock (CPython issue #96727) that
+    wedges the whole pytest process, the timeout's teardown included (docs/facts.md). With no handlers configured
+    the call returns none and only clears logging's handlers; so it is skipped then, and runs as before otherwise.
+    Both targets get it: it is the harness's, not the executor's (a deployment runs one run per process).
+    """
+    from dagster._core.instance.methods.event_methods import EventMethods
+
+    configured = EventMethods.get_yaml_python_handlers
+
+    def get_yaml_python_handlers(self):
+        if self._settings_impl and not self._instance.get_python_log_dagster_handler_config():
+            return []
+        return configured(self)
+
+    EventMethods.get_yaml_python_handlers = get_yaml_python_handlers
+
+
 def pytest_configure(config):
+    no_logging_reset_without_handlers()
     if TARGET == "stock":
         return
     if TARGET != "runtime":
