@@ -110,7 +110,7 @@ def no_logging_reset_without_handlers() -> None:
     configured = EventMethods.get_yaml_python_handlers
 
     def get_yaml_python_handlers(self):
-        if self._settings_impl and not self._instance.get_python_log_dagster_handler_config():
+        if not self._instance.get_python_log_dagster_handler_config():
             return []
         return configured(self)
 

@@ -53,7 +53,7 @@ SETTINGS = {
     "rpc": ["-k", "not eager and not engine_error"],
     "postgresql": [f"--ignore-glob=*/{SUITE}/{name}" for name in ("test_cli.py", "test_config.py", "test_utils.py", "test_version.py")],
 }
-SUITE_SECONDS = 900  # the bound on one run of the suite: ~300 s measured, load average ~4 (docs/facts.md)
+SUITE_SECONDS = 900  # the bound on one run of the suite: 300-415 s measured, alone and in CI (docs/facts.md)
 # The bound on each of its tests (pytest-timeout; the slowest took 51 s on a loaded machine): a test that fails so
 # fails in minutes, its stacks in the log, and is tried once more on its own. The priority test's runs, on two
 # threads of the pytest process, could deadlock in logging (a lock-order inversion that also wedged the timeout's
